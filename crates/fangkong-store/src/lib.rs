@@ -1,0 +1,186 @@
+//! Fangkong's persistence: the record of everything the system knows.
+//!
+//! One [`Store`] value, two backends with one behaviour:
+//! * **SQLite** (`sqlite://PATH`), embedded, the default. WAL mode with `synchronous=FULL`,
+//!   so a write is on disk before it is acknowledged. All writes go through one writer
+//!   thread that commits whatever has queued up together (group commit): one fsync serves
+//!   many concurrent writers, each of which still gets its own all-or-nothing result.
+//! * **PostgreSQL** (`postgres://…`), for deployments that outgrow one machine's disk.
+//!
+//! What "the same behaviour" means is decided by one conformance suite
+//! (`tests/conformance`), generic over the backend, which runs on SQLite always and on
+//! PostgreSQL when `FANGKONG_TEST_POSTGRES_URL` is set (and must be set in CI).
+//!
+//! The store speaks in core types (`fangkong_core`): rows are converted at this edge and no
+//! SQL type or driver error leaks out except as a [`StoreError`].
+
+mod error;
+pub mod migrate;
+mod postgres;
+mod sqlite;
+mod url;
+
+use fangkong_core::codes::{CodeEntry, CodeKind};
+
+pub use error::StoreError;
+pub use migrate::MigrationReport;
+pub use url::DbUrl;
+
+/// Which database engine a [`Store`] runs on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// The store. Cheap to share behind an `Arc`; every method takes `&self`.
+#[derive(Debug)]
+pub enum Store {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
+}
+
+/// Calls the same method on whichever backend this store is.
+macro_rules! dispatch {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match $self {
+            Store::Sqlite(store) => store.$method($($arg),*).await,
+            Store::Postgres(store) => store.$method($($arg),*).await,
+        }
+    };
+}
+
+impl Store {
+    /// Opens (and for SQLite creates) the database named by `url`, without migrating it.
+    /// Fails fast with [`StoreError::InvalidUrl`] or [`StoreError::Unavailable`].
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        match DbUrl::parse(url)? {
+            DbUrl::Sqlite { path } => Ok(Store::Sqlite(sqlite::SqliteStore::open(&path).await?)),
+            DbUrl::Postgres { url } => Ok(Store::Postgres(postgres::PgStore::open(&url).await?)),
+        }
+    }
+
+    /// Opens the database and brings its schema up to date.
+    pub async fn open_and_migrate(url: &str) -> Result<(Store, MigrationReport), StoreError> {
+        let store = Store::open(url).await?;
+        let report = store.migrate().await?;
+        Ok((store, report))
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Store::Sqlite(_) => Backend::Sqlite,
+            Store::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Applies the migrations this binary knows and the database has not seen. Refuses a
+    /// database whose applied migrations were edited or that is newer than this binary.
+    pub async fn migrate(&self) -> Result<MigrationReport, StoreError> {
+        dispatch!(self.migrate())
+    }
+
+    /// Migrations this binary knows that the database has not applied yet (read only).
+    pub async fn pending_migrations(&self) -> Result<Vec<&'static migrate::Migration>, StoreError> {
+        dispatch!(self.pending_migrations())
+    }
+
+    /// A cheap round trip to the database, for health checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self.ping())
+    }
+
+    /// Finishes every write already accepted, then closes. Later calls fail with
+    /// [`StoreError::Closed`].
+    pub async fn close(&self) {
+        dispatch!(self.close())
+    }
+
+    // ---- meta -------------------------------------------------------------------------
+
+    pub async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        dispatch!(self.meta_get(key))
+    }
+
+    /// Sets `key` to `value`, replacing any earlier value.
+    pub async fn meta_set(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        dispatch!(self.meta_set(key, value))
+    }
+
+    // ---- code tables ------------------------------------------------------------------
+
+    /// All code entries of all kinds, ordered by kind and code.
+    pub async fn list_codes(&self) -> Result<Vec<CodeEntry>, StoreError> {
+        dispatch!(self.list_codes())
+    }
+
+    pub async fn get_code(&self, kind: CodeKind, code: &str) -> Result<Option<CodeEntry>, StoreError> {
+        dispatch!(self.get_code(kind, code))
+    }
+
+    /// Inserts a new code; [`StoreError::Conflict`] if the kind and code exist.
+    pub async fn insert_code(&self, entry: &CodeEntry) -> Result<(), StoreError> {
+        dispatch!(self.insert_codes(std::slice::from_ref(entry)))
+    }
+
+    /// Inserts many codes in one transaction: all of them, or (on any error) none.
+    pub async fn insert_codes(&self, entries: &[CodeEntry]) -> Result<(), StoreError> {
+        dispatch!(self.insert_codes(entries))
+    }
+
+    /// Replaces an existing code's fields; [`StoreError::NotFound`] if it does not exist.
+    pub async fn update_code(&self, entry: &CodeEntry) -> Result<(), StoreError> {
+        dispatch!(self.update_code(entry))
+    }
+}
+
+/// How a stored code row becomes a core value; shared by both backends so they agree on
+/// what a corrupt row is.
+pub(crate) struct CodeRow {
+    pub kind: String,
+    pub code: String,
+    pub name_zh: String,
+    pub name_en: String,
+    pub priority: Option<i64>,
+    pub active: bool,
+    pub updated_at: i64,
+}
+
+impl CodeRow {
+    pub fn into_domain(self) -> Result<CodeEntry, StoreError> {
+        let kind = CodeKind::parse(&self.kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("code_entries row has unknown kind {:?}", self.kind)))?;
+        let priority = self
+            .priority
+            .map(|p| {
+                u8::try_from(p).map_err(|_| {
+                    StoreError::Corrupt(format!("code_entries {}/{} has priority {p}", self.kind, self.code))
+                })
+            })
+            .transpose()?;
+        Ok(CodeEntry {
+            kind,
+            code: self.code,
+            name_zh: self.name_zh,
+            name_en: self.name_en,
+            priority,
+            active: self.active,
+            updated_at: fangkong_core::time::Timestamp::from_millis(self.updated_at),
+        })
+    }
+}
+
+/// Milliseconds since the Unix epoch, for bookkeeping columns the store fills itself
+/// (such as when a migration was applied). Domain instants come from the engine's clock.
+pub(crate) fn wall_clock_millis() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}

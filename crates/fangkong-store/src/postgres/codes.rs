@@ -1,0 +1,102 @@
+//! Code tables on PostgreSQL.
+
+use fangkong_core::codes::{CodeEntry, CodeKind};
+use tokio_postgres::Row;
+
+use super::PgStore;
+use crate::error::is_postgres_unique_violation;
+use crate::{CodeRow, StoreError};
+
+const COLUMNS: &str = "kind, code, name_zh, name_en, priority, active, updated_at";
+
+fn code_row(row: &Row) -> CodeRow {
+    CodeRow {
+        kind: row.get(0),
+        code: row.get(1),
+        name_zh: row.get(2),
+        name_en: row.get(3),
+        priority: row.get::<_, Option<i16>>(4).map(i64::from),
+        active: row.get(5),
+        updated_at: row.get(6),
+    }
+}
+
+impl PgStore {
+    pub async fn list_codes(&self) -> Result<Vec<CodeEntry>, StoreError> {
+        let client = self.client().await?;
+        let statement =
+            client.prepare_cached(&format!("SELECT {COLUMNS} FROM code_entries ORDER BY kind, code")).await?;
+        client.query(&statement, &[]).await?.iter().map(|row| code_row(row).into_domain()).collect()
+    }
+
+    pub async fn get_code(&self, kind: CodeKind, code: &str) -> Result<Option<CodeEntry>, StoreError> {
+        let client = self.client().await?;
+        let statement =
+            client.prepare_cached(&format!("SELECT {COLUMNS} FROM code_entries WHERE kind = $1 AND code = $2")).await?;
+        client
+            .query_opt(&statement, &[&kind.as_str(), &code])
+            .await?
+            .map(|row| code_row(&row).into_domain())
+            .transpose()
+    }
+
+    pub async fn insert_codes(&self, entries: &[CodeEntry]) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let statement = tx
+            .prepare_cached(&format!("INSERT INTO code_entries ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"))
+            .await?;
+        for entry in entries {
+            let priority = entry.priority.map(i16::from);
+            tx.execute(
+                &statement,
+                &[
+                    &entry.kind.as_str(),
+                    &entry.code,
+                    &entry.name_zh,
+                    &entry.name_en,
+                    &priority,
+                    &entry.active,
+                    &entry.updated_at.as_millis(),
+                ],
+            )
+            .await
+            .map_err(|error| match is_postgres_unique_violation(&error) {
+                true => StoreError::Conflict { entity: "code", key: format!("{}/{}", entry.kind, entry.code) },
+                false => error.into(),
+            })?;
+        }
+        // Dropping `tx` on an early return above rolls the whole batch back.
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn update_code(&self, entry: &CodeEntry) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "UPDATE code_entries SET name_zh = $3, name_en = $4, priority = $5, active = $6, updated_at = $7
+                 WHERE kind = $1 AND code = $2",
+            )
+            .await?;
+        let priority = entry.priority.map(i16::from);
+        let changed = client
+            .execute(
+                &statement,
+                &[
+                    &entry.kind.as_str(),
+                    &entry.code,
+                    &entry.name_zh,
+                    &entry.name_en,
+                    &priority,
+                    &entry.active,
+                    &entry.updated_at.as_millis(),
+                ],
+            )
+            .await?;
+        match changed {
+            0 => Err(StoreError::NotFound { entity: "code", key: format!("{}/{}", entry.kind, entry.code) }),
+            _ => Ok(()),
+        }
+    }
+}

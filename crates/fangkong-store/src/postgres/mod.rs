@@ -1,0 +1,166 @@
+//! The PostgreSQL backend, for deployments that outgrow one machine's disk.
+//!
+//! A deadpool pool of tokio-postgres connections. PostgreSQL's default
+//! `synchronous_commit = on` makes every commit durable before it is acknowledged, the same
+//! promise the SQLite backend keeps. Plain SQL strings live in the method that owns them;
+//! the conformance suite decides whether they mean the same as their SQLite twins.
+
+mod codes;
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use crate::migrate::{self, AppliedMigration, Migration, MigrationReport};
+use crate::url::redact;
+use crate::{StoreError, wall_clock_millis};
+
+/// An arbitrary, fixed key for the advisory lock that serialises concurrent migrators
+/// (several server nodes starting at once).
+const MIGRATION_LOCK_KEY: i64 = 0x66616e676b6f6e67; // "fangkong"
+const POOL_SIZE: usize = 16;
+
+pub struct PgStore {
+    pool: Pool,
+    display_url: String,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").field("url", &self.display_url).finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    pub async fn open(url: &str) -> Result<PgStore, StoreError> {
+        let display_url = redact(url);
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|e| StoreError::InvalidUrl(format!("{display_url}: {e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("fangkong");
+        }
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(Duration::from_secs(10)))
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .build()
+            .map_err(|e| StoreError::Unavailable(format!("{display_url}: {e}")))?;
+        // Connect now, so that a wrong host or database fails at start, not at first use.
+        let client =
+            pool.get().await.map_err(|e| StoreError::Unavailable(format!("{display_url}: {}", describe(&e))))?;
+        client.simple_query("SELECT 1").await?;
+        Ok(PgStore { pool, display_url })
+    }
+
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        if self.pool.is_closed() {
+            return Err(StoreError::Closed);
+        }
+        self.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Closed => StoreError::Closed,
+            e => StoreError::Unavailable(format!("{}: {}", self.display_url, describe(&e))),
+        })
+    }
+
+    pub async fn migrate(&self) -> Result<MigrationReport, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY]).await?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version    INTEGER PRIMARY KEY,
+                name       TEXT NOT NULL,
+                checksum   TEXT NOT NULL,
+                applied_at BIGINT NOT NULL
+            )",
+        )
+        .await?;
+        let applied = read_applied(&tx).await?;
+        let pending = migrate::plan(migrate::POSTGRES, &applied)?;
+        let mut report = MigrationReport { applied: Vec::new(), version: migrate::current_version(&applied) };
+        for migration in pending {
+            tx.batch_execute(migration.sql).await.map_err(|e| {
+                StoreError::Migration(format!(
+                    "applying {:04}_{} failed: {}",
+                    migration.version,
+                    migration.name,
+                    describe(&e)
+                ))
+            })?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)",
+                &[&(migration.version as i32), &migration.name, &migration.checksum(), &wall_clock_millis()],
+            )
+            .await?;
+            tracing::info!(version = migration.version, name = migration.name, "applied PostgreSQL migration");
+            report.applied.push((migration.version, migration.name));
+            report.version = migration.version;
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    pub async fn pending_migrations(&self) -> Result<Vec<&'static Migration>, StoreError> {
+        let client = self.client().await?;
+        let exists: bool = client.query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[]).await?.get(0);
+        let applied = if exists { read_applied(&client).await? } else { Vec::new() };
+        migrate::plan(migrate::POSTGRES, &applied)
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.client().await?.simple_query("SELECT 1").await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        // Closing the pool refuses new checkouts; connections in use finish their work and
+        // are dropped when returned.
+        self.pool.close();
+    }
+
+    pub async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached("SELECT value FROM meta WHERE key = $1").await?;
+        Ok(client.query_opt(&statement, &[&key]).await?.map(|row| row.get(0)))
+    }
+
+    pub async fn meta_set(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .await?;
+        client.execute(&statement, &[&key, &value]).await?;
+        Ok(())
+    }
+}
+
+async fn read_applied(client: &impl deadpool_postgres::GenericClient) -> Result<Vec<AppliedMigration>, StoreError> {
+    let rows = client.query("SELECT version, name, checksum FROM schema_migrations ORDER BY version", &[]).await?;
+    Ok(rows
+        .iter()
+        .map(|row| AppliedMigration { version: row.get::<_, i32>(0) as u32, name: row.get(1), checksum: row.get(2) })
+        .collect())
+}
+
+/// The most useful line of an error chain: tokio-postgres puts the server's message or the
+/// IO cause in the source, not in the top-level text.
+fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}

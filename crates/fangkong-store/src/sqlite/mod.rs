@@ -1,0 +1,376 @@
+//! The embedded SQLite backend.
+//!
+//! SQLite allows one writer at a time, so instead of letting connections fight over the
+//! write lock, every write is a closure sent to **one writer thread**. The thread takes
+//! whatever writes have queued up, runs each inside its own savepoint of one transaction
+//! and commits once: one fsync acknowledges many writers (group commit), while each write
+//! still succeeds or fails on its own and never leaves half its rows behind.
+//!
+//! Reads run on a small pool of read-only connections on tokio's blocking threads; WAL mode
+//! lets them proceed while the writer commits.
+//!
+//! Durability: `journal_mode=WAL` with `synchronous=FULL` syncs the WAL on every commit, so a
+//! write is on disk before its caller hears it succeeded and survives a power cut.
+
+mod codes;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use tokio::sync::{Semaphore, oneshot};
+
+use crate::migrate::{self, AppliedMigration, Migration, MigrationReport};
+use crate::{StoreError, wall_clock_millis};
+
+/// Most writes committed together; bounds the latency one commit adds to the first writer.
+const MAX_GROUP: usize = 512;
+/// Read-only connections kept open.
+const READERS: usize = 4;
+
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Option<Writer>>,
+    readers: Arc<ReaderPool>,
+}
+
+impl SqliteStore {
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let path = path.to_path_buf();
+        let writer = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || Writer::start(&path)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+        Ok(SqliteStore { readers: Arc::new(ReaderPool::new(path.clone())), path, writer: Mutex::new(Some(writer)) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `operation` on the writer thread inside its own savepoint and returns its
+    /// result once the transaction holding it is durably committed. If `operation` fails,
+    /// everything it wrote is rolled back and the error is returned.
+    pub async fn write<T, F>(&self, operation: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, result) = oneshot::channel();
+        let job = Box::new(WriteJob { operation, reply });
+        {
+            let writer = self.writer.lock().expect("writer lock");
+            let writer = writer.as_ref().ok_or(StoreError::Closed)?;
+            writer.jobs.send(job).map_err(|_| StoreError::Closed)?;
+        }
+        result.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `query` on a read-only connection.
+    pub async fn read<T, F>(&self, query: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        if self.writer.lock().expect("writer lock").is_none() {
+            return Err(StoreError::Closed);
+        }
+        ReaderPool::read(&self.readers, query).await
+    }
+
+    pub async fn migrate(&self) -> Result<MigrationReport, StoreError> {
+        self.write(|conn| {
+            let applied = applied_migrations(conn)?;
+            let pending = migrate::plan(migrate::SQLITE, &applied)?;
+            let mut report = MigrationReport { applied: Vec::new(), version: migrate::current_version(&applied) };
+            for migration in pending {
+                apply_migration(conn, migration)?;
+                report.applied.push((migration.version, migration.name));
+                report.version = migration.version;
+            }
+            Ok(report)
+        })
+        .await
+    }
+
+    pub async fn pending_migrations(&self) -> Result<Vec<&'static Migration>, StoreError> {
+        self.read(|conn| {
+            let applied = if table_exists(conn, "schema_migrations")? { read_applied(conn)? } else { Vec::new() };
+            migrate::plan(migrate::SQLITE, &applied)
+        })
+        .await
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|conn| Ok(conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0)).map(|_| ())?)).await
+    }
+
+    pub async fn close(&self) {
+        let writer = self.writer.lock().expect("writer lock").take();
+        if let Some(writer) = writer {
+            // Dropping the sender lets the thread drain what is queued, commit and exit.
+            let Writer { jobs, thread } = writer;
+            drop(jobs);
+            let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+            if !matches!(joined, Ok(Ok(()))) {
+                tracing::error!("the SQLite writer thread ended abnormally");
+            }
+        }
+        self.readers.clear();
+    }
+
+    pub async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let key = key.to_string();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+                .query_row([key], |row| row.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
+    pub async fn meta_set(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let (key, value) = (key.to_string(), value.to_string());
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(params![key, value])?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Opens a connection with the settings every connection of ours uses.
+fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA cache_size = -16000;")?;
+    Ok(conn)
+}
+
+// ---- the writer thread ------------------------------------------------------------------
+
+#[derive(Debug)]
+struct Writer {
+    jobs: mpsc::Sender<Box<dyn Job>>,
+    thread: JoinHandle<()>,
+}
+
+/// A write waiting for the writer thread. `run` executes it and returns what must happen
+/// once the enclosing transaction's outcome is known.
+trait Job: Send {
+    fn run(self: Box<Self>, conn: &Connection) -> (bool, Box<dyn Completion>);
+    fn abort(self: Box<Self>, error: StoreError);
+}
+
+trait Completion: Send {
+    fn complete(self: Box<Self>, commit: Result<(), StoreError>);
+}
+
+struct WriteJob<F, T> {
+    operation: F,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+struct Finished<T> {
+    outcome: Result<T, StoreError>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<F, T> Job for WriteJob<F, T>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &Connection) -> (bool, Box<dyn Completion>) {
+        let outcome = (self.operation)(conn);
+        (outcome.is_ok(), Box::new(Finished { outcome, reply: self.reply }))
+    }
+
+    fn abort(self: Box<Self>, error: StoreError) {
+        let _ = self.reply.send(Err(error));
+    }
+}
+
+impl<T: Send> Completion for Finished<T> {
+    fn complete(self: Box<Self>, commit: Result<(), StoreError>) {
+        let result = match (self.outcome, commit) {
+            (Ok(value), Ok(())) => Ok(value),
+            (Err(error), _) | (Ok(_), Err(error)) => Err(error),
+        };
+        // The caller may have gone away (e.g. its request was cancelled); the write stands.
+        let _ = self.reply.send(result);
+    }
+}
+
+impl Writer {
+    fn start(path: &Path) -> Result<Writer, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.is_dir()
+        {
+            return Err(StoreError::Unavailable(format!("{}: directory does not exist", parent.display())));
+        }
+        let conn = open_connection(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Unavailable(format!("{}: cannot switch to WAL mode (got {mode})", path.display())));
+        }
+        // FULL: the WAL is synced at every commit, so an acknowledged write survives a power
+        // cut. NORMAL would only survive an application crash.
+        conn.execute_batch("PRAGMA synchronous = FULL;")?;
+        let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
+        let thread = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_loop(conn, queue))
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(Writer { jobs, thread })
+    }
+}
+
+fn writer_loop(conn: Connection, queue: mpsc::Receiver<Box<dyn Job>>) {
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_group(&conn, group);
+    }
+    // Every sender is gone and the queue is drained: checkpoint so the database file is
+    // complete on its own, then close.
+    if let Err(error) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+        tracing::warn!(%error, "WAL checkpoint at close failed; the WAL file will be replayed on next open");
+    }
+}
+
+fn commit_group(conn: &Connection, group: Vec<Box<dyn Job>>) {
+    if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let error = StoreError::from(error);
+        for job in group {
+            job.abort(error.clone());
+        }
+        return;
+    }
+    let mut completions = Vec::with_capacity(group.len());
+    for job in group {
+        if let Err(error) = conn.execute_batch("SAVEPOINT job") {
+            job.abort(error.into());
+            continue;
+        }
+        let (ok, completion) = job.run(conn);
+        let end = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+        match conn.execute_batch(end) {
+            Ok(()) => completions.push(completion),
+            Err(error) => {
+                // The savepoint could not be closed: the whole transaction is suspect.
+                completion.complete(Err(error.into()));
+                let _ = conn.execute_batch("ROLLBACK");
+                for completion in completions {
+                    completion.complete(Err(StoreError::Backend(std::sync::Arc::new(std::io::Error::other(
+                        "transaction rolled back after a failed savepoint",
+                    )))));
+                }
+                return;
+            }
+        }
+    }
+    let commit = conn.execute_batch("COMMIT").map_err(StoreError::from);
+    if commit.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for completion in completions {
+        completion.complete(commit.clone());
+    }
+}
+
+// ---- readers ----------------------------------------------------------------------------
+
+#[derive(Debug)]
+struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+impl ReaderPool {
+    fn new(path: PathBuf) -> ReaderPool {
+        ReaderPool { path, idle: Mutex::new(Vec::new()), permits: Semaphore::new(READERS) }
+    }
+
+    async fn read<T, F>(pool: &Arc<ReaderPool>, query: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let _permit = pool.permits.acquire().await.map_err(|_| StoreError::Closed)?;
+        let pool = Arc::clone(pool);
+        tokio::task::spawn_blocking(move || {
+            let conn = match pool.idle.lock().expect("reader pool lock").pop() {
+                Some(conn) => conn,
+                None => {
+                    open_connection(&pool.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?
+                }
+            };
+            let result = query(&conn);
+            pool.idle.lock().expect("reader pool lock").push(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::backend(std::io::Error::other(e.to_string())))?
+    }
+
+    fn clear(&self) {
+        self.idle.lock().expect("reader pool lock").clear();
+        self.permits.close();
+    }
+}
+
+// ---- migrations -------------------------------------------------------------------------
+
+fn table_exists(conn: &Connection, name: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .query_row("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1", [name], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+fn applied_migrations(conn: &Connection) -> Result<Vec<AppliedMigration>, StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version    INTEGER PRIMARY KEY NOT NULL,
+            name       TEXT NOT NULL,
+            checksum   TEXT NOT NULL,
+            applied_at INTEGER NOT NULL
+        ) STRICT",
+    )?;
+    read_applied(conn)
+}
+
+fn read_applied(conn: &Connection) -> Result<Vec<AppliedMigration>, StoreError> {
+    let mut statement = conn.prepare("SELECT version, name, checksum FROM schema_migrations ORDER BY version")?;
+    let rows = statement
+        .query_map([], |row| Ok(AppliedMigration { version: row.get(0)?, name: row.get(1)?, checksum: row.get(2)? }))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn apply_migration(conn: &Connection, migration: &Migration) -> Result<(), StoreError> {
+    conn.execute_batch(migration.sql).map_err(|e| {
+        StoreError::Migration(format!("applying {:04}_{} failed: {e}", migration.version, migration.name))
+    })?;
+    conn.execute(
+        "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?1, ?2, ?3, ?4)",
+        params![migration.version, migration.name, migration.checksum(), wall_clock_millis()],
+    )?;
+    tracing::info!(version = migration.version, name = migration.name, "applied SQLite migration");
+    Ok(())
+}
