@@ -1,0 +1,84 @@
+//! Code-table use cases: read from memory, change through the store, announce on the bus.
+
+use fangkong_core::codes::{CodeEntry, CodeKind, CodeTable};
+use fangkong_core::event::Event;
+
+use crate::{Engine, EngineError};
+
+/// A code to add.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewCode {
+    pub kind: CodeKind,
+    pub code: String,
+    pub name_zh: String,
+    pub name_en: String,
+    pub priority: Option<u8>,
+}
+
+/// New values for an existing code's editable fields; `None` keeps the current value.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CodeChange {
+    pub name_zh: Option<String>,
+    pub name_en: Option<String>,
+    pub priority: Option<u8>,
+    pub active: Option<bool>,
+}
+
+impl Engine {
+    pub(crate) async fn load_codes(&self) -> Result<(), EngineError> {
+        let table = CodeTable::from_entries(self.store.list_codes().await?)?;
+        *self.codes.write().expect("codes lock") = table;
+        Ok(())
+    }
+
+    /// The entries of one code table, in code order.
+    pub fn codes(&self, kind: CodeKind) -> Vec<CodeEntry> {
+        self.codes.read().expect("codes lock").list(kind).cloned().collect()
+    }
+
+    pub fn code(&self, kind: CodeKind, code: &str) -> Option<CodeEntry> {
+        self.codes.read().expect("codes lock").get(kind, code).cloned()
+    }
+
+    /// Adds a code. Refused if it exists, breaks a rule or lacks its parent.
+    pub async fn create_code(&self, new: NewCode) -> Result<CodeEntry, EngineError> {
+        let _serial = self.code_writes.lock().await;
+        let entry = CodeEntry {
+            kind: new.kind,
+            code: new.code,
+            name_zh: new.name_zh,
+            name_en: new.name_en,
+            priority: new.priority,
+            active: true,
+            updated_at: self.clock.now(),
+        };
+        self.codes.read().expect("codes lock").check_insert(&entry)?;
+        self.store.insert_code(&entry).await?;
+        self.codes.write().expect("codes lock").apply(entry.clone());
+        self.publish(entry.updated_at, Event::CodeCreated(entry.clone()));
+        Ok(entry)
+    }
+
+    /// Changes a code's names, priority or active flag. Codes are never deleted: retiring
+    /// one (`active: Some(false)`) keeps old records readable.
+    pub async fn update_code(&self, kind: CodeKind, code: &str, change: CodeChange) -> Result<CodeEntry, EngineError> {
+        let _serial = self.code_writes.lock().await;
+        let current = self.code(kind, code).ok_or_else(|| fangkong_core::codes::CodeError::Unknown {
+            kind,
+            code: code.to_string(),
+        })?;
+        let entry = CodeEntry {
+            name_zh: change.name_zh.unwrap_or(current.name_zh),
+            name_en: change.name_en.unwrap_or(current.name_en),
+            priority: change.priority.or(current.priority),
+            active: change.active.unwrap_or(current.active),
+            updated_at: self.clock.now(),
+            ..current
+        };
+        self.codes.read().expect("codes lock").check_update(&entry)?;
+        self.store.update_code(&entry).await?;
+        self.codes.write().expect("codes lock").apply(entry.clone());
+        self.publish(entry.updated_at, Event::CodeUpdated(entry.clone()));
+        Ok(entry)
+    }
+}
