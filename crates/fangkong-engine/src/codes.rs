@@ -63,10 +63,9 @@ impl Engine {
     /// one (`active: Some(false)`) keeps old records readable.
     pub async fn update_code(&self, kind: CodeKind, code: &str, change: CodeChange) -> Result<CodeEntry, EngineError> {
         let _serial = self.code_writes.lock().await;
-        let current = self.code(kind, code).ok_or_else(|| fangkong_core::codes::CodeError::Unknown {
-            kind,
-            code: code.to_string(),
-        })?;
+        let current = self
+            .code(kind, code)
+            .ok_or_else(|| fangkong_core::codes::CodeError::Unknown { kind, code: code.to_string() })?;
         let entry = CodeEntry {
             name_zh: change.name_zh.unwrap_or(current.name_zh),
             name_en: change.name_en.unwrap_or(current.name_en),

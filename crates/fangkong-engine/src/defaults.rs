@@ -23,10 +23,13 @@ pub(crate) fn default_codes(at: Timestamp) -> Result<Vec<CodeEntry>, EngineError
         let row = index + 1;
         let fields: Vec<&str> = line.split(',').collect();
         let [kind, code, name_zh, name_en, priority] = fields[..] else {
-            return Err(EngineError::Defaults(format!("codes.csv line {row}: expected 5 fields, got {}", fields.len())));
+            return Err(EngineError::Defaults(format!(
+                "codes.csv line {row}: expected 5 fields, got {}",
+                fields.len()
+            )));
         };
-        let kind =
-            CodeKind::parse(kind).ok_or_else(|| EngineError::Defaults(format!("codes.csv line {row}: kind {kind:?}")))?;
+        let kind = CodeKind::parse(kind)
+            .ok_or_else(|| EngineError::Defaults(format!("codes.csv line {row}: kind {kind:?}")))?;
         let priority = match priority {
             "" => None,
             p => Some(p.parse().map_err(|_| EngineError::Defaults(format!("codes.csv line {row}: priority {p:?}")))?),

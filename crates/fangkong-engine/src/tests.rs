@@ -55,7 +55,10 @@ fn the_built_in_code_table_is_valid() {
 async fn a_new_database_starts_with_the_default_code_tables() {
     let f = fixture().await;
     let types = f.engine.codes(CodeKind::IncidentType);
-    assert_eq!(types.len(), defaults::default_codes(T0).unwrap().iter().filter(|e| e.kind == CodeKind::IncidentType).count());
+    assert_eq!(
+        types.len(),
+        defaults::default_codes(T0).unwrap().iter().filter(|e| e.kind == CodeKind::IncidentType).count()
+    );
     let robbery = f.engine.code(CodeKind::IncidentType, "010301").unwrap();
     assert_eq!((robbery.name_zh.as_str(), robbery.priority, robbery.updated_at), ("抢劫", Some(1), T0));
     assert!(f.engine.code(CodeKind::IncidentSource, "110").is_some());

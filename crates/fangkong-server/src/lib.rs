@@ -1,1 +1,105 @@
-//! placeholder
+//! Fangkong's server: the HTTP API over the engine.
+//!
+//! * `/api/v1/…` — the API (JSON), documented at `/api/v1/openapi.json` (OpenAPI 3.1) and
+//!   explorable at `/api/docs` (Swagger UI, compiled in: no internet needed).
+//! * `/healthz` — liveness and store health; `/metrics` — Prometheus text.
+//!
+//! Following mini-redis, [`serve`] takes its listener and its shutdown signal as
+//! arguments, so tests run a real server on `127.0.0.1:0` and stop it when they choose.
+//! Shutdown is graceful: the listener closes, requests in flight finish, then the engine
+//! closes the store after the last accepted write is durable.
+
+mod api;
+mod error;
+mod extract;
+mod health;
+mod metrics;
+mod middleware;
+mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderName, Request};
+use fangkong_engine::Engine;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use error::{ApiError, ErrorBody};
+pub use metrics::Metrics;
+pub use routes::openapi;
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    pub fn new(engine: Arc<Engine>) -> AppState {
+        AppState { engine, metrics: Arc::new(Metrics::new()) }
+    }
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The complete application: routes, state and the layers every request passes.
+pub fn router(state: AppState) -> Router {
+    use axum::handler::Handler;
+    let track = || axum::middleware::from_fn_with_state(state.clone(), metrics::track);
+    // `route_layer` sees the matched route template; the fallback is tracked as "unmatched".
+    let routes = routes::all().route_layer(track()).fallback(routes::not_found.layer(track())).with_state(state);
+    with_layers(routes)
+}
+
+/// Wraps routes in the layers every response passes: request ids, tracing, panic
+/// recovery and the error shape. Routes added to the result afterwards are not wrapped.
+pub fn with_layers(routes: Router) -> Router {
+    routes
+        .layer(axum::middleware::from_fn(middleware::shape_errors))
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id = %id)
+        }))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then shuts down gracefully:
+/// no new connections, requests in flight run to completion (for at most `grace`), and the
+/// engine closes the store once every accepted write is durable.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    engine: Arc<Engine>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing requests in flight");
+            let _ = stopping_tx.send(());
+        });
+    let deadline = async move {
+        if stopping_rx.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server => result?,
+        () = deadline => tracing::warn!(?grace, "requests still running after the grace period; closing them"),
+    }
+    engine.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! The one error type of the API, and the one shape every failure takes on the wire:
+//!
+//! ```json
+//! {"error": {"code": "snake_case_code", "message": "human text"}}
+//! ```
+//!
+//! Handlers return `Result<_, ApiError>` and use `?`; `From` conversions decide status and
+//! code in one place. Internal errors are logged with their details and sent to the client
+//! only as "internal error". A middleware ([`crate::middleware::shape_errors`]) gives the
+//! same shape to failures that never pass through a handler (unknown route, wrong method,
+//! body too large, a panic).
+
+use std::borrow::Cow;
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use fangkong_core::codes::CodeError;
+use fangkong_engine::{EngineError, StoreError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: Cow<'static, str>,
+    pub message: String,
+}
+
+/// Marks a response whose body already has the error shape.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ShapedError;
+
+/// The body of every error response.
+#[derive(Serialize, ToSchema, Debug)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema, Debug)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable, snake_case. Clients branch on this.
+    #[schema(example = "code_not_found")]
+    pub code: String,
+    /// For people; may change between versions.
+    #[schema(example = "incident_type 010399 does not exist")]
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> ApiError {
+        ApiError { status, code: code.into(), message: message.into() }
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// Logs `error` in full and returns a 500 that says nothing about it.
+    pub fn internal(error: &dyn std::error::Error) -> ApiError {
+        tracing::error!(error = %error, debug = ?error, "internal error");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; it has been logged")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { error: ErrorDetail { code: self.code.into_owned(), message: self.message } };
+        let mut response = (self.status, Json(body)).into_response();
+        response.extensions_mut().insert(ShapedError);
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        match error {
+            StoreError::Conflict { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", error.to_string()),
+            StoreError::NotFound { .. } => ApiError::not_found("not_found", error.to_string()),
+            StoreError::Closed => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down; retry")
+            }
+            StoreError::Unavailable(_) => {
+                tracing::error!(%error, "store unavailable");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the database is unavailable")
+            }
+            StoreError::InvalidUrl(_) | StoreError::Migration(_) | StoreError::Corrupt(_) | StoreError::Backend(_) => {
+                ApiError::internal(&error)
+            }
+        }
+    }
+}
+
+impl From<CodeError> for ApiError {
+    fn from(error: CodeError) -> ApiError {
+        let (status, code) = match &error {
+            CodeError::Duplicate { .. } => (StatusCode::CONFLICT, "code_exists"),
+            CodeError::Unknown { .. } => (StatusCode::NOT_FOUND, "code_not_found"),
+            CodeError::Malformed { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "malformed_code"),
+            CodeError::BadField { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
+            CodeError::MissingParent { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "parent_code_missing"),
+            CodeError::RetiredParent { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "parent_code_retired"),
+            CodeError::ActiveChild { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "active_child_codes"),
+        };
+        ApiError::new(status, code, error.to_string())
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> ApiError {
+        match error {
+            EngineError::Code(error) => error.into(),
+            EngineError::Store(error) => error.into(),
+            EngineError::Defaults(_) => ApiError::internal(&error),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> ApiError {
+        let code = match &rejection {
+            JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
+            JsonRejection::JsonSyntaxError(_) => "invalid_json",
+            JsonRejection::JsonDataError(_) => "invalid_body",
+            _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            _ => "invalid_body",
+        };
+        ApiError::new(rejection.status(), code, rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> ApiError {
+        ApiError::bad_request("invalid_query", rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> ApiError {
+        ApiError::bad_request("invalid_path", rejection.body_text())
+    }
+}
+
+/// The code used for a failure that did not come from a handler, by status.
+pub(crate) fn code_for_status(status: StatusCode) -> Cow<'static, str> {
+    match status {
+        StatusCode::NOT_FOUND => "not_found".into(),
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed".into(),
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large".into(),
+        StatusCode::REQUEST_TIMEOUT => "request_timeout".into(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type".into(),
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable".into(),
+        StatusCode::INTERNAL_SERVER_ERROR => "internal".into(),
+        other => format!("http_{}", other.as_u16()).into(),
+    }
+}

@@ -1,0 +1,158 @@
+//! Prometheus metrics at `/metrics` (text format 0.0.4).
+//!
+//! HTTP: requests by method, route template and status, and their latency by method and
+//! route. The route is the matched template (`/api/v1/codes/{kind}`), never the raw path,
+//! so ids in URLs cannot explode the number of series. Domain gauges are read from the
+//! engine at scrape time, so they cost nothing between scrapes.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use fangkong_engine::Engine;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::AppState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    backend: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms … ~16 s, doubling.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0005, 2.0, 16))
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    in_flight: Gauge,
+    build_info: Family<BuildLabels, Gauge>,
+    uptime_seconds: Gauge,
+    code_entries: Family<KindLabels, Gauge>,
+    events_published: Gauge,
+    event_subscribers: Gauge,
+    events_lagged: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("fangkong");
+        let metrics = Metrics {
+            registry: Mutex::new(Registry::default()),
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            in_flight: Gauge::default(),
+            build_info: Family::default(),
+            uptime_seconds: Gauge::default(),
+            code_entries: Family::default(),
+            events_published: Gauge::default(),
+            event_subscribers: Gauge::default(),
+            events_lagged: Gauge::default(),
+        };
+        registry.register("http_requests", "HTTP requests answered", metrics.requests.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from request to response headers",
+            metrics.latency.clone(),
+        );
+        registry.register("http_requests_in_flight", "HTTP requests being handled", metrics.in_flight.clone());
+        registry.register("build_info", "Version and store backend of this server", metrics.build_info.clone());
+        registry.register("uptime_seconds", "Seconds since the engine started", metrics.uptime_seconds.clone());
+        registry.register("code_entries", "Entries in each code table", metrics.code_entries.clone());
+        registry.register("events_published", "Events published on the bus", metrics.events_published.clone());
+        registry.register("event_subscribers", "Subscribers on the event bus", metrics.event_subscribers.clone());
+        registry.register(
+            "events_lagged",
+            "Events slow subscribers missed because they fell behind",
+            metrics.events_lagged.clone(),
+        );
+        *metrics.registry.lock().expect("metrics lock") = registry;
+        metrics
+    }
+
+    fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        self.requests.get_or_create(&RequestLabels { method: method.into(), route: route.into(), status }).inc();
+        self.latency.get_or_create(&RouteLabels { method: method.into(), route: route.into() }).observe(seconds);
+    }
+
+    /// Reads the domain figures from the engine and renders everything.
+    pub fn render(&self, engine: &Engine) -> String {
+        let stats = engine.stats();
+        self.build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").into(),
+                backend: engine.backend().as_str().into(),
+            })
+            .set(1);
+        self.uptime_seconds.set(engine.now().millis_since(engine.started_at()) / 1000);
+        for (kind, count) in stats.codes_by_kind {
+            self.code_entries.get_or_create(&KindLabels { kind: kind.as_str().into() }).set(count as i64);
+        }
+        self.events_published.set(stats.bus.published as i64);
+        self.event_subscribers.set(stats.bus.subscribers as i64);
+        self.events_lagged.set(stats.bus.lagged as i64);
+
+        let mut text = String::new();
+        let registry = self.registry.lock().expect("metrics lock");
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+/// Counts and times every request.
+pub(crate) async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |path| path.as_str().to_string());
+    state.metrics.in_flight.inc();
+    let response = next.run(request).await;
+    state.metrics.in_flight.dec();
+    state.metrics.record(&method, &route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    response
+}
+
+/// `GET /metrics`
+pub(crate) async fn get_metrics(State(state): State<AppState>) -> impl IntoResponse {
+    ([(CONTENT_TYPE, prometheus_client::encoding::prometheus_text::CONTENT_TYPE)], state.metrics.render(&state.engine))
+}

@@ -1,0 +1,11 @@
+//! The server's API tests. HTTP tests call the router directly (no sockets); the shutdown
+//! tests bind a real listener on port 0.
+
+mod support;
+
+mod codes;
+mod errors;
+mod metrics;
+mod openapi;
+mod shutdown;
+mod system;

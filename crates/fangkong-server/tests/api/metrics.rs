@@ -1,0 +1,56 @@
+//! `GET /metrics`
+
+use axum::http::StatusCode;
+
+use crate::support::TestServer;
+
+fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(name_and_labels).and_then(|rest| rest.trim().parse().ok()))
+}
+
+#[tokio::test]
+async fn requests_are_counted_and_timed_by_route_template() {
+    let server = TestServer::start().await;
+    for code in ["110", "119", "122"] {
+        server.get(&format!("/api/v1/codes/incident_source/{code}")).await;
+    }
+    server.get("/api/v1/codes/incident_type/123456").await; // a 404 on the same route
+    server.get("/nowhere").await;
+
+    let reply = server.get("/metrics").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.headers["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    let text = reply.text;
+    let route = "route=\"/api/v1/codes/{kind}/{code}\"";
+    assert_eq!(
+        sample(&text, &format!("fangkong_http_requests_total{{method=\"GET\",{route},status=\"200\"}}")),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, &format!("fangkong_http_requests_total{{method=\"GET\",{route},status=\"404\"}}")),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "fangkong_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, &format!("fangkong_http_request_duration_seconds_count{{method=\"GET\",{route}}}")),
+        Some(4.0)
+    );
+    assert!(!text.contains("/110"), "raw paths never become labels");
+}
+
+#[tokio::test]
+async fn domain_gauges_come_from_the_engine() {
+    let server = TestServer::start().await;
+    let text = server.get("/metrics").await.text;
+    let sources = server.engine.codes(fangkong_core::codes::CodeKind::IncidentSource).len() as f64;
+    assert_eq!(sample(&text, "fangkong_code_entries{kind=\"incident_source\"}"), Some(sources), "{text}");
+    assert_eq!(
+        sample(&text, &format!("fangkong_build_info{{version=\"{}\",backend=\"sqlite\"}}", env!("CARGO_PKG_VERSION"))),
+        Some(1.0)
+    );
+    assert!(sample(&text, "fangkong_events_published").unwrap() > 0.0);
+}
