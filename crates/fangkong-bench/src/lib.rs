@@ -1,1 +1,13 @@
-//! placeholder
+//! Fangkong's benchmarks: programs, not timed tests.
+//!
+//! Each benchmark prints one JSON object per line on stdout:
+//! `{"bench":…, "metric":…, "value":…, "unit":…}` and, where a peer was measured in the
+//! same run, `"peer":…, "peer_value":…, "ratio":…` with `ratio > 1` meaning Fangkong is
+//! better (for rates ours ÷ theirs, for latencies theirs ÷ ours). Figures are medians over
+//! rounds, because the machines we run on are shared and noisy. Notes for people go to
+//! stderr.
+//!
+//! Run them with `fangkong bench NAME`; `fangkong bench --help` lists them.
+
+pub mod report;
+pub mod store;

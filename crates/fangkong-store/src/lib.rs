@@ -24,7 +24,7 @@ use fangkong_core::codes::{CodeEntry, CodeKind};
 
 pub use error::StoreError;
 pub use migrate::MigrationReport;
-pub use url::DbUrl;
+pub use url::{DbUrl, redact as redact_url};
 
 /// Which database engine a [`Store`] runs on.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -83,7 +83,7 @@ async fn shutdown_finishes_a_write_in_flight_and_stores_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_that_outlives_the_grace_period_does_not_hold_shutdown_forever() {
     let server = TestServer::start().await;
-    let router = server.router.clone().route("/test/stuck", post(|| std::future::pending::<&'static str>()));
+    let router = server.router.clone().route("/test/stuck", post(std::future::pending::<&'static str>));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();

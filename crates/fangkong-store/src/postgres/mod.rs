@@ -52,8 +52,13 @@ impl PgStore {
             .build()
             .map_err(|e| StoreError::Unavailable(format!("{display_url}: {e}")))?;
         // Connect now, so that a wrong host or database fails at start, not at first use.
-        let client =
-            pool.get().await.map_err(|e| StoreError::Unavailable(format!("{display_url}: {}", describe(&e))))?;
+        let client = pool.get().await.map_err(|e| {
+            StoreError::Unavailable(format!(
+                "PostgreSQL at {} refused or did not answer: {}",
+                endpoint(url),
+                describe(&e)
+            ))
+        })?;
         client.simple_query("SELECT 1").await?;
         Ok(PgStore { pool, display_url })
     }
@@ -150,10 +155,29 @@ async fn read_applied(client: &impl deadpool_postgres::GenericClient) -> Result<
         .collect())
 }
 
+/// `host:port/database` of a URL, for messages (never the password).
+fn endpoint(url: &str) -> String {
+    let Ok(config) = url.parse::<tokio_postgres::Config>() else { return redact(url) };
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        #[cfg(unix)]
+        Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!("{host}:{port}/{}", config.get_dbname().unwrap_or(""))
+}
+
 /// The most useful line of an error chain: tokio-postgres puts the server's message or the
 /// IO cause in the source, not in the top-level text.
 fn describe(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
+    // deadpool wraps the real cause in a generic sentence; the cause says it better.
+    if text.starts_with("Error occurred while creating a new object")
+        && let Some(cause) = error.source()
+    {
+        return describe(cause);
+    }
     let mut source = error.source();
     while let Some(cause) = source {
         let cause_text = cause.to_string();

@@ -29,7 +29,7 @@ impl TestDb {
 
     /// `None` when PostgreSQL is not configured outside CI; panics when it is missing in CI.
     pub async fn postgres() -> Option<TestDb> {
-        let Some(admin_url) = postgres_url() else { return None };
+        let admin_url = postgres_url()?;
         let schema = unique_schema_name();
         let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
             .await
