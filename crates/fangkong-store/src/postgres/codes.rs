@@ -46,26 +46,29 @@ impl PgStore {
         let statement = tx
             .prepare_cached(&format!("INSERT INTO code_entries ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"))
             .await?;
-        for entry in entries {
-            let priority = entry.priority.map(i16::from);
-            tx.execute(
-                &statement,
-                &[
-                    &entry.kind.as_str(),
-                    &entry.code,
-                    &entry.name_zh,
-                    &entry.name_en,
-                    &priority,
-                    &entry.active,
-                    &entry.updated_at.as_millis(),
-                ],
-            )
-            .await
-            .map_err(|error| match is_postgres_unique_violation(&error) {
-                true => StoreError::Conflict { entity: "code", key: format!("{}/{}", entry.kind, entry.code) },
-                false => error.into(),
-            })?;
-        }
+        // All rows are sent without waiting for each answer (tokio-postgres pipelines
+        // concurrent queries on one connection): one round trip per batch, not per row.
+        // Answers arrive in order, so the first error is the first failing row's.
+        let priorities: Vec<Option<i16>> = entries.iter().map(|e| e.priority.map(i16::from)).collect();
+        let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+        let millis: Vec<i64> = entries.iter().map(|e| e.updated_at.as_millis()).collect();
+        let inserts = entries.iter().enumerate().map(|(i, entry)| {
+            let statement = &statement;
+            let tx = &tx;
+            let (kind, priority, updated_at) = (&kinds[i], &priorities[i], &millis[i]);
+            async move {
+                tx.execute(
+                    statement,
+                    &[kind, &entry.code, &entry.name_zh, &entry.name_en, priority, &entry.active, updated_at],
+                )
+                .await
+                .map_err(|error| match is_postgres_unique_violation(&error) {
+                    true => StoreError::Conflict { entity: "code", key: format!("{}/{}", entry.kind, entry.code) },
+                    false => error.into(),
+                })
+            }
+        });
+        futures_util::future::try_join_all(inserts).await?;
         // Dropping `tx` on an early return above rolls the whole batch back.
         tx.commit().await?;
         Ok(())
