@@ -8,8 +8,12 @@
 //! Core types are deliberately not `Serialize`: the server owns its wire types and the
 //! store owns its row types, each converting explicitly at its edge.
 
+pub mod audit;
+pub mod auth;
 pub mod codes;
 pub mod event;
+pub mod jurisdiction;
+pub mod keys;
 pub mod time;
 
 pub use fangkong_geo::LatLon;

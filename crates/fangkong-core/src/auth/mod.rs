@@ -1,0 +1,274 @@
+//! Who may do what: roles, actions, the permission table, and the actor of every command.
+//!
+//! The permission table ([`PERMISSIONS`]) is the one place that says which role may take
+//! which action; nothing else in the system decides it. Where a record lies (its
+//! jurisdiction) is the second half of every decision, checked with
+//! [`crate::jurisdiction::Scope`]. Both halves must say yes.
+
+pub mod account;
+pub mod lockout;
+pub mod password;
+pub mod session;
+pub mod totp;
+
+use std::fmt;
+
+use crate::jurisdiction::{Chain, Scope};
+
+/// The roles of SYSTEM.md's users table. A user has exactly one.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub enum Role {
+    /// 系统管理员: users, roles, jurisdictions, code tables, devices.
+    Administrator,
+    /// 指挥长: the live picture of their area; reassigns forces.
+    Commander,
+    /// 接警员/调度员: takes calls, creates incidents, assigns units.
+    Dispatcher,
+    /// 巡逻队员: reports position and status, receives assignments.
+    PatrolMember,
+    /// 社区民警: owns a police district: its housing, residents, patrols.
+    CommunityOfficer,
+    /// 协管员: registers rental properties, tenancies and residents.
+    HousingCoordinator,
+    /// 旅业登记员: submits guest registrations.
+    HotelClerk,
+    /// 卡口检查员: submits inspection records at checkpoints.
+    CheckpointOperator,
+    /// 治安信息员: submits tips.
+    Informant,
+    /// 分析员: hotspots, patterns, comparisons.
+    Analyst,
+    /// 审计员: reads the audit trail; nobody else can.
+    Auditor,
+}
+
+impl Role {
+    pub const ALL: [Role; 11] = [
+        Role::Administrator,
+        Role::Commander,
+        Role::Dispatcher,
+        Role::PatrolMember,
+        Role::CommunityOfficer,
+        Role::HousingCoordinator,
+        Role::HotelClerk,
+        Role::CheckpointOperator,
+        Role::Informant,
+        Role::Analyst,
+        Role::Auditor,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Role::Administrator => "administrator",
+            Role::Commander => "commander",
+            Role::Dispatcher => "dispatcher",
+            Role::PatrolMember => "patrol_member",
+            Role::CommunityOfficer => "community_officer",
+            Role::HousingCoordinator => "housing_coordinator",
+            Role::HotelClerk => "hotel_clerk",
+            Role::CheckpointOperator => "checkpoint_operator",
+            Role::Informant => "informant",
+            Role::Analyst => "analyst",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|role| role.as_str() == text)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything a user can be permitted or refused. Each protected command names one.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub enum Action {
+    /// Own session and account: who am I, log out, change my password, set up TOTP.
+    ManageOwnAccount,
+    ReadCodes,
+    ManageCodes,
+    ReadJurisdictions,
+    ManageJurisdictions,
+    /// Read user accounts (names and contact details of staff: personal data).
+    ReadUsers,
+    ManageUsers,
+    ReadDevices,
+    ManageDevices,
+    ReadAudit,
+}
+
+impl Action {
+    pub const ALL: [Action; 10] = [
+        Action::ManageOwnAccount,
+        Action::ReadCodes,
+        Action::ManageCodes,
+        Action::ReadJurisdictions,
+        Action::ManageJurisdictions,
+        Action::ReadUsers,
+        Action::ManageUsers,
+        Action::ReadDevices,
+        Action::ManageDevices,
+        Action::ReadAudit,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Action::ManageOwnAccount => "manage_own_account",
+            Action::ReadCodes => "read_codes",
+            Action::ManageCodes => "manage_codes",
+            Action::ReadJurisdictions => "read_jurisdictions",
+            Action::ManageJurisdictions => "manage_jurisdictions",
+            Action::ReadUsers => "read_users",
+            Action::ManageUsers => "manage_users",
+            Action::ReadDevices => "read_devices",
+            Action::ManageDevices => "manage_devices",
+            Action::ReadAudit => "read_audit",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+const EVERYONE: &[Role] = &Role::ALL;
+const ADMINISTRATORS: &[Role] = &[Role::Administrator];
+
+/// The permission table: for each action, the roles that may take it. Any other role is
+/// refused. The auditor role reads the trail and nothing an auditor does can change it.
+pub const PERMISSIONS: &[(Action, &[Role])] = &[
+    (Action::ManageOwnAccount, EVERYONE),
+    (Action::ReadCodes, EVERYONE),
+    (Action::ManageCodes, ADMINISTRATORS),
+    (Action::ReadJurisdictions, EVERYONE),
+    (Action::ManageJurisdictions, ADMINISTRATORS),
+    (Action::ReadUsers, ADMINISTRATORS),
+    (Action::ManageUsers, ADMINISTRATORS),
+    (Action::ReadDevices, ADMINISTRATORS),
+    (Action::ManageDevices, ADMINISTRATORS),
+    (Action::ReadAudit, &[Role::Auditor]),
+];
+
+/// Whether the table lets `role` take `action`.
+pub fn role_allows(role: Role, action: Action) -> bool {
+    PERMISSIONS.iter().any(|(a, roles)| *a == action && roles.contains(&role))
+}
+
+/// The kinds of device that authenticate with their own credentials.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub enum DeviceKind {
+    /// A vehicle tracker or a patrol member's phone (OsmAnd/Traccar protocol, MQTT).
+    Tracker,
+    /// An alarm service point (报警点) in a 24-hour business.
+    AlarmPoint,
+    /// A checkpoint (卡口) terminal.
+    Checkpoint,
+}
+
+impl DeviceKind {
+    pub const ALL: [DeviceKind; 3] = [DeviceKind::Tracker, DeviceKind::AlarmPoint, DeviceKind::Checkpoint];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DeviceKind::Tracker => "tracker",
+            DeviceKind::AlarmPoint => "alarm_point",
+            DeviceKind::Checkpoint => "checkpoint",
+        }
+    }
+
+    /// Accepts the stored name and the CLI's spelling (`alarm-point`).
+    pub fn parse(text: &str) -> Option<DeviceKind> {
+        let text = text.replace('-', "_");
+        DeviceKind::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+}
+
+impl fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A signed-in user as a command sees them.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct UserActor {
+    pub user_id: i64,
+    pub username: String,
+    pub role: Role,
+    pub scope: Scope,
+}
+
+/// An authenticated device.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct DeviceActor {
+    pub device_id: i64,
+    pub unique_id: String,
+    pub kind: DeviceKind,
+}
+
+/// Who is acting. Every command and every audit record names one.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Actor {
+    User(UserActor),
+    Device(DeviceActor),
+    /// The operator at the command line, or a background task of the server: trusted,
+    /// because it has the database and the key, and still audited.
+    System {
+        name: String,
+    },
+    /// Nobody has authenticated yet (a login attempt).
+    Anonymous,
+}
+
+/// Why a command was refused.
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
+pub enum Denial {
+    #[error("the {role} role may not {action}")]
+    Role { role: Role, action: Action },
+    #[error("the record lies outside your jurisdiction")]
+    Jurisdiction,
+    #[error("devices may only act on their own records")]
+    NotOwnDevice,
+    #[error("this needs a signed-in user")]
+    NotAUser,
+}
+
+impl Actor {
+    /// May this actor take `action` at all?
+    pub fn check(&self, action: Action) -> Result<(), Denial> {
+        match self {
+            Actor::User(user) if role_allows(user.role, action) => Ok(()),
+            Actor::User(user) => Err(Denial::Role { role: user.role, action }),
+            Actor::System { .. } => Ok(()),
+            Actor::Device(_) | Actor::Anonymous => Err(Denial::NotAUser),
+        }
+    }
+
+    /// May this actor take `action` on a record located at `chain`?
+    pub fn check_in(&self, action: Action, chain: &Chain) -> Result<(), Denial> {
+        self.check(action)?;
+        match self {
+            Actor::User(user) if !user.scope.covers(chain) => Err(Denial::Jurisdiction),
+            _ => Ok(()),
+        }
+    }
+
+    /// A short identity for logs and audit records.
+    pub fn name(&self) -> String {
+        match self {
+            Actor::User(user) => user.username.clone(),
+            Actor::Device(device) => device.unique_id.clone(),
+            Actor::System { name } => name.clone(),
+            Actor::Anonymous => "anonymous".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
