@@ -20,6 +20,8 @@ mod postgres;
 mod sqlite;
 mod url;
 
+use std::sync::OnceLock;
+
 use fangkong_core::codes::{CodeEntry, CodeKind};
 
 pub use error::StoreError;
@@ -44,7 +46,14 @@ impl Backend {
 
 /// The store. Cheap to share behind an `Arc`; every method takes `&self`.
 #[derive(Debug)]
-pub enum Store {
+pub struct Store {
+    inner: Inner,
+    /// The key that chains audit records; set once by the engine at start.
+    audit_key: OnceLock<[u8; 32]>,
+}
+
+#[derive(Debug)]
+enum Inner {
     Sqlite(sqlite::SqliteStore),
     Postgres(postgres::PgStore),
 }
@@ -52,21 +61,28 @@ pub enum Store {
 /// Calls the same method on whichever backend this store is.
 macro_rules! dispatch {
     ($self:ident . $method:ident ( $($arg:expr),* )) => {
-        match $self {
-            Store::Sqlite(store) => store.$method($($arg),*).await,
-            Store::Postgres(store) => store.$method($($arg),*).await,
+        match &$self.inner {
+            $crate::Inner::Sqlite(store) => store.$method($($arg),*).await,
+            $crate::Inner::Postgres(store) => store.$method($($arg),*).await,
         }
     };
 }
+
+// After the macro, so that these modules can use it.
+mod audit;
+mod identity;
+
+pub use audit::{AuditHead, AuditQuery};
 
 impl Store {
     /// Opens (and for SQLite creates) the database named by `url`, without migrating it.
     /// Fails fast with [`StoreError::InvalidUrl`] or [`StoreError::Unavailable`].
     pub async fn open(url: &str) -> Result<Store, StoreError> {
-        match DbUrl::parse(url)? {
-            DbUrl::Sqlite { path } => Ok(Store::Sqlite(sqlite::SqliteStore::open(&path).await?)),
-            DbUrl::Postgres { url } => Ok(Store::Postgres(postgres::PgStore::open(&url).await?)),
-        }
+        let inner = match DbUrl::parse(url)? {
+            DbUrl::Sqlite { path } => Inner::Sqlite(sqlite::SqliteStore::open(&path).await?),
+            DbUrl::Postgres { url } => Inner::Postgres(postgres::PgStore::open(&url).await?),
+        };
+        Ok(Store { inner, audit_key: OnceLock::new() })
     }
 
     /// Opens the database and brings its schema up to date.
@@ -77,10 +93,27 @@ impl Store {
     }
 
     pub fn backend(&self) -> Backend {
-        match self {
-            Store::Sqlite(_) => Backend::Sqlite,
-            Store::Postgres(_) => Backend::Postgres,
+        match &self.inner {
+            Inner::Sqlite(_) => Backend::Sqlite,
+            Inner::Postgres(_) => Backend::Postgres,
         }
+    }
+
+    /// Sets the key that chains audit records (derived from the deployment's master key).
+    /// Audited writes fail until it is set; it cannot be changed afterwards.
+    pub fn set_audit_key(&self, key: [u8; 32]) -> Result<(), StoreError> {
+        match self.audit_key.get() {
+            Some(existing) if *existing == key => Ok(()),
+            Some(_) => Err(StoreError::Corrupt("the audit key of an open store cannot change".into())),
+            None => {
+                let _ = self.audit_key.set(key);
+                Ok(())
+            }
+        }
+    }
+
+    fn audit_key(&self) -> Result<[u8; 32], StoreError> {
+        self.audit_key.get().copied().ok_or_else(|| StoreError::Corrupt("no audit key set on the store".into()))
     }
 
     /// Applies the migrations this binary knows and the database has not seen. Refuses a

@@ -30,12 +30,16 @@ impl Migration {
 }
 
 /// SQLite migrations, in order. Versions are contiguous from 1.
-pub static SQLITE: &[Migration] =
-    &[Migration { version: 1, name: "foundation", sql: include_str!("../migrations/sqlite/0001_foundation.sql") }];
+pub static SQLITE: &[Migration] = &[
+    Migration { version: 1, name: "foundation", sql: include_str!("../migrations/sqlite/0001_foundation.sql") },
+    Migration { version: 2, name: "identity", sql: include_str!("../migrations/sqlite/0002_identity.sql") },
+];
 
 /// PostgreSQL migrations, in order, with the same versions and meaning as [`SQLITE`].
-pub static POSTGRES: &[Migration] =
-    &[Migration { version: 1, name: "foundation", sql: include_str!("../migrations/postgres/0001_foundation.sql") }];
+pub static POSTGRES: &[Migration] = &[
+    Migration { version: 1, name: "foundation", sql: include_str!("../migrations/postgres/0001_foundation.sql") },
+    Migration { version: 2, name: "identity", sql: include_str!("../migrations/postgres/0002_identity.sql") },
+];
 
 /// A row of `schema_migrations`.
 #[derive(Clone, Debug)]

@@ -5,7 +5,9 @@
 //! promise the SQLite backend keeps. Plain SQL strings live in the method that owns them;
 //! the conformance suite decides whether they mean the same as their SQLite twins.
 
+mod audit;
 mod codes;
+mod identity;
 
 use std::time::Duration;
 

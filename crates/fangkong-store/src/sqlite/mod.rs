@@ -12,7 +12,9 @@
 //! Durability: `journal_mode=WAL` with `synchronous=FULL` syncs the WAL on every commit, so a
 //! write is on disk before its caller hears it succeeded and survives a power cut.
 
+mod audit;
 mod codes;
+mod identity;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
@@ -31,7 +33,6 @@ const READERS: usize = 4;
 
 #[derive(Debug)]
 pub struct SqliteStore {
-    path: PathBuf,
     writer: Mutex<Option<Writer>>,
     readers: Arc<ReaderPool>,
 }
@@ -45,11 +46,7 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))??;
-        Ok(SqliteStore { readers: Arc::new(ReaderPool::new(path.clone())), path, writer: Mutex::new(Some(writer)) })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(SqliteStore { readers: Arc::new(ReaderPool::new(path)), writer: Mutex::new(Some(writer)) })
     }
 
     /// Runs `operation` on the writer thread inside its own savepoint and returns its

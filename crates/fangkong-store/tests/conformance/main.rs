@@ -34,7 +34,9 @@ macro_rules! conformance {
     };
 }
 
+mod audit;
 mod codes;
+mod identity;
 mod lifecycle;
 mod meta;
 mod migrations;

@@ -7,6 +7,9 @@ use fangkong_store::{Backend, Store};
 
 pub const POSTGRES_URL_VAR: &str = "FANGKONG_TEST_POSTGRES_URL";
 
+/// The audit key every test store chains its records with.
+pub const AUDIT_KEY: [u8; 32] = [0x5a; 32];
+
 pub struct TestDb {
     pub store: std::sync::Arc<Store>,
     /// The URL that opens this database again (for reopen and raw-SQL tests).
@@ -24,6 +27,7 @@ impl TestDb {
         let dir = tempfile::tempdir().expect("temporary directory");
         let url = format!("sqlite://{}", dir.path().join("fangkong.db").display());
         let (store, _) = Store::open_and_migrate(&url).await.expect("SQLite test store opens");
+        store.set_audit_key(AUDIT_KEY).unwrap();
         TestDb { store: store.into(), url, cleanup: Cleanup::Sqlite(dir) }
     }
 
@@ -38,6 +42,7 @@ impl TestDb {
         client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.expect("create test schema");
         let url = with_search_path(&admin_url, &schema);
         let (store, _) = Store::open_and_migrate(&url).await.expect("PostgreSQL test store opens");
+        store.set_audit_key(AUDIT_KEY).unwrap();
         Some(TestDb { store: store.into(), url, cleanup: Cleanup::Postgres { admin_url, schema } })
     }
 
