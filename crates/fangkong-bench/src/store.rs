@@ -189,7 +189,7 @@ async fn measure(store: Arc<Store>, options: &StoreBenchOptions) -> anyhow::Resu
             .collect();
         let started = Instant::now();
         for batch in &batches {
-            store.insert_codes(batch).await?;
+            store.insert_codes(batch, None).await?;
         }
         batch_rates.push((options.batches * options.batch_rows) as f64 / started.elapsed().as_secs_f64());
         eprintln!(

@@ -1,9 +1,12 @@
-//! Code-table use cases: read from memory, change through the store, announce on the bus.
+//! Code-table use cases: read from memory, change through the store (with the audit record
+//! in the same transaction), announce on the bus.
 
-use fangkong_core::codes::{CodeEntry, CodeKind, CodeTable};
+use fangkong_core::audit::Outcome;
+use fangkong_core::auth::Action;
+use fangkong_core::codes::{CodeEntry, CodeError, CodeKind, CodeTable};
 use fangkong_core::event::Event;
 
-use crate::{Engine, EngineError};
+use crate::{Caller, Engine, EngineError};
 
 /// A code to add.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,17 +35,27 @@ impl Engine {
     }
 
     /// The entries of one code table, in code order.
-    pub fn codes(&self, kind: CodeKind) -> Vec<CodeEntry> {
-        self.codes.read().expect("codes lock").list(kind).cloned().collect()
+    pub async fn codes(&self, caller: &Caller, kind: CodeKind) -> Result<Vec<CodeEntry>, EngineError> {
+        self.authorize(caller, Action::ReadCodes, None, "code.list", None).await?;
+        Ok(self.codes.read().expect("codes lock").list(kind).cloned().collect())
     }
 
-    pub fn code(&self, kind: CodeKind, code: &str) -> Option<CodeEntry> {
+    /// One code, or `None` if the table has no such code.
+    pub async fn code(&self, caller: &Caller, kind: CodeKind, code: &str) -> Result<Option<CodeEntry>, EngineError> {
+        self.authorize(caller, Action::ReadCodes, None, "code.read", None).await?;
+        Ok(self.code_entry(kind, code))
+    }
+
+    /// A code as the engine's own rules see it (no caller: for validating other commands).
+    pub fn code_entry(&self, kind: CodeKind, code: &str) -> Option<CodeEntry> {
         self.codes.read().expect("codes lock").get(kind, code).cloned()
     }
 
     /// Adds a code. Refused if it exists, breaks a rule or lacks its parent.
-    pub async fn create_code(&self, new: NewCode) -> Result<CodeEntry, EngineError> {
-        let _serial = self.code_writes.lock().await;
+    pub async fn create_code(&self, caller: &Caller, new: NewCode) -> Result<CodeEntry, EngineError> {
+        let target = format!("{}/{}", new.kind, new.code);
+        self.authorize(caller, Action::ManageCodes, None, "code.create", Some(("code", &target))).await?;
+        let _serial = self.admin_writes.lock().await;
         let entry = CodeEntry {
             kind: new.kind,
             code: new.code,
@@ -50,10 +63,11 @@ impl Engine {
             name_en: new.name_en,
             priority: new.priority,
             active: true,
-            updated_at: self.clock.now(),
+            updated_at: self.now(),
         };
         self.codes.read().expect("codes lock").check_insert(&entry)?;
-        self.store.insert_code(&entry).await?;
+        let audit = caller.entry(entry.updated_at, "code.create", Outcome::Allowed).target("code", &target);
+        self.store.insert_codes(std::slice::from_ref(&entry), Some(&audit)).await?;
         self.codes.write().expect("codes lock").apply(entry.clone());
         self.publish(entry.updated_at, Event::CodeCreated(entry.clone()));
         Ok(entry)
@@ -61,21 +75,28 @@ impl Engine {
 
     /// Changes a code's names, priority or active flag. Codes are never deleted: retiring
     /// one (`active: Some(false)`) keeps old records readable.
-    pub async fn update_code(&self, kind: CodeKind, code: &str, change: CodeChange) -> Result<CodeEntry, EngineError> {
-        let _serial = self.code_writes.lock().await;
-        let current = self
-            .code(kind, code)
-            .ok_or_else(|| fangkong_core::codes::CodeError::Unknown { kind, code: code.to_string() })?;
+    pub async fn update_code(
+        &self,
+        caller: &Caller,
+        kind: CodeKind,
+        code: &str,
+        change: CodeChange,
+    ) -> Result<CodeEntry, EngineError> {
+        let target = format!("{kind}/{code}");
+        self.authorize(caller, Action::ManageCodes, None, "code.update", Some(("code", &target))).await?;
+        let _serial = self.admin_writes.lock().await;
+        let current = self.code_entry(kind, code).ok_or_else(|| CodeError::Unknown { kind, code: code.to_string() })?;
         let entry = CodeEntry {
             name_zh: change.name_zh.unwrap_or(current.name_zh),
             name_en: change.name_en.unwrap_or(current.name_en),
             priority: change.priority.or(current.priority),
             active: change.active.unwrap_or(current.active),
-            updated_at: self.clock.now(),
+            updated_at: self.now(),
             ..current
         };
         self.codes.read().expect("codes lock").check_update(&entry)?;
-        self.store.update_code(&entry).await?;
+        let audit = caller.entry(entry.updated_at, "code.update", Outcome::Allowed).target("code", &target);
+        self.store.update_code(&entry, Some(&audit)).await?;
         self.codes.write().expect("codes lock").apply(entry.clone());
         self.publish(entry.updated_at, Event::CodeUpdated(entry.clone()));
         Ok(entry)

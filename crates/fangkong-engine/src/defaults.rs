@@ -56,7 +56,10 @@ impl Engine {
         }
         let at = self.clock.now();
         let entries = default_codes(at)?;
-        match self.store.insert_codes(&entries).await {
+        let audit = crate::Caller::system("defaults")
+            .entry(at, "code.seed", fangkong_core::audit::Outcome::Allowed)
+            .detail(format!("{} built-in codes", entries.len()));
+        match self.store.insert_codes(&entries, Some(&audit)).await {
             Ok(()) => {
                 for entry in entries {
                     self.publish(at, Event::CodeCreated(entry));

@@ -1,29 +1,48 @@
 //! Fangkong's engine: every use case of the system, over live state in memory, the store
 //! as the record and the event bus as the announcement.
 //!
-//! The pattern of every command is the same: check it against the core's rules and the
-//! live state, write it durably to the store, update the live state, publish the event.
-//! Queries are answered from memory where the live picture lives (SYSTEM.md: "the live
-//! picture is served from memory; the store is the record").
+//! The pattern of every command is the same: authorise the caller (role and jurisdiction,
+//! refusals audited), check the command against the core's rules and the live state, write
+//! it durably to the store together with its audit record, update the live state, publish
+//! the event. Queries are answered from memory where the live picture lives (SYSTEM.md:
+//! "the live picture is served from memory; the store is the record"); reads of personal
+//! data are audited with their stated purpose before anything is returned.
 //!
-//! The engine knows nothing of HTTP or JSON; the server calls it, the simulator drives it
-//! through the same commands, and the benchmarks time it.
+//! The engine knows nothing of HTTP or JSON; the server calls it, the CLI and the simulator
+//! drive it through the same commands, and the benchmarks time it.
 
+mod audit;
 pub mod bus;
+mod caller;
 pub mod clock;
 mod codes;
+pub mod crypto;
 mod defaults;
+mod identity;
+mod jurisdictions;
+pub mod keys;
 
 use std::sync::{Arc, RwLock};
 
+use fangkong_core::auth::Denial;
+use fangkong_core::auth::account::AccountError;
+use fangkong_core::auth::lockout::LockoutPolicy;
+use fangkong_core::auth::password::PasswordError;
+use fangkong_core::auth::session::SessionPolicy;
 use fangkong_core::codes::{CodeError, CodeKind, CodeTable};
+use fangkong_core::jurisdiction::{JurisdictionError, JurisdictionTree};
 use fangkong_core::time::Timestamp;
-pub use fangkong_store::{Backend, MigrationReport, Store, StoreError};
+pub use fangkong_store::{AuditQuery, Backend, MigrationReport, Store, StoreError};
 
 use crate::bus::{EventBus, InProcessBus};
+pub use crate::caller::Caller;
 use crate::clock::{Clock, SystemClock};
+use crate::crypto::PasswordCost;
+use crate::keys::KeyRing;
 
+pub use audit::AuditVerification;
 pub use codes::{CodeChange, NewCode};
+pub use identity::{Authenticated, LoginSuccess, NewDevice, TotpSetup, UserChange};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -35,12 +54,80 @@ pub enum EngineError {
     /// The built-in defaults could not be loaded (a defect of this build).
     #[error("built-in defaults: {0}")]
     Defaults(String),
+    /// The permission table or the jurisdiction refused the caller. Audited.
+    #[error("not permitted: {0}")]
+    Denied(Denial),
+    /// No valid session or device credential.
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("the session has ended; sign in again")]
+    SessionExpired,
+    /// Wrong username or password (never says which).
+    #[error("wrong username or password")]
+    InvalidCredentials,
+    /// Too many failed attempts; the same answer whether or not the username exists.
+    #[error("too many failed sign-in attempts; try again later")]
+    AccountLocked { retry_after_secs: i64 },
+    #[error("this account needs a one-time code from its authenticator app")]
+    TotpRequired,
+    #[error("the one-time code is wrong or was already used")]
+    InvalidTotp,
+    #[error("this device's credential was revoked")]
+    DeviceRevoked,
+    /// Reads of personal data must state why (`X-Purpose`).
+    #[error("reading personal data needs a stated purpose")]
+    PurposeRequired,
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    #[error(transparent)]
+    Jurisdiction(#[from] JurisdictionError),
+    #[error("{entity} {key} does not exist")]
+    NotFound { entity: &'static str, key: String },
+    /// Invalid input that no typed rule covers; names the field.
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    /// The key file does not belong to this database.
+    #[error(
+        "the key file does not match this database (database key check {stored}, key file {given}); \
+         start with the key file the database was created with"
+    )]
+    WrongKey { stored: String, given: String },
+}
+
+/// How the engine runs: keys and the security policies, all with sensible defaults but
+/// the keys.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub keys: KeyRing,
+    pub sessions: SessionPolicy,
+    pub lockout: LockoutPolicy,
+    pub password_cost: PasswordCost,
+    /// Audit records older than this are purged (behind a seal).
+    pub audit_retention_days: u32,
+}
+
+impl EngineConfig {
+    pub fn new(keys: KeyRing) -> EngineConfig {
+        EngineConfig {
+            keys,
+            sessions: SessionPolicy::default(),
+            lockout: LockoutPolicy::default(),
+            password_cost: PasswordCost::default(),
+            audit_retention_days: 730,
+        }
+    }
 }
 
 /// Counts for `/metrics` and the system page, read without touching the store.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EngineStats {
     pub codes_by_kind: Vec<(CodeKind, usize)>,
+    pub jurisdictions: usize,
+    pub users: usize,
+    pub live_sessions: usize,
+    pub devices: usize,
     pub bus: bus::BusStats,
 }
 
@@ -49,38 +136,62 @@ pub struct Engine {
     store: Store,
     bus: Arc<dyn EventBus>,
     clock: Arc<dyn Clock>,
+    config: EngineConfig,
     started_at: Timestamp,
     schema_version: u32,
     codes: RwLock<CodeTable>,
-    /// Serialises code-table changes: each is checked against the table as the previous
-    /// change left it. Code edits are rare administrative acts; this costs nothing.
-    code_writes: tokio::sync::Mutex<()>,
+    /// Serialises administrative changes (codes, jurisdictions, accounts, devices): each is
+    /// checked against the live state as the previous change left it. They are rare acts;
+    /// serialising them costs nothing and rules out lost updates.
+    admin_writes: tokio::sync::Mutex<()>,
+    jurisdictions: RwLock<JurisdictionTree>,
+    identity: identity::IdentityState,
 }
+
+const KEY_CHECK: &str = "key.check";
 
 impl Engine {
     /// Opens the store at `db_url`, migrates it and starts with the system clock and an
     /// in-process bus.
-    pub async fn open(db_url: &str) -> Result<Engine, EngineError> {
+    pub async fn open(db_url: &str, config: EngineConfig) -> Result<Engine, EngineError> {
         let store = Store::open(db_url).await?;
-        Engine::start(store, Arc::new(InProcessBus::default()), Arc::new(SystemClock)).await
+        Engine::start(store, Arc::new(InProcessBus::default()), Arc::new(SystemClock), config).await
     }
 
-    /// Starts the engine over an opened store: migrates it, seeds the built-in defaults
-    /// into a new database and loads the live state.
-    pub async fn start(store: Store, bus: Arc<dyn EventBus>, clock: Arc<dyn Clock>) -> Result<Engine, EngineError> {
+    /// Starts the engine over an opened store: migrates it, checks the key, seeds the
+    /// built-in defaults into a new database and loads the live state.
+    pub async fn start(
+        store: Store,
+        bus: Arc<dyn EventBus>,
+        clock: Arc<dyn Clock>,
+        config: EngineConfig,
+    ) -> Result<Engine, EngineError> {
         let report = store.migrate().await?;
+        let given = config.keys.check_value();
+        match store.meta_get(KEY_CHECK).await? {
+            Some(stored) if stored != given => return Err(EngineError::WrongKey { stored, given }),
+            Some(_) => {}
+            None => store.meta_set(KEY_CHECK, &given).await?,
+        }
+        store.set_audit_key(config.keys.audit_chain())?;
         let started_at = clock.now();
+        let identity = identity::IdentityState::new(config.password_cost);
         let engine = Engine {
             store,
             bus,
             clock,
+            config,
             started_at,
             schema_version: report.version,
             codes: RwLock::default(),
-            code_writes: tokio::sync::Mutex::new(()),
+            admin_writes: tokio::sync::Mutex::new(()),
+            jurisdictions: RwLock::default(),
+            identity,
         };
         engine.seed_defaults().await?;
         engine.load_codes().await?;
+        engine.load_jurisdictions().await?;
+        engine.load_identity().await?;
         tracing::info!(
             backend = engine.store.backend().as_str(),
             schema_version = engine.schema_version,
@@ -106,6 +217,10 @@ impl Engine {
         self.clock.now()
     }
 
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
     pub fn bus(&self) -> &Arc<dyn EventBus> {
         &self.bus
     }
@@ -119,13 +234,28 @@ impl Engine {
         let codes = self.codes.read().expect("codes lock");
         EngineStats {
             codes_by_kind: CodeKind::ALL.into_iter().map(|kind| (kind, codes.list(kind).count())).collect(),
+            jurisdictions: self.jurisdictions.read().expect("jurisdictions lock").len(),
+            users: self.identity.user_count(),
+            live_sessions: self.identity.session_count(),
+            devices: self.identity.device_count(),
             bus: self.bus.stats(),
         }
+    }
+
+    /// Periodic upkeep: records when sessions were last used and enforces audit retention.
+    /// The server runs it every minute; tests call it directly.
+    pub async fn maintain(&self) -> Result<(), EngineError> {
+        self.flush_session_touches().await?;
+        self.enforce_audit_retention().await?;
+        Ok(())
     }
 
     /// Finishes every write already accepted and closes the store. Commands after this
     /// fail with [`StoreError::Closed`].
     pub async fn shutdown(&self) {
+        if let Err(error) = self.flush_session_touches().await {
+            tracing::warn!(%error, "could not record session use at shutdown");
+        }
         self.store.close().await;
         tracing::info!("engine stopped; all accepted writes are stored");
     }
@@ -135,5 +265,7 @@ impl Engine {
     }
 }
 
+#[cfg(test)]
+mod test_support;
 #[cfg(test)]
 mod tests;

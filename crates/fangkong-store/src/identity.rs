@@ -42,15 +42,15 @@ impl Store {
     }
 
     /// Replaces a user's row; with `revoke_sessions_at`, ends all their sessions too (lock,
-    /// disable, password reset). The audit record, if any, is written in the same transaction.
+    /// disable, password reset). The audit records are written in the same transaction.
     pub async fn update_user(
         &self,
         user: &User,
         revoke_sessions_at: Option<Timestamp>,
-        entry: Option<&AuditEntry>,
+        entries: &[AuditEntry],
     ) -> Result<(), StoreError> {
         let key = self.audit_key()?;
-        dispatch!(self.update_user(key, user, revoke_sessions_at, entry))
+        dispatch!(self.update_user(key, user, revoke_sessions_at, entries))
     }
 
     /// Sessions not revoked and created after `created_after` (older ones are past their
@@ -94,6 +94,12 @@ impl Store {
     pub async fn update_device(&self, device: &Device, entry: Option<&AuditEntry>) -> Result<(), StoreError> {
         let key = self.audit_key()?;
         dispatch!(self.update_device(key, device, entry))
+    }
+
+    /// Records that a device was heard from, touching nothing else (so a heartbeat can never
+    /// undo a concurrent revocation).
+    pub async fn touch_device(&self, device_id: i64, at: Timestamp) -> Result<(), StoreError> {
+        dispatch!(self.touch_device(device_id, at))
     }
 }
 

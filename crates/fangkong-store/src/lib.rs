@@ -22,6 +22,7 @@ mod url;
 
 use std::sync::OnceLock;
 
+use fangkong_core::audit::AuditEntry;
 use fangkong_core::codes::{CodeEntry, CodeKind};
 
 pub use error::StoreError;
@@ -162,17 +163,26 @@ impl Store {
 
     /// Inserts a new code; [`StoreError::Conflict`] if the kind and code exist.
     pub async fn insert_code(&self, entry: &CodeEntry) -> Result<(), StoreError> {
-        dispatch!(self.insert_codes(std::slice::from_ref(entry)))
+        self.insert_codes(std::slice::from_ref(entry), None).await
     }
 
-    /// Inserts many codes in one transaction: all of them, or (on any error) none.
-    pub async fn insert_codes(&self, entries: &[CodeEntry]) -> Result<(), StoreError> {
-        dispatch!(self.insert_codes(entries))
+    /// Inserts many codes in one transaction, with the audit record if given: all of them,
+    /// or (on any error) none.
+    pub async fn insert_codes(&self, entries: &[CodeEntry], audit: Option<&AuditEntry>) -> Result<(), StoreError> {
+        let audit = self.keyed(audit)?;
+        dispatch!(self.insert_codes(entries, audit))
     }
 
-    /// Replaces an existing code's fields; [`StoreError::NotFound`] if it does not exist.
-    pub async fn update_code(&self, entry: &CodeEntry) -> Result<(), StoreError> {
-        dispatch!(self.update_code(entry))
+    /// Replaces an existing code's fields (with the audit record if given);
+    /// [`StoreError::NotFound`] if it does not exist.
+    pub async fn update_code(&self, entry: &CodeEntry, audit: Option<&AuditEntry>) -> Result<(), StoreError> {
+        let audit = self.keyed(audit)?;
+        dispatch!(self.update_code(entry, audit))
+    }
+
+    /// An audit entry with the key that chains it, for backends.
+    fn keyed(&self, audit: Option<&AuditEntry>) -> Result<Option<([u8; 32], AuditEntry)>, StoreError> {
+        audit.map(|entry| Ok((self.audit_key()?, entry.clone()))).transpose()
     }
 }
 

@@ -3,7 +3,10 @@
 use fangkong_core::codes::{CodeEntry, CodeKind};
 use tokio_postgres::Row;
 
+use fangkong_core::audit::AuditEntry;
+
 use super::PgStore;
+use super::audit::append_in;
 use crate::error::is_postgres_unique_violation;
 use crate::{CodeRow, StoreError};
 
@@ -40,7 +43,11 @@ impl PgStore {
             .transpose()
     }
 
-    pub async fn insert_codes(&self, entries: &[CodeEntry]) -> Result<(), StoreError> {
+    pub async fn insert_codes(
+        &self,
+        entries: &[CodeEntry],
+        audit: Option<([u8; 32], AuditEntry)>,
+    ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let statement = tx
@@ -69,13 +76,21 @@ impl PgStore {
             }
         });
         futures_util::future::try_join_all(inserts).await?;
+        if let Some((key, entry)) = &audit {
+            append_in(&tx, key, entry).await?;
+        }
         // Dropping `tx` on an early return above rolls the whole batch back.
         tx.commit().await?;
         Ok(())
     }
 
-    pub async fn update_code(&self, entry: &CodeEntry) -> Result<(), StoreError> {
-        let client = self.client().await?;
+    pub async fn update_code(
+        &self,
+        entry: &CodeEntry,
+        audit: Option<([u8; 32], AuditEntry)>,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let client = client.transaction().await?;
         let statement = client
             .prepare_cached(
                 "UPDATE code_entries SET name_zh = $3, name_en = $4, priority = $5, active = $6, updated_at = $7
@@ -97,9 +112,13 @@ impl PgStore {
                 ],
             )
             .await?;
-        match changed {
-            0 => Err(StoreError::NotFound { entity: "code", key: format!("{}/{}", entry.kind, entry.code) }),
-            _ => Ok(()),
+        if changed == 0 {
+            return Err(StoreError::NotFound { entity: "code", key: format!("{}/{}", entry.kind, entry.code) });
         }
+        if let Some((key, audit)) = &audit {
+            append_in(&client, key, audit).await?;
+        }
+        client.commit().await?;
+        Ok(())
     }
 }

@@ -164,7 +164,7 @@ impl PgStore {
         key: [u8; 32],
         user: &User,
         revoke_sessions_at: Option<Timestamp>,
-        entry: Option<&AuditEntry>,
+        entries: &[AuditEntry],
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -202,7 +202,7 @@ impl PgStore {
             )
             .await?;
         }
-        if let Some(entry) = entry {
+        for entry in entries {
             append_in(&tx, &key, entry).await?;
         }
         tx.commit().await?;
@@ -338,6 +338,17 @@ impl PgStore {
             append_in(&tx, &key, entry).await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn touch_device(&self, device_id: i64, at: Timestamp) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE devices SET last_seen_at = GREATEST(COALESCE(last_seen_at, 0), $2) WHERE id = $1",
+                &[&device_id, &at.as_millis()],
+            )
+            .await?;
         Ok(())
     }
 }

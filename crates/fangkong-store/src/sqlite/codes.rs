@@ -3,7 +3,10 @@
 use fangkong_core::codes::{CodeEntry, CodeKind};
 use rusqlite::{OptionalExtension, Row, params};
 
+use fangkong_core::audit::AuditEntry;
+
 use super::SqliteStore;
+use super::audit::append_in;
 use crate::error::is_sqlite_unique_violation;
 use crate::{CodeRow, StoreError};
 
@@ -44,7 +47,11 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn insert_codes(&self, entries: &[CodeEntry]) -> Result<(), StoreError> {
+    pub async fn insert_codes(
+        &self,
+        entries: &[CodeEntry],
+        audit: Option<([u8; 32], AuditEntry)>,
+    ) -> Result<(), StoreError> {
         let entries = entries.to_vec();
         self.write(move |conn| {
             let mut statement = conn
@@ -65,12 +72,19 @@ impl SqliteStore {
                         false => error.into(),
                     })?;
             }
+            if let Some((key, entry)) = &audit {
+                append_in(conn, key, entry)?;
+            }
             Ok(())
         })
         .await
     }
 
-    pub async fn update_code(&self, entry: &CodeEntry) -> Result<(), StoreError> {
+    pub async fn update_code(
+        &self,
+        entry: &CodeEntry,
+        audit: Option<([u8; 32], AuditEntry)>,
+    ) -> Result<(), StoreError> {
         let entry = entry.clone();
         self.write(move |conn| {
             let changed = conn
@@ -87,10 +101,13 @@ impl SqliteStore {
                     entry.active,
                     entry.updated_at.as_millis()
                 ])?;
-            match changed {
-                0 => Err(StoreError::NotFound { entity: "code", key: format!("{}/{}", entry.kind, entry.code) }),
-                _ => Ok(()),
+            if changed == 0 {
+                return Err(StoreError::NotFound { entity: "code", key: format!("{}/{}", entry.kind, entry.code) });
             }
+            if let Some((key, audit)) = &audit {
+                append_in(conn, key, audit)?;
+            }
+            Ok(())
         })
         .await
     }

@@ -191,9 +191,9 @@ impl SqliteStore {
         key: [u8; 32],
         user: &User,
         revoke_sessions_at: Option<Timestamp>,
-        entry: Option<&AuditEntry>,
+        entries: &[AuditEntry],
     ) -> Result<(), StoreError> {
-        let (user, entry) = (user.clone(), entry.cloned());
+        let (user, entries) = (user.clone(), entries.to_vec());
         self.write(move |conn| {
             if write_user(conn, &user)? == 0 {
                 return Err(StoreError::NotFound { entity: "user", key: user.username.clone() });
@@ -202,7 +202,7 @@ impl SqliteStore {
                 conn.prepare_cached("UPDATE sessions SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL")?
                     .execute(params![user.id, at.as_millis()])?;
             }
-            if let Some(entry) = &entry {
+            for entry in &entries {
                 append_in(conn, &key, entry)?;
             }
             Ok(())
@@ -335,6 +335,15 @@ impl SqliteStore {
             if let Some(entry) = &entry {
                 append_in(conn, &key, entry)?;
             }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn touch_device(&self, device_id: i64, at: Timestamp) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            conn.prepare_cached("UPDATE devices SET last_seen_at = MAX(COALESCE(last_seen_at, 0), ?2) WHERE id = ?1")?
+                .execute(params![device_id, at.as_millis()])?;
             Ok(())
         })
         .await

@@ -55,7 +55,7 @@ async fn codes_round_trip_every_field(db: &TestDb) {
         updated_at: Timestamp::from_millis(1_764_288_999_000),
         ..category
     };
-    store.update_code(&retired).await.unwrap();
+    store.update_code(&retired, None).await.unwrap();
     assert_eq!(store.get_code(CodeKind::IncidentType, "010000").await.unwrap(), Some(retired));
 }
 
@@ -78,18 +78,18 @@ async fn failed_batch_leaves_no_row_behind(db: &TestDb) {
         entry(CodeKind::IncidentType, "030000"), // already stored: the batch fails here
         entry(CodeKind::IncidentType, "040000"),
     ];
-    let result = db.store.insert_codes(&batch).await;
+    let result = db.store.insert_codes(&batch, None).await;
     assert!(matches!(result, Err(StoreError::Conflict { .. })), "{result:?}");
     let codes: Vec<String> = db.store.list_codes().await.unwrap().into_iter().map(|e| e.code).collect();
     assert_eq!(codes, ["030000"], "the rows before the failure were rolled back");
 
     // The store is still healthy and the same batch without the duplicate goes in whole.
-    db.store.insert_codes(&[batch[0].clone(), batch[1].clone(), batch[3].clone()]).await.unwrap();
+    db.store.insert_codes(&[batch[0].clone(), batch[1].clone(), batch[3].clone()], None).await.unwrap();
     assert_eq!(db.store.list_codes().await.unwrap().len(), 4);
 }
 
 async fn updating_a_missing_code_is_not_found(db: &TestDb) {
-    let result = db.store.update_code(&entry(CodeKind::Disposition, "nope")).await;
+    let result = db.store.update_code(&entry(CodeKind::Disposition, "nope"), None).await;
     assert!(matches!(result, Err(StoreError::NotFound { entity: "code", .. })), "{result:?}");
     assert!(db.store.list_codes().await.unwrap().is_empty(), "an update never inserts");
 }

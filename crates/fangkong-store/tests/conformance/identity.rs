@@ -110,7 +110,7 @@ async fn users_round_trip_every_field(db: &TestDb) {
         updated_at: T0.plus_seconds(1),
         ..stored.clone()
     };
-    db.store.update_user(&changed, None, None).await.unwrap();
+    db.store.update_user(&changed, None, &[]).await.unwrap();
     assert_eq!(db.store.list_users().await.unwrap(), vec![changed]);
 }
 
@@ -122,7 +122,7 @@ async fn a_taken_username_is_a_conflict_and_audits_nothing(db: &TestDb) {
     assert!(matches!(result, Err(StoreError::Conflict { entity: "user", ref key }) if key == "li.na"), "{result:?}");
     assert_eq!(audit_count(db).await, before);
     let missing = User { id: 9_999, ..user("ghost") };
-    assert!(matches!(db.store.update_user(&missing, None, None).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(db.store.update_user(&missing, None, &[]).await, Err(StoreError::NotFound { .. })));
 }
 
 fn session(n: u8, user_id: i64, created_at: Timestamp) -> Session {
@@ -143,7 +143,7 @@ async fn updating_a_user_can_end_their_sessions(db: &TestDb) {
         db.store.insert_session(&session(n, stored.id, T0), &system_entry("auth.login")).await.unwrap();
     }
     let locked = User { login: LoginState { failed_attempts: 0, locked_until: Some(T0.plus_seconds(60)) }, ..stored };
-    db.store.update_user(&locked, Some(T0.plus_seconds(1)), Some(&system_entry("user.lock"))).await.unwrap();
+    db.store.update_user(&locked, Some(T0.plus_seconds(1)), &[system_entry("user.lock")]).await.unwrap();
     assert!(db.store.list_live_sessions(Timestamp::UNIX_EPOCH).await.unwrap().is_empty());
 }
 
@@ -189,5 +189,10 @@ async fn devices_round_trip_and_conflict(db: &TestDb) {
 
     let revoked = Device { revoked_at: Some(T0.plus_seconds(5)), last_seen_at: Some(T0.plus_seconds(4)), ..stored };
     db.store.update_device(&revoked, Some(&system_entry("device.revoke"))).await.unwrap();
-    assert_eq!(db.store.list_devices().await.unwrap(), vec![revoked]);
+    assert_eq!(db.store.list_devices().await.unwrap(), vec![revoked.clone()]);
+    // A touch moves only the last-seen time, and only forward.
+    db.store.touch_device(revoked.id, T0.plus_seconds(9)).await.unwrap();
+    db.store.touch_device(revoked.id, T0.plus_seconds(2)).await.unwrap();
+    let touched = db.store.list_devices().await.unwrap().remove(0);
+    assert_eq!(touched, Device { last_seen_at: Some(T0.plus_seconds(9)), ..revoked });
 }

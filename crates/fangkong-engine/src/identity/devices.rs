@@ -1,0 +1,164 @@
+//! Devices with their own credentials: trackers, alarm points, checkpoint terminals.
+//!
+//! An administrator issues a device's credential once (only a keyed hash is kept) and can
+//! revoke it. A device authenticates with its unique id and secret and can then act only
+//! on its own records.
+
+use fangkong_core::audit::Outcome;
+use fangkong_core::auth::account::{Device, check_unique_id};
+use fangkong_core::auth::{Action, Actor, Denial, DeviceActor, DeviceKind};
+use fangkong_core::keys::hmac_sha256;
+
+use crate::crypto;
+use crate::{Caller, Engine, EngineError};
+
+/// A device to register.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewDevice {
+    pub unique_id: String,
+    pub kind: DeviceKind,
+    pub unit: Option<String>,
+    pub jurisdiction: String,
+}
+
+impl Engine {
+    fn secret_hash(&self, secret: &str) -> [u8; 32] {
+        hmac_sha256(&self.config.keys.device_secrets(), secret.as_bytes())
+    }
+
+    fn existing_device(&self, unique_id: &str) -> Result<Device, EngineError> {
+        self.identity
+            .devices
+            .read()
+            .expect("devices lock")
+            .get(unique_id)
+            .cloned()
+            .ok_or_else(|| EngineError::NotFound { entity: "device", key: unique_id.into() })
+    }
+
+    /// Registers a device and returns it with its secret, which is shown this once.
+    pub async fn add_device(&self, caller: &Caller, new: NewDevice) -> Result<(Device, String), EngineError> {
+        if !check_unique_id(&new.unique_id) {
+            return Err(EngineError::Invalid {
+                field: "unique_id",
+                message: "1–64 printable characters without spaces".into(),
+            });
+        }
+        let place = self
+            .chain_of(&new.jurisdiction)
+            .ok_or_else(|| EngineError::NotFound { entity: "jurisdiction", key: new.jurisdiction.clone() })?;
+        self.authorize(caller, Action::ManageDevices, Some(&place), "device.add", Some(("device", &new.unique_id)))
+            .await?;
+        let secret = crypto::new_token();
+        let _serial = self.admin_writes.lock().await;
+        let now = self.now();
+        let device = Device {
+            id: 0,
+            unique_id: new.unique_id,
+            kind: new.kind,
+            unit: new.unit,
+            jurisdiction: new.jurisdiction,
+            secret_hash: self.secret_hash(&secret),
+            created_at: now,
+            revoked_at: None,
+            last_seen_at: None,
+        };
+        let entry = caller
+            .entry(now, "device.add", Outcome::Allowed)
+            .target("device", &device.unique_id)
+            .detail(format!("{} in {}", device.kind, device.jurisdiction));
+        let stored = self.store.insert_device(&device, &entry).await?;
+        self.identity.devices.write().expect("devices lock").insert(stored.unique_id.clone(), stored.clone());
+        Ok((stored, secret))
+    }
+
+    /// Revokes a device's credential for good (register it again for a new one).
+    pub async fn revoke_device(&self, caller: &Caller, unique_id: &str) -> Result<Device, EngineError> {
+        let device = self.existing_device(unique_id)?;
+        let place = self
+            .chain_of(&device.jurisdiction)
+            .ok_or_else(|| EngineError::NotFound { entity: "jurisdiction", key: device.jurisdiction.clone() })?;
+        self.authorize(caller, Action::ManageDevices, Some(&place), "device.revoke", Some(("device", unique_id)))
+            .await?;
+        let _serial = self.admin_writes.lock().await;
+        let now = self.now();
+        let device = self.existing_device(unique_id)?;
+        if device.revoked_at.is_some() {
+            return Ok(device);
+        }
+        let updated = Device { revoked_at: Some(now), ..device };
+        let entry = caller.entry(now, "device.revoke", Outcome::Allowed).target("device", unique_id);
+        self.store.update_device(&updated, Some(&entry)).await?;
+        self.identity.devices.write().expect("devices lock").insert(updated.unique_id.clone(), updated.clone());
+        Ok(updated)
+    }
+
+    /// The devices in the caller's jurisdiction.
+    pub async fn devices(&self, caller: &Caller) -> Result<Vec<Device>, EngineError> {
+        self.authorize(caller, Action::ReadDevices, None, "device.list", None).await?;
+        let mut devices: Vec<Device> = self.identity.devices.read().expect("devices lock").values().cloned().collect();
+        devices.retain(|device| {
+            self.chain_of(&device.jurisdiction)
+                .is_some_and(|chain| caller.actor.check_in(Action::ReadDevices, &chain).is_ok())
+        });
+        devices.sort_by_key(|device| device.id);
+        Ok(devices)
+    }
+
+    /// Checks a device's credential. Unknown ids and wrong secrets are one answer;
+    /// a revoked device is told so. Failures are audited.
+    pub async fn authenticate_device(
+        &self,
+        unique_id: &str,
+        secret: &str,
+        ip: Option<&str>,
+    ) -> Result<DeviceActor, EngineError> {
+        let device = self.identity.devices.read().expect("devices lock").get(unique_id).cloned();
+        let verdict = match &device {
+            Some(device) if crypto::constant_time_eq(&device.secret_hash, &self.secret_hash(secret)) => {
+                match device.revoked_at {
+                    Some(_) => Err(("revoked credential", EngineError::DeviceRevoked)),
+                    None => {
+                        Ok(DeviceActor { device_id: device.id, unique_id: device.unique_id.clone(), kind: device.kind })
+                    }
+                }
+            }
+            Some(_) => Err(("wrong secret", EngineError::Unauthenticated)),
+            None => Err(("unknown device", EngineError::Unauthenticated)),
+        };
+        match verdict {
+            Ok(actor) => Ok(actor),
+            Err((reason, error)) => {
+                let entry =
+                    self.anonymous_entry(self.now(), unique_id, ip, "device.auth", Outcome::Failed).detail(reason);
+                self.store.append_audit(&entry).await?;
+                Err(error)
+            }
+        }
+    }
+
+    /// A device reports that it is alive. A device may only report for itself.
+    pub async fn device_heartbeat(&self, caller: &Caller, unique_id: &str) -> Result<Device, EngineError> {
+        let Actor::Device(actor) = &caller.actor else {
+            return Err(EngineError::Denied(Denial::NotAUser));
+        };
+        if actor.unique_id != unique_id {
+            let entry = caller
+                .entry(self.now(), "device.heartbeat", Outcome::Denied)
+                .target("device", unique_id)
+                .detail(Denial::NotOwnDevice.to_string());
+            self.store.append_audit(&entry).await?;
+            return Err(EngineError::Denied(Denial::NotOwnDevice));
+        }
+        let device = self.existing_device(unique_id)?;
+        if device.revoked_at.is_some() {
+            return Err(EngineError::DeviceRevoked);
+        }
+        let now = self.now();
+        self.store.touch_device(device.id, now).await?;
+        let mut devices = self.identity.devices.write().expect("devices lock");
+        let stored = devices.get_mut(unique_id).ok_or(EngineError::DeviceRevoked)?;
+        stored.last_seen_at = Some(now.max(stored.last_seen_at.unwrap_or(now)));
+        Ok(stored.clone())
+    }
+}

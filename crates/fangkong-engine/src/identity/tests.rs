@@ -1,0 +1,334 @@
+use fangkong_core::audit::Outcome;
+use fangkong_core::auth::account::NewUser;
+use fangkong_core::auth::password::PasswordError;
+use fangkong_core::auth::{DeviceKind, Role, totp};
+
+use crate::test_support::{FUTIAN, Fixture, LUOHU, PASSWORD};
+use crate::{Caller, EngineError, NewDevice, UserChange};
+
+const MINUTE: i64 = 60_000;
+
+async fn fail_login(f: &Fixture, username: &str) -> EngineError {
+    f.engine.login(username, "definitely the wrong one", None, Some("198.51.100.4")).await.unwrap_err()
+}
+
+#[tokio::test]
+async fn sign_in_gives_a_token_that_authenticates_and_is_audited() {
+    let f = Fixture::new().await;
+    let login = f.engine.login("admin.futian", PASSWORD, None, Some("10.1.1.1")).await.unwrap();
+    assert_eq!(login.token.len(), 43);
+    let who = f.engine.authenticate(&login.token).unwrap();
+    assert_eq!((who.actor.username.as_str(), who.actor.role), ("admin.futian", Role::Administrator));
+    assert_eq!(who.actor.scope.code, FUTIAN);
+    let record = f.audit().await.pop().unwrap();
+    assert_eq!((record.entry.action.as_str(), record.entry.outcome), ("auth.login", Outcome::Allowed));
+    assert_eq!(record.entry.ip.as_deref(), Some("10.1.1.1"));
+    assert!(matches!(f.engine.authenticate("not-a-token"), Err(EngineError::Unauthenticated)));
+}
+
+#[tokio::test]
+async fn the_fifth_failure_locks_the_account_for_ten_minutes() {
+    let f = Fixture::new().await;
+    for attempt in 1..=4 {
+        assert!(matches!(fail_login(&f, "admin.futian").await, EngineError::InvalidCredentials), "attempt {attempt}");
+    }
+    assert!(matches!(fail_login(&f, "admin.futian").await, EngineError::AccountLocked { retry_after_secs: 600 }));
+    // Even the right password is refused while locked, and that attempt does not count.
+    let locked = f.engine.login("admin.futian", PASSWORD, None, None).await.unwrap_err();
+    assert!(matches!(locked, EngineError::AccountLocked { .. }), "{locked:?}");
+
+    let actions: Vec<String> = f.audit().await.iter().rev().take(3).map(|r| r.entry.action.clone()).collect();
+    assert_eq!(actions, ["auth.login", "auth.lockout", "auth.login"], "the lockout is its own record");
+
+    f.clock.advance_millis(10 * MINUTE);
+    f.engine.login("admin.futian", PASSWORD, None, None).await.expect("unlocked after the period");
+    // The success reset the count: four more failures do not lock.
+    for _ in 0..4 {
+        assert!(matches!(fail_login(&f, "admin.futian").await, EngineError::InvalidCredentials));
+    }
+}
+
+#[tokio::test]
+async fn unknown_usernames_answer_exactly_like_real_ones() {
+    let f = Fixture::new().await;
+    for _ in 0..4 {
+        assert!(matches!(fail_login(&f, "no.such.user").await, EngineError::InvalidCredentials));
+    }
+    assert!(matches!(fail_login(&f, "no.such.user").await, EngineError::AccountLocked { retry_after_secs: 600 }));
+    assert!(matches!(fail_login(&f, "no.such.user").await, EngineError::AccountLocked { .. }));
+    let last = f.audit().await.pop().unwrap();
+    assert_eq!((last.entry.actor_name.as_str(), last.entry.outcome), ("no.such.user", Outcome::Failed));
+}
+
+#[tokio::test]
+async fn sessions_end_after_the_idle_timeout_and_the_absolute_lifetime() {
+    let f = Fixture::new().await;
+    let token = f.engine.login("admin.futian", PASSWORD, None, None).await.unwrap().token;
+    f.clock.advance_millis(29 * MINUTE);
+    f.engine.authenticate(&token).expect("used within 30 minutes");
+    f.clock.advance_millis(30 * MINUTE);
+    assert!(matches!(f.engine.authenticate(&token), Err(EngineError::SessionExpired)), "idle for 30 minutes");
+    assert!(matches!(f.engine.authenticate(&token), Err(EngineError::Unauthenticated)), "and then gone");
+
+    // Used every 20 minutes, a session still ends 12 hours after sign-in.
+    let token = f.engine.login("admin.futian", PASSWORD, None, None).await.unwrap().token;
+    for _ in 0..35 {
+        f.clock.advance_millis(20 * MINUTE);
+        f.engine.authenticate(&token).expect("active");
+    }
+    f.clock.advance_millis(20 * MINUTE); // 12 h 0 min
+    assert!(matches!(f.engine.authenticate(&token), Err(EngineError::SessionExpired)));
+}
+
+#[tokio::test]
+async fn sessions_survive_a_restart_with_their_idle_clock() {
+    let f = Fixture::new().await;
+    let token = f.engine.login("admin.futian", PASSWORD, None, None).await.unwrap().token;
+    f.clock.advance_millis(20 * MINUTE);
+    f.engine.authenticate(&token).unwrap();
+    f.engine.maintain().await.unwrap();
+    let restarted = f.restart().await;
+    f.clock.advance_millis(20 * MINUTE);
+    restarted.authenticate(&token).expect("40 minutes after sign-in but 20 after last use");
+    restarted.shutdown().await;
+}
+
+#[tokio::test]
+async fn logged_out_and_administratively_ended_sessions_are_refused() {
+    let f = Fixture::new().await;
+    f.add_user("disp.01", Role::Dispatcher, FUTIAN).await;
+    let admin = f.caller("admin.futian").await;
+
+    let token = f.engine.login("disp.01", PASSWORD, None, None).await.unwrap().token;
+    let caller = Caller::new(fangkong_core::auth::Actor::User(f.engine.authenticate(&token).unwrap().actor));
+    f.engine.logout(&caller, &token).await.unwrap();
+    assert!(matches!(f.engine.authenticate(&token), Err(EngineError::Unauthenticated)));
+
+    let token = f.engine.login("disp.01", PASSWORD, None, None).await.unwrap().token;
+    f.engine.lock_user(&admin, "disp.01").await.unwrap();
+    assert!(matches!(f.engine.authenticate(&token), Err(EngineError::Unauthenticated)), "a lock ends sessions");
+    assert!(matches!(f.engine.login("disp.01", PASSWORD, None, None).await, Err(EngineError::AccountLocked { .. })));
+    f.engine.unlock_user(&admin, "disp.01").await.unwrap();
+
+    let token = f.engine.login("disp.01", PASSWORD, None, None).await.unwrap().token;
+    f.engine.update_user(&admin, "disp.01", UserChange { disabled: Some(true), ..Default::default() }).await.unwrap();
+    assert!(matches!(f.engine.authenticate(&token), Err(EngineError::Unauthenticated)), "disabling ends sessions");
+    assert!(matches!(f.engine.login("disp.01", PASSWORD, None, None).await, Err(EngineError::InvalidCredentials)));
+
+    // Nor does a restart bring a revoked session back.
+    let restarted = f.restart().await;
+    assert!(restarted.authenticate(&token).is_err());
+    restarted.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_password_policy_applies_to_every_new_password() {
+    let f = Fixture::new().await;
+    let admin = f.caller("admin.futian").await;
+    let new = |username: &str| NewUser {
+        username: username.into(),
+        display_name: "李娜".into(),
+        role: Role::HousingCoordinator,
+        jurisdiction: "440304001001".into(),
+    };
+    for (password, expected) in [
+        ("short pass", PasswordError::TooShort),
+        ("password1234", PasswordError::Common),
+        ("Woaini1314520", PasswordError::Common),
+        ("the li.na password", PasswordError::ContainsUsername),
+    ] {
+        let result = f.engine.create_user(&admin, new("li.na"), password).await;
+        assert!(matches!(result, Err(EngineError::Password(e)) if e == expected), "{password}: {result:?}");
+    }
+    f.engine.create_user(&admin, new("li.na"), PASSWORD).await.unwrap();
+    let result = f.engine.reset_password(&admin, "li.na", "123456789012").await;
+    assert!(matches!(result, Err(EngineError::Password(PasswordError::Common))));
+    let coordinator = f.caller("li.na").await;
+    let result = f.engine.change_own_password(&coordinator, PASSWORD, "qwertyuiop123").await;
+    assert!(matches!(result, Err(EngineError::Password(PasswordError::Common))));
+    f.engine.change_own_password(&coordinator, PASSWORD, "a much better passphrase").await.unwrap();
+    f.engine.login("li.na", "a much better passphrase", None, None).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_second_factor_is_required_once_confirmed_and_codes_are_single_use() {
+    let f = Fixture::new().await;
+    let admin = f.caller("admin.futian").await;
+    let setup = f.engine.begin_totp(&admin).await.unwrap();
+    let secret = totp::base32_decode(&setup.secret_base32).unwrap();
+    assert!(setup.uri.starts_with("otpauth://totp/Fangkong:admin.futian?secret="));
+    let now_secs = |f: &Fixture| f.engine.now().as_millis() / 1000;
+
+    // Pending until confirmed: sign-in still works without a code.
+    f.engine.login("admin.futian", PASSWORD, None, None).await.unwrap();
+    assert!(matches!(f.engine.confirm_totp(&admin, "000000").await, Err(EngineError::InvalidTotp)));
+    f.engine.confirm_totp(&admin, &totp::code_at(&secret, now_secs(&f))).await.unwrap();
+
+    assert!(matches!(f.engine.login("admin.futian", PASSWORD, None, None).await, Err(EngineError::TotpRequired)));
+    f.clock.advance_millis(30_000);
+    let code = totp::code_at(&secret, now_secs(&f));
+    f.engine.login("admin.futian", PASSWORD, Some(&code), None).await.expect("right code accepted");
+    let replay = f.engine.login("admin.futian", PASSWORD, Some(&code), None).await;
+    assert!(matches!(replay, Err(EngineError::InvalidCredentials)), "the same code twice is refused: {replay:?}");
+    let wrong = f.engine.login("admin.futian", PASSWORD, Some("123456"), None).await;
+    assert!(matches!(wrong, Err(EngineError::InvalidCredentials)));
+
+    // The secret is stored encrypted, never in the clear.
+    let stored = f.engine.store.get_user_by_username("admin.futian").await.unwrap().unwrap();
+    let sealed = stored.totp_secret.unwrap();
+    assert!(!sealed.windows(secret.len()).any(|w| w == secret.as_slice()));
+
+    // An administrator of the user's district can remove it (lost phone).
+    f.add_user("root", Role::Administrator, "440300").await;
+    let root = f.caller("root").await;
+    f.engine
+        .update_user(&root, "admin.futian", UserChange { clear_second_factor: true, ..Default::default() })
+        .await
+        .unwrap();
+    f.engine.login("admin.futian", PASSWORD, None, None).await.unwrap();
+}
+
+#[tokio::test]
+async fn administrators_act_only_inside_their_jurisdiction() {
+    let f = Fixture::new().await;
+    f.add_user("disp.futian", Role::Dispatcher, FUTIAN).await;
+    f.add_user("disp.luohu", Role::Dispatcher, LUOHU).await;
+    let futian = f.caller("admin.futian").await;
+
+    let listed: Vec<String> = f.engine.users(&futian).await.unwrap().into_iter().map(|u| u.username).collect();
+    assert_eq!(listed, ["admin.futian", "disp.futian"]);
+    f.engine.lock_user(&futian, "disp.futian").await.unwrap();
+    let outside = f.engine.lock_user(&futian, "disp.luohu").await;
+    assert!(matches!(outside, Err(EngineError::Denied(_))), "{outside:?}");
+    let moved = UserChange { jurisdiction: Some(LUOHU.into()), ..Default::default() };
+    assert!(matches!(f.engine.update_user(&futian, "disp.futian", moved).await, Err(EngineError::Denied(_))));
+    let new = NewUser {
+        username: "x.luohu".into(),
+        display_name: "X".into(),
+        role: Role::Commander,
+        jurisdiction: LUOHU.into(),
+    };
+    assert!(matches!(f.engine.create_user(&futian, new, PASSWORD).await, Err(EngineError::Denied(_))));
+
+    // Each refusal left a denied record naming the admin and the target.
+    let denied: Vec<_> = f.audit().await.into_iter().filter(|r| r.entry.outcome == Outcome::Denied).collect();
+    assert_eq!(denied.len(), 3);
+    assert!(denied.iter().all(|r| r.entry.actor_name == "admin.futian"));
+    assert_eq!(denied[0].entry.target_id.as_deref(), Some("disp.luohu"));
+}
+
+#[tokio::test]
+async fn reading_accounts_needs_a_purpose_and_every_read_is_audited() {
+    let f = Fixture::new().await;
+    let admin = f.caller("admin.futian").await;
+    f.engine.user(&admin, "admin.futian").await.unwrap();
+    let read = f.audit().await.pop().unwrap();
+    assert_eq!((read.entry.action.as_str(), read.entry.purpose.as_deref()), ("user.read", Some("test")));
+    assert_eq!(read.entry.target_id.as_deref(), Some("admin.futian"));
+
+    let without_purpose = Caller { purpose: None, ..admin };
+    assert!(matches!(f.engine.users(&without_purpose).await, Err(EngineError::PurposeRequired)));
+    let refused = f.audit().await.pop().unwrap();
+    assert_eq!((refused.entry.action.as_str(), refused.entry.outcome), ("user.list", Outcome::Denied));
+}
+
+#[tokio::test]
+async fn devices_authenticate_with_their_secret_until_revoked_and_act_only_for_themselves() {
+    let f = Fixture::new().await;
+    let admin = f.caller("admin.futian").await;
+    let tracker = NewDevice {
+        unique_id: "862118020000001".into(),
+        kind: DeviceKind::Tracker,
+        unit: Some("FT-01".into()),
+        jurisdiction: FUTIAN.into(),
+    };
+    let (device, secret) = f.engine.add_device(&admin, tracker.clone()).await.unwrap();
+    let (_, other_secret) = f
+        .engine
+        .add_device(&admin, NewDevice { unique_id: "862118020000002".into(), ..tracker.clone() })
+        .await
+        .unwrap();
+    assert_ne!(secret, other_secret);
+
+    let actor = f.engine.authenticate_device(&device.unique_id, &secret, None).await.unwrap();
+    assert!(matches!(
+        f.engine.authenticate_device(&device.unique_id, &other_secret, None).await,
+        Err(EngineError::Unauthenticated)
+    ));
+    assert!(matches!(f.engine.authenticate_device("nope", &secret, None).await, Err(EngineError::Unauthenticated)));
+
+    let caller = Caller::new(fangkong_core::auth::Actor::Device(actor));
+    f.clock.advance_millis(1_000);
+    let seen = f.engine.device_heartbeat(&caller, "862118020000001").await.unwrap();
+    assert_eq!(seen.last_seen_at, Some(f.engine.now()));
+    let theirs = f.engine.device_heartbeat(&caller, "862118020000002").await;
+    assert!(matches!(theirs, Err(EngineError::Denied(fangkong_core::auth::Denial::NotOwnDevice))));
+    assert_eq!(f.audit().await.pop().unwrap().entry.outcome, Outcome::Denied);
+
+    f.engine.revoke_device(&admin, "862118020000001").await.unwrap();
+    assert!(matches!(
+        f.engine.authenticate_device(&device.unique_id, &secret, None).await,
+        Err(EngineError::DeviceRevoked)
+    ));
+    // The secret itself is not stored.
+    let stored = f.engine.store.list_devices().await.unwrap();
+    assert!(stored.iter().all(|d| d.secret_hash != [0; 32]));
+    let restarted = f.restart().await;
+    assert!(matches!(
+        restarted.authenticate_device(&device.unique_id, &secret, None).await,
+        Err(EngineError::DeviceRevoked)
+    ));
+    restarted.shutdown().await;
+}
+
+#[tokio::test]
+async fn only_auditors_read_the_trail_and_reading_it_is_recorded() {
+    let f = Fixture::new().await;
+    f.add_user("auditor", Role::Auditor, "440300").await;
+    let admin = f.caller("admin.futian").await;
+    let auditor = f.caller("auditor").await;
+    let query = fangkong_store::AuditQuery { limit: 5, ..Default::default() };
+    assert!(matches!(f.engine.audit_records(&admin, &query).await, Err(EngineError::Denied(_))));
+    let records = f.engine.audit_records(&auditor, &query).await.unwrap();
+    assert_eq!(records.len(), 5);
+    let newest = &records[0].entry;
+    assert_eq!(
+        (newest.action.as_str(), newest.actor_name.as_str(), newest.outcome),
+        ("audit.read", "admin.futian", Outcome::Denied)
+    );
+    let last = f.audit().await.pop().unwrap();
+    assert_eq!((last.entry.action.as_str(), last.entry.actor_name.as_str()), ("audit.read", "auditor"));
+}
+
+#[tokio::test]
+async fn verification_passes_untouched_and_names_the_first_altered_record() {
+    let f = Fixture::new().await;
+    let system = Caller::system("test");
+    let clean = f.engine.verify_audit(&system).await.unwrap();
+    assert_eq!(clean.broken, None);
+    assert!(clean.checked >= 3);
+
+    // Tamper behind the engine's back, as someone with the database file would.
+    let path = f.dir.path().join("fk.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("DROP TRIGGER audit_log_no_update; UPDATE audit_log SET actor_name = 'someone' WHERE seq = 2;")
+        .unwrap();
+    drop(conn);
+    let tampered = f.engine.verify_audit(&system).await.unwrap();
+    assert_eq!(tampered.broken.as_ref().and_then(|b| b.record()), Some(2), "{:?}", tampered.broken);
+}
+
+#[tokio::test]
+async fn retention_purges_old_records_behind_a_seal_that_still_verifies() {
+    let f = Fixture::new().await;
+    let before = f.audit().await.len() as i64;
+    f.clock.advance_millis(731 * 24 * 60 * MINUTE);
+    f.add_user("late", Role::Analyst, "440300").await; // a record inside the retention period
+    f.engine.maintain().await.unwrap();
+    let remaining = f.audit().await;
+    assert_eq!(remaining.first().unwrap().seq, before + 1, "everything older than two years is gone");
+    let purge = remaining.last().unwrap();
+    assert_eq!(purge.entry.action, "audit.purge");
+    let verification = f.engine.verify_audit(&Caller::system("test")).await.unwrap();
+    assert_eq!((verification.broken, verification.sealed_through), (None, Some(before)));
+}

@@ -1,0 +1,243 @@
+//! Administering user accounts: create, change, lock, unlock, reset; list and read.
+//!
+//! An administrator acts only inside their jurisdiction: on users bound inside it, and
+//! binding users only to nodes inside it. Reading accounts (names of staff) is a read of
+//! personal data: it needs a stated purpose and is audited.
+
+use fangkong_core::audit::Outcome;
+use fangkong_core::auth::account::{NewUser, User, check_display_name, check_username};
+use fangkong_core::auth::lockout::LoginState;
+use fangkong_core::auth::password::check_password;
+use fangkong_core::auth::{Action, Role};
+use fangkong_core::jurisdiction::Chain;
+use fangkong_core::time::Timestamp;
+
+use crate::{Caller, Engine, EngineError};
+
+/// Changes to a user; `None` keeps the current value.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserChange {
+    pub display_name: Option<String>,
+    pub role: Option<Role>,
+    pub jurisdiction: Option<String>,
+    pub disabled: Option<bool>,
+    /// Removes the user's second factor (e.g. a lost phone); they may set up a new one.
+    pub clear_second_factor: bool,
+}
+
+/// An administrative lock lasts until an administrator lifts it.
+const ADMIN_LOCK: Timestamp = Timestamp::from_millis(i64::MAX / 2);
+
+impl Engine {
+    /// Where a user lies for jurisdiction checks: the chain of the node they are bound to.
+    fn place_of(&self, jurisdiction: &str) -> Result<Chain, EngineError> {
+        self.chain_of(jurisdiction)
+            .ok_or_else(|| EngineError::NotFound { entity: "jurisdiction", key: jurisdiction.to_string() })
+    }
+
+    fn bindable(&self, code: &str) -> Result<Chain, EngineError> {
+        let node = self
+            .jurisdiction(code)
+            .ok_or_else(|| EngineError::NotFound { entity: "jurisdiction", key: code.to_string() })?;
+        if !node.kind.can_bind_users() {
+            return Err(fangkong_core::auth::account::AccountError::Jurisdiction(node.kind).into());
+        }
+        self.place_of(code)
+    }
+
+    fn existing_user(&self, username: &str) -> Result<User, EngineError> {
+        self.identity
+            .user_by_name(username)
+            .ok_or_else(|| EngineError::NotFound { entity: "user", key: username.into() })
+    }
+
+    /// Creates a user with an initial password (which the policy must accept).
+    pub async fn create_user(&self, caller: &Caller, new: NewUser, password: &str) -> Result<User, EngineError> {
+        check_username(&new.username)?;
+        check_display_name(&new.display_name)?;
+        let place = self.bindable(&new.jurisdiction)?;
+        self.authorize(caller, Action::ManageUsers, Some(&place), "user.create", Some(("user", &new.username))).await?;
+        check_password(password, &new.username)?;
+        let password_hash = self.hash_password_off_thread(password).await;
+        let _serial = self.admin_writes.lock().await;
+        let now = self.now();
+        let user = User {
+            id: 0,
+            username: new.username,
+            display_name: new.display_name.trim().to_string(),
+            role: new.role,
+            jurisdiction: new.jurisdiction,
+            password_hash,
+            password_changed_at: now,
+            totp_secret: None,
+            totp_pending: false,
+            totp_last_step: None,
+            login: LoginState::default(),
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+        };
+        let entry = caller
+            .entry(now, "user.create", Outcome::Allowed)
+            .target("user", &user.username)
+            .detail(format!("role {} in {}", user.role, user.jurisdiction));
+        let stored = self.store.insert_user(&user, &entry).await?;
+        self.identity.put_user(stored.clone());
+        Ok(stored)
+    }
+
+    /// Changes a user's name, role, jurisdiction or status. The caller must administer the
+    /// user's current jurisdiction and, when moving them, the new one.
+    pub async fn update_user(&self, caller: &Caller, username: &str, change: UserChange) -> Result<User, EngineError> {
+        let current = self.existing_user(username)?;
+        let place = self.place_of(&current.jurisdiction)?;
+        self.authorize(caller, Action::ManageUsers, Some(&place), "user.update", Some(("user", username))).await?;
+        if let Some(target) = &change.jurisdiction {
+            let new_place = self.bindable(target)?;
+            self.authorize(caller, Action::ManageUsers, Some(&new_place), "user.update", Some(("user", username)))
+                .await?;
+        }
+        if let Some(name) = &change.display_name {
+            check_display_name(name)?;
+        }
+        let _serial = self.admin_writes.lock().await;
+        let now = self.now();
+        let current = self.existing_user(username)?;
+        let mut changed = Vec::new();
+        let mut updated = current.clone();
+        if let Some(name) = change.display_name.filter(|n| n.trim() != current.display_name) {
+            updated.display_name = name.trim().to_string();
+            changed.push("display_name".to_string());
+        }
+        if let Some(role) = change.role.filter(|r| *r != current.role) {
+            updated.role = role;
+            changed.push(format!("role {} → {role}", current.role));
+        }
+        if let Some(code) = change.jurisdiction.filter(|c| *c != current.jurisdiction) {
+            changed.push(format!("jurisdiction {} → {code}", current.jurisdiction));
+            updated.jurisdiction = code;
+        }
+        if let Some(disabled) = change.disabled.filter(|d| *d != current.disabled) {
+            updated.disabled = disabled;
+            changed.push(if disabled { "disabled" } else { "enabled" }.to_string());
+        }
+        if change.clear_second_factor && current.totp_secret.is_some() {
+            updated.totp_secret = None;
+            updated.totp_pending = false;
+            updated.totp_last_step = None;
+            changed.push("second factor removed".to_string());
+        }
+        if changed.is_empty() {
+            return Ok(current);
+        }
+        updated.updated_at = now;
+        // A change of role, jurisdiction or status takes effect at once: open sessions end.
+        let ends_sessions = updated.role != current.role
+            || updated.jurisdiction != current.jurisdiction
+            || (updated.disabled && !current.disabled);
+        let entry =
+            caller.entry(now, "user.update", Outcome::Allowed).target("user", username).detail(changed.join("; "));
+        self.store.update_user(&updated, ends_sessions.then_some(now), &[entry]).await?;
+        if ends_sessions {
+            self.identity.drop_sessions_of(updated.id);
+        }
+        self.identity.put_user(updated.clone());
+        Ok(updated)
+    }
+
+    /// Locks an account until an administrator unlocks it; its sessions end.
+    pub async fn lock_user(&self, caller: &Caller, username: &str) -> Result<User, EngineError> {
+        self.set_lock(caller, username, Some(ADMIN_LOCK), "user.lock").await
+    }
+
+    /// Lifts a lock, administrative or after failed sign-ins, and clears the failure count.
+    pub async fn unlock_user(&self, caller: &Caller, username: &str) -> Result<User, EngineError> {
+        self.set_lock(caller, username, None, "user.unlock").await
+    }
+
+    async fn set_lock(
+        &self,
+        caller: &Caller,
+        username: &str,
+        until: Option<Timestamp>,
+        action: &str,
+    ) -> Result<User, EngineError> {
+        let current = self.existing_user(username)?;
+        let place = self.place_of(&current.jurisdiction)?;
+        self.authorize(caller, Action::ManageUsers, Some(&place), action, Some(("user", username))).await?;
+        let _serial = self.admin_writes.lock().await;
+        let now = self.now();
+        let current = self.existing_user(username)?;
+        let updated =
+            User { login: LoginState { failed_attempts: 0, locked_until: until }, updated_at: now, ..current };
+        let entry = caller.entry(now, action, Outcome::Allowed).target("user", username);
+        self.store.update_user(&updated, until.map(|_| now), &[entry]).await?;
+        if until.is_some() {
+            self.identity.drop_sessions_of(updated.id);
+        }
+        self.identity.put_user(updated.clone());
+        Ok(updated)
+    }
+
+    /// Sets a new password for a user (who should change it at first sign-in); their
+    /// sessions end.
+    pub async fn reset_password(&self, caller: &Caller, username: &str, password: &str) -> Result<(), EngineError> {
+        let current = self.existing_user(username)?;
+        let place = self.place_of(&current.jurisdiction)?;
+        self.authorize(caller, Action::ManageUsers, Some(&place), "user.reset_password", Some(("user", username)))
+            .await?;
+        check_password(password, username)?;
+        let hash = self.hash_password_off_thread(password).await;
+        let _serial = self.admin_writes.lock().await;
+        let now = self.now();
+        let current = self.existing_user(username)?;
+        let updated = User {
+            password_hash: hash,
+            password_changed_at: now,
+            login: LoginState::default(),
+            updated_at: now,
+            ..current
+        };
+        let entry = caller.entry(now, "user.reset_password", Outcome::Allowed).target("user", username);
+        self.store.update_user(&updated, Some(now), &[entry]).await?;
+        self.identity.drop_sessions_of(updated.id);
+        self.identity.put_user(updated);
+        Ok(())
+    }
+
+    /// The users the caller administers, by username. A read of personal data.
+    pub async fn users(&self, caller: &Caller) -> Result<Vec<User>, EngineError> {
+        self.authorize(caller, Action::ReadUsers, None, "user.list", None).await?;
+        let mut visible: Vec<User> = {
+            let users = self.identity.users.read().expect("users lock");
+            users.by_id.values().cloned().collect()
+        };
+        visible.retain(|user| {
+            self.chain_of(&user.jurisdiction)
+                .is_some_and(|chain| caller.actor.check_in(Action::ReadUsers, &chain).is_ok())
+        });
+        visible.sort_by(|a, b| a.username.cmp(&b.username));
+        let scope = match &caller.actor {
+            fangkong_core::auth::Actor::User(user) => user.scope.code.clone(),
+            _ => "*".to_string(),
+        };
+        self.audit_personal_read(
+            caller,
+            "user.list",
+            ("jurisdiction", &scope),
+            Some(format!("{} users", visible.len())),
+        )
+        .await?;
+        Ok(visible)
+    }
+
+    /// One user. A read of personal data.
+    pub async fn user(&self, caller: &Caller, username: &str) -> Result<User, EngineError> {
+        self.authorize(caller, Action::ReadUsers, None, "user.read", Some(("user", username))).await?;
+        let user = self.existing_user(username)?;
+        let place = self.place_of(&user.jurisdiction)?;
+        self.authorize(caller, Action::ReadUsers, Some(&place), "user.read", Some(("user", username))).await?;
+        self.audit_personal_read(caller, "user.read", ("user", username), None).await?;
+        Ok(user)
+    }
+}
