@@ -14,9 +14,12 @@ use std::borrow::Cow;
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use fangkong_core::auth::Denial;
 use fangkong_core::codes::CodeError;
+use fangkong_core::jurisdiction::JurisdictionError;
 use fangkong_engine::{EngineError, StoreError};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -26,6 +29,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: Cow<'static, str>,
     pub message: String,
+    /// Headers the answer needs (`Retry-After`, `WWW-Authenticate`).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// Marks a response whose body already has the error shape.
@@ -50,7 +55,20 @@ pub struct ErrorDetail {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> ApiError {
-        ApiError { status, code: code.into(), message: message.into() }
+        ApiError { status, code: code.into(), message: message.into(), headers: Vec::new() }
+    }
+
+    pub fn with_header(mut self, name: HeaderName, value: impl ToString) -> ApiError {
+        if let Ok(value) = HeaderValue::from_str(&value.to_string()) {
+            self.headers.push((name, value));
+        }
+        self
+    }
+
+    /// 401 with the challenge a client needs to know how to authenticate.
+    pub fn unauthenticated(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+            .with_header(WWW_AUTHENTICATE, "Bearer realm=\"fangkong\"")
     }
 
     pub fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -72,6 +90,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody { error: ErrorDetail { code: self.code.into_owned(), message: self.message } };
         let mut response = (self.status, Json(body)).into_response();
+        response.headers_mut().extend(self.headers);
         response.extensions_mut().insert(ShapedError);
         response
     }
@@ -113,11 +132,46 @@ impl From<CodeError> for ApiError {
 
 impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> ApiError {
+        let message = error.to_string();
+        let unprocessable = |code| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message.clone());
         match error {
             EngineError::Code(error) => error.into(),
             EngineError::Store(error) => error.into(),
-            EngineError::Defaults(_) => ApiError::internal(&error),
+            EngineError::Denied(Denial::Jurisdiction) => {
+                ApiError::new(StatusCode::FORBIDDEN, "outside_jurisdiction", message)
+            }
+            EngineError::Denied(_) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
+            EngineError::Unauthenticated => ApiError::unauthenticated(message),
+            EngineError::SessionExpired => ApiError::new(StatusCode::UNAUTHORIZED, "session_expired", message)
+                .with_header(WWW_AUTHENTICATE, "Bearer realm=\"fangkong\", error=\"invalid_token\""),
+            EngineError::InvalidCredentials => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", message),
+            EngineError::AccountLocked { retry_after_secs } => {
+                ApiError::new(StatusCode::LOCKED, "account_locked", message).with_header(RETRY_AFTER, retry_after_secs)
+            }
+            EngineError::TotpRequired => ApiError::new(StatusCode::UNAUTHORIZED, "totp_required", message),
+            EngineError::InvalidTotp => unprocessable("invalid_totp_code"),
+            EngineError::DeviceRevoked => ApiError::new(StatusCode::UNAUTHORIZED, "device_revoked", message),
+            EngineError::PurposeRequired => {
+                ApiError::bad_request("purpose_required", format!("{message}: send the X-Purpose header"))
+            }
+            EngineError::Password(_) => unprocessable("weak_password"),
+            EngineError::Account(_) | EngineError::Invalid { .. } => unprocessable("invalid_field"),
+            EngineError::Jurisdiction(JurisdictionError::Unknown(_)) => {
+                ApiError::not_found("jurisdiction_not_found", message)
+            }
+            EngineError::Jurisdiction(_) => unprocessable("invalid_jurisdiction"),
+            EngineError::NotFound { entity, .. } => ApiError::not_found(not_found_code(entity), message),
+            EngineError::Defaults(_) | EngineError::WrongKey { .. } => ApiError::internal(&error),
         }
+    }
+}
+
+fn not_found_code(entity: &str) -> &'static str {
+    match entity {
+        "user" => "user_not_found",
+        "device" => "device_not_found",
+        "jurisdiction" => "jurisdiction_not_found",
+        _ => "not_found",
     }
 }
 

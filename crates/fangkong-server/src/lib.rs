@@ -10,6 +10,7 @@
 //! closes the store after the last accepted write is durable.
 
 mod api;
+mod auth;
 mod error;
 mod extract;
 mod health;
@@ -89,6 +90,7 @@ pub async fn serve(
             tracing::info!("shutting down: finishing requests in flight");
             let _ = stopping_tx.send(());
         });
+    let maintenance = tokio::spawn(maintain_periodically(engine.clone()));
     let deadline = async move {
         if stopping_rx.await.is_ok() {
             tokio::time::sleep(grace).await;
@@ -100,6 +102,21 @@ pub async fn serve(
         result = server => result?,
         () = deadline => tracing::warn!(?grace, "requests still running after the grace period; closing them"),
     }
+    maintenance.abort();
     engine.shutdown().await;
     Ok(())
+}
+
+/// How often the engine's upkeep runs (session use, audit retention).
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
+
+async fn maintain_periodically(engine: Arc<Engine>) {
+    let mut ticks = tokio::time::interval(MAINTENANCE_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(error) = engine.maintain().await {
+            tracing::warn!(%error, "engine upkeep failed; will retry");
+        }
+    }
 }

@@ -60,6 +60,10 @@ pub struct Metrics {
     build_info: Family<BuildLabels, Gauge>,
     uptime_seconds: Gauge,
     code_entries: Family<KindLabels, Gauge>,
+    jurisdictions: Gauge,
+    users: Gauge,
+    live_sessions: Gauge,
+    devices: Gauge,
     events_published: Gauge,
     event_subscribers: Gauge,
     events_lagged: Gauge,
@@ -82,6 +86,10 @@ impl Metrics {
             build_info: Family::default(),
             uptime_seconds: Gauge::default(),
             code_entries: Family::default(),
+            jurisdictions: Gauge::default(),
+            users: Gauge::default(),
+            live_sessions: Gauge::default(),
+            devices: Gauge::default(),
             events_published: Gauge::default(),
             event_subscribers: Gauge::default(),
             events_lagged: Gauge::default(),
@@ -96,6 +104,10 @@ impl Metrics {
         registry.register("build_info", "Version and store backend of this server", metrics.build_info.clone());
         registry.register("uptime_seconds", "Seconds since the engine started", metrics.uptime_seconds.clone());
         registry.register("code_entries", "Entries in each code table", metrics.code_entries.clone());
+        registry.register("jurisdictions", "Nodes of the jurisdiction tree", metrics.jurisdictions.clone());
+        registry.register("users", "User accounts", metrics.users.clone());
+        registry.register("live_sessions", "Signed-in sessions held in memory", metrics.live_sessions.clone());
+        registry.register("devices", "Registered devices", metrics.devices.clone());
         registry.register("events_published", "Events published on the bus", metrics.events_published.clone());
         registry.register("event_subscribers", "Subscribers on the event bus", metrics.event_subscribers.clone());
         registry.register(
@@ -125,6 +137,10 @@ impl Metrics {
         for (kind, count) in stats.codes_by_kind {
             self.code_entries.get_or_create(&KindLabels { kind: kind.as_str().into() }).set(count as i64);
         }
+        self.jurisdictions.set(stats.jurisdictions as i64);
+        self.users.set(stats.users as i64);
+        self.live_sessions.set(stats.live_sessions as i64);
+        self.devices.set(stats.devices as i64);
         self.events_published.set(stats.bus.published as i64);
         self.event_subscribers.set(stats.bus.subscribers as i64);
         self.events_lagged.set(stats.bus.lagged as i64);

@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::api::{codes, system};
+use crate::api::{audit, auth, codes, devices, jurisdictions, system, users};
 use crate::error::ApiError;
 use crate::{AppState, health, metrics};
 
@@ -28,18 +28,57 @@ use crate::{AppState, health, metrics};
     ),
     tags(
         (name = "system", description = "The server itself"),
+        (name = "auth", description = "Signing in and out; your own account, password and second factor"),
+        (name = "users", description = "User accounts (administrators, within their jurisdiction)"),
+        (name = "devices", description = "Trackers, alarm points and checkpoint terminals with their own credentials"),
+        (name = "audit", description = "The tamper-evident audit trail (auditors)"),
+        (name = "jurisdictions", description = "The jurisdiction tree (辖区)"),
         (name = "codes", description = "Code tables (代码表): incident types, sources, dispositions"),
     ),
-    components(schemas(crate::error::ErrorBody))
+    components(schemas(crate::error::ErrorBody)),
+    modifiers(&SecuritySchemes)
 )]
 struct ApiDoc;
+
+/// Declares how callers authenticate: users with a bearer token, devices with Basic.
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut bearer = Http::new(HttpAuthScheme::Bearer);
+        bearer.description = Some("The token from POST /api/v1/auth/login".into());
+        components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
+        let mut basic = Http::new(HttpAuthScheme::Basic);
+        basic.description = Some("Devices: unique id as user name, issued secret as password".into());
+        components.add_security_scheme("device", SecurityScheme::Http(basic));
+    }
+}
 
 /// The `/api/v1` routes with their OpenAPI document.
 pub(crate) fn api_v1() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(system::get_system_info))
-        .routes(routes!(codes::list_codes))
-        .routes(routes!(codes::get_code))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(auth::change_password))
+        .routes(routes!(auth::begin_totp))
+        .routes(routes!(auth::confirm_totp))
+        .routes(routes!(users::list_users, users::create_user))
+        .routes(routes!(users::get_user, users::update_user))
+        .routes(routes!(users::lock_user))
+        .routes(routes!(users::unlock_user))
+        .routes(routes!(users::reset_password))
+        .routes(routes!(devices::list_devices, devices::add_device))
+        .routes(routes!(devices::revoke_device))
+        .routes(routes!(devices::device_heartbeat))
+        .routes(routes!(audit::list_audit))
+        .routes(routes!(audit::verify_audit))
+        .routes(routes!(jurisdictions::list_jurisdictions))
+        .routes(routes!(codes::list_codes, codes::create_code))
+        .routes(routes!(codes::get_code, codes::update_code))
 }
 
 /// The OpenAPI document of the whole API, as served at `/api/v1/openapi.json`.

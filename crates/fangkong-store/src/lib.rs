@@ -18,6 +18,8 @@ mod error;
 pub mod migrate;
 mod postgres;
 mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod url;
 
 use std::sync::OnceLock;

@@ -5,8 +5,12 @@ use fangkong_core::codes::{CodeEntry, CodeKind};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use axum::http::StatusCode;
+use fangkong_engine::{CodeChange, NewCode};
+
 use crate::AppState;
 use crate::api::rfc3339;
+use crate::auth::UserSession;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Path, Query};
 
@@ -68,16 +72,18 @@ fn parse_kind(kind: &str) -> Result<CodeKind, ApiError> {
     get,
     path = "/codes/{kind}",
     tag = "codes",
+    security(("bearer" = [])),
     params(("kind" = String, Path, description = "incident_type, incident_source or disposition"), ListCodesQuery),
     responses((status = 200, description = "the table's entries", body = [CodeBody]), (status = 404, description = "no such code table", body = ErrorBody))
 )]
 pub async fn list_codes(
     State(state): State<AppState>,
+    session: UserSession,
     Path(kind): Path<String>,
     Query(query): Query<ListCodesQuery>,
 ) -> Result<Json<Vec<CodeBody>>, ApiError> {
     let kind = parse_kind(&kind)?;
-    let entries = state.engine.codes(kind);
+    let entries = state.engine.codes(&session.caller, kind).await?;
     Ok(Json(
         entries.iter().filter(|e| query.active.is_none_or(|active| e.active == active)).map(CodeBody::from).collect(),
     ))
@@ -88,6 +94,7 @@ pub async fn list_codes(
     get,
     path = "/codes/{kind}/{code}",
     tag = "codes",
+    security(("bearer" = [])),
     params(
         ("kind" = String, Path, description = "incident_type, incident_source or disposition"),
         ("code" = String, Path, description = "the code, e.g. 010301")
@@ -96,12 +103,101 @@ pub async fn list_codes(
 )]
 pub async fn get_code(
     State(state): State<AppState>,
+    session: UserSession,
     Path((kind, code)): Path<(String, String)>,
 ) -> Result<Json<CodeBody>, ApiError> {
     let kind = parse_kind(&kind)?;
     let entry = state
         .engine
-        .code(kind, &code)
+        .code(&session.caller, kind, &code)
+        .await?
         .ok_or_else(|| ApiError::not_found("code_not_found", format!("{kind} {code} does not exist")))?;
     Ok(Json(CodeBody::from(&entry)))
+}
+
+#[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCodeRequest {
+    #[schema(example = "010303")]
+    pub code: String,
+    #[schema(example = "入户抢劫")]
+    pub name_zh: String,
+    #[schema(example = "Home-invasion robbery")]
+    pub name_en: String,
+    /// Required for incident types (1 = most urgent … 4); absent for other tables.
+    pub priority: Option<u8>,
+}
+
+/// Add a code (administrators).
+#[utoipa::path(
+    post,
+    path = "/codes/{kind}",
+    tag = "codes",
+    security(("bearer" = [])),
+    params(("kind" = String, Path, description = "incident_type, incident_source or disposition")),
+    request_body = CreateCodeRequest,
+    responses(
+        (status = 201, description = "created", body = CodeBody),
+        (status = 403, description = "forbidden", body = ErrorBody),
+        (status = 409, description = "code_exists", body = ErrorBody),
+        (status = 422, description = "malformed_code, invalid_field, parent_code_missing or parent_code_retired", body = ErrorBody),
+    )
+)]
+pub async fn create_code(
+    State(state): State<AppState>,
+    session: UserSession,
+    Path(kind): Path<String>,
+    Json(request): Json<CreateCodeRequest>,
+) -> Result<(StatusCode, Json<CodeBody>), ApiError> {
+    let kind = parse_kind(&kind)?;
+    let new = NewCode {
+        kind,
+        code: request.code,
+        name_zh: request.name_zh,
+        name_en: request.name_en,
+        priority: request.priority,
+    };
+    let entry = state.engine.create_code(&session.caller, new).await?;
+    Ok((StatusCode::CREATED, Json(CodeBody::from(&entry))))
+}
+
+#[derive(Deserialize, ToSchema, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateCodeRequest {
+    pub name_zh: Option<String>,
+    pub name_en: Option<String>,
+    pub priority: Option<u8>,
+    /// `false` retires the code: old records keep it, new ones cannot use it.
+    pub active: Option<bool>,
+}
+
+/// Change or retire a code (administrators). Codes are never deleted.
+#[utoipa::path(
+    patch,
+    path = "/codes/{kind}/{code}",
+    tag = "codes",
+    security(("bearer" = [])),
+    params(("kind" = String, Path), ("code" = String, Path)),
+    request_body = UpdateCodeRequest,
+    responses(
+        (status = 200, description = "the code as changed", body = CodeBody),
+        (status = 403, description = "forbidden", body = ErrorBody),
+        (status = 404, description = "code_not_found", body = ErrorBody),
+        (status = 422, description = "invalid_field or active_child_codes", body = ErrorBody),
+    )
+)]
+pub async fn update_code(
+    State(state): State<AppState>,
+    session: UserSession,
+    Path((kind, code)): Path<(String, String)>,
+    Json(request): Json<UpdateCodeRequest>,
+) -> Result<Json<CodeBody>, ApiError> {
+    let kind = parse_kind(&kind)?;
+    let change = CodeChange {
+        name_zh: request.name_zh,
+        name_en: request.name_en,
+        priority: request.priority,
+        active: request.active,
+    };
+    Ok(Json(CodeBody::from(&state.engine.update_code(&session.caller, kind, &code, change).await?)))
 }

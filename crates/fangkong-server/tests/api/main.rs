@@ -3,8 +3,10 @@
 
 mod support;
 
+mod auth;
 mod codes;
 mod errors;
+mod matrix;
 mod metrics;
 mod openapi;
 mod shutdown;

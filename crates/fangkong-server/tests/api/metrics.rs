@@ -1,8 +1,9 @@
 //! `GET /metrics`
 
 use axum::http::StatusCode;
+use fangkong_core::auth::Role;
 
-use crate::support::TestServer;
+use crate::support::{CITY, TestServer};
 
 fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
     text.lines().find_map(|line| line.strip_prefix(name_and_labels).and_then(|rest| rest.trim().parse().ok()))
@@ -11,10 +12,11 @@ fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
 #[tokio::test]
 async fn requests_are_counted_and_timed_by_route_template() {
     let server = TestServer::start().await;
+    let token = server.signed_in("disp", Role::Dispatcher, CITY).await;
     for code in ["110", "119", "122"] {
-        server.get(&format!("/api/v1/codes/incident_source/{code}")).await;
+        server.get_as(&token, &format!("/api/v1/codes/incident_source/{code}")).await;
     }
-    server.get("/api/v1/codes/incident_type/123456").await; // a 404 on the same route
+    server.get_as(&token, "/api/v1/codes/incident_type/123456").await; // a 404 on the same route
     server.get("/nowhere").await;
 
     let reply = server.get("/metrics").await;
@@ -46,11 +48,15 @@ async fn requests_are_counted_and_timed_by_route_template() {
 async fn domain_gauges_come_from_the_engine() {
     let server = TestServer::start().await;
     let text = server.get("/metrics").await.text;
-    let sources = server.engine.codes(fangkong_core::codes::CodeKind::IncidentSource).len() as f64;
+    let system = fangkong_engine::Caller::system("test");
+    let sources =
+        server.engine.codes(&system, fangkong_core::codes::CodeKind::IncidentSource).await.unwrap().len() as f64;
     assert_eq!(sample(&text, "fangkong_code_entries{kind=\"incident_source\"}"), Some(sources), "{text}");
     assert_eq!(
         sample(&text, &format!("fangkong_build_info{{version=\"{}\",backend=\"sqlite\"}}", env!("CARGO_PKG_VERSION"))),
         Some(1.0)
     );
     assert!(sample(&text, "fangkong_events_published").unwrap() > 0.0);
+    assert_eq!(sample(&text, "fangkong_jurisdictions"), Some(7.0));
+    assert_eq!(sample(&text, "fangkong_users"), Some(0.0));
 }

@@ -39,11 +39,15 @@ async fn the_validation_catches_a_broken_document() {
 async fn every_api_route_is_documented_with_its_error_shape() {
     let document = fangkong_server::openapi();
     let paths: Vec<&String> = document.paths.paths.keys().collect();
-    for expected in ["/api/v1/system", "/api/v1/codes/{kind}", "/api/v1/codes/{kind}/{code}"] {
+    for expected in
+        ["/api/v1/system", "/api/v1/auth/login", "/api/v1/users/{username}", "/api/v1/audit", "/api/v1/codes/{kind}"]
+    {
         assert!(paths.iter().any(|p| p.as_str() == expected), "{expected} missing from {paths:?}");
     }
     let json = serde_json::to_value(&document).unwrap();
     assert!(json["components"]["schemas"]["ErrorBody"].is_object(), "the error shape is a named schema");
+    assert_eq!(json["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(json["paths"]["/api/v1/users"]["get"]["security"][0]["bearer"], serde_json::json!([]));
 }
 
 #[tokio::test]

@@ -42,7 +42,7 @@ async fn shutdown_finishes_a_write_in_flight_and_stores_it() {
                 name_en: "Written during shutdown".into(),
                 priority: None,
             };
-            match engine.create_code(new).await {
+            match engine.create_code(&fangkong_engine::Caller::system("test"), new).await {
                 Ok(_) => "stored",
                 Err(_) => "failed",
             }
@@ -75,8 +75,8 @@ async fn shutdown_finishes_a_write_in_flight_and_stores_it() {
     assert!(response.ends_with("stored"), "{response}");
     serving.await.unwrap().unwrap();
 
-    let reopened = start_engine(&server.db_url).await;
-    assert!(reopened.code(CodeKind::Disposition, "written_during_shutdown").is_some(), "the write is durable");
+    let reopened = start_engine(&server.db.url, &server.clock, &server.keys).await;
+    assert!(reopened.code_entry(CodeKind::Disposition, "written_during_shutdown").is_some(), "the write is durable");
     reopened.shutdown().await;
 }
 

@@ -1,0 +1,340 @@
+//! The permission matrix: every API route × every role (plus no credentials, plus a device
+//! credential) × a target inside and outside the caller's jurisdiction, on every store.
+//!
+//! The expectations below are written out by hand from the access rules of the product
+//! (SYSTEM.md, issue 3), not derived from `PERMISSIONS`: the test fails on any request that
+//! is allowed but should be refused, and on any that is refused but should be allowed. A
+//! route added to the API without a row here fails `every_route_has_a_row`.
+//!
+//! Every refusal must leave a `denied` audit record naming the caller, and every read of
+//! personal data an `allowed` record with its stated purpose.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use axum::http::{Method, StatusCode};
+use base64::Engine as _;
+use fangkong_core::audit::Outcome;
+use fangkong_core::auth::{DeviceKind, Role};
+use fangkong_engine::{Caller, NewDevice};
+use fangkong_store::testing::TestDatabase;
+use serde_json::json;
+
+use crate::support::{FUTIAN, LUOHU, TestServer};
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug)]
+enum Who {
+    /// No credentials needed.
+    Anyone,
+    /// Any signed-in user, whatever the role.
+    SignedIn,
+    /// Only these roles.
+    Roles(&'static [Role]),
+    /// Only a device, and only for itself.
+    Devices,
+}
+
+/// Whether the route acts on a record that lies somewhere (then the caller's jurisdiction
+/// decides too).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Place {
+    Unlocated,
+    Located,
+}
+
+const ADMIN: &[Role] = &[Role::Administrator];
+const AUDITOR: &[Role] = &[Role::Auditor];
+
+/// The oracle: method, path template, who, place, and whether a successful call reads
+/// personal data.
+const ROUTES: &[(&str, &str, Who, Place, bool)] = &[
+    ("GET", "/api/v1/system", Who::Anyone, Place::Unlocated, false),
+    ("POST", "/api/v1/auth/login", Who::Anyone, Place::Unlocated, false),
+    ("POST", "/api/v1/auth/logout", Who::SignedIn, Place::Unlocated, false),
+    ("GET", "/api/v1/auth/me", Who::SignedIn, Place::Unlocated, false),
+    ("POST", "/api/v1/auth/password", Who::SignedIn, Place::Unlocated, false),
+    ("POST", "/api/v1/auth/totp", Who::SignedIn, Place::Unlocated, false),
+    ("POST", "/api/v1/auth/totp/confirm", Who::SignedIn, Place::Unlocated, false),
+    ("GET", "/api/v1/users", Who::Roles(ADMIN), Place::Unlocated, true),
+    ("POST", "/api/v1/users", Who::Roles(ADMIN), Place::Located, false),
+    ("GET", "/api/v1/users/{username}", Who::Roles(ADMIN), Place::Located, true),
+    ("PATCH", "/api/v1/users/{username}", Who::Roles(ADMIN), Place::Located, false),
+    ("POST", "/api/v1/users/{username}/lock", Who::Roles(ADMIN), Place::Located, false),
+    ("POST", "/api/v1/users/{username}/unlock", Who::Roles(ADMIN), Place::Located, false),
+    ("POST", "/api/v1/users/{username}/password", Who::Roles(ADMIN), Place::Located, false),
+    ("GET", "/api/v1/devices", Who::Roles(ADMIN), Place::Unlocated, false),
+    ("POST", "/api/v1/devices", Who::Roles(ADMIN), Place::Located, false),
+    ("POST", "/api/v1/devices/{unique_id}/revoke", Who::Roles(ADMIN), Place::Located, false),
+    ("POST", "/api/v1/devices/{unique_id}/heartbeat", Who::Devices, Place::Located, false),
+    ("GET", "/api/v1/audit", Who::Roles(AUDITOR), Place::Unlocated, false),
+    ("GET", "/api/v1/audit/verify", Who::Roles(AUDITOR), Place::Unlocated, false),
+    ("GET", "/api/v1/jurisdictions", Who::SignedIn, Place::Unlocated, false),
+    ("GET", "/api/v1/codes/{kind}", Who::SignedIn, Place::Unlocated, false),
+    ("POST", "/api/v1/codes/{kind}", Who::Roles(ADMIN), Place::Unlocated, false),
+    ("GET", "/api/v1/codes/{kind}/{code}", Who::SignedIn, Place::Unlocated, false),
+    ("PATCH", "/api/v1/codes/{kind}/{code}", Who::Roles(ADMIN), Place::Unlocated, false),
+];
+
+#[test]
+fn every_route_has_a_row() {
+    let document = serde_json::to_value(fangkong_server::openapi()).unwrap();
+    let mut documented = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    let mut rows: Vec<String> = ROUTES.iter().map(|(m, p, ..)| format!("{m} {p}")).collect();
+    documented.sort();
+    rows.sort();
+    assert_eq!(documented, rows, "the matrix must have exactly one row per documented route");
+}
+
+/// The caller of one cell of the matrix.
+#[derive(Clone, Copy, Debug)]
+enum Subject {
+    Nobody,
+    Device,
+    User(Role),
+}
+
+/// How a response counts.
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    Allowed,
+    Denied,
+    Unauthenticated,
+}
+
+fn expected(who: Who, place: Place, subject: Subject, inside: bool) -> Verdict {
+    let located_outside = place == Place::Located && !inside;
+    match (who, subject) {
+        (Who::Anyone, _) => Verdict::Allowed,
+        (Who::SignedIn, Subject::User(_)) => Verdict::Allowed,
+        (Who::Roles(roles), Subject::User(role)) if roles.contains(&role) => {
+            if located_outside {
+                Verdict::Denied
+            } else {
+                Verdict::Allowed
+            }
+        }
+        (Who::Roles(_), Subject::User(_)) => Verdict::Denied,
+        (Who::Devices, Subject::Device) => {
+            if located_outside {
+                Verdict::Denied
+            } else {
+                Verdict::Allowed
+            }
+        }
+        (Who::Devices, Subject::User(_)) | (_, Subject::Nobody) | (_, Subject::Device) => Verdict::Unauthenticated,
+    }
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(1);
+
+fn fresh(prefix: &str) -> String {
+    format!("{prefix}{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// One prepared request: path, body, and the credential to send.
+struct Prepared {
+    path: String,
+    body: Option<serde_json::Value>,
+    authorization: Option<String>,
+    /// The username the audit trail will show for this caller.
+    actor_name: Option<String>,
+}
+
+async fn new_device(server: &TestServer, jurisdiction: &str) -> (String, String) {
+    let unique_id = fresh("dev-");
+    let new = NewDevice {
+        unique_id: unique_id.clone(),
+        kind: DeviceKind::Tracker,
+        unit: None,
+        jurisdiction: jurisdiction.into(),
+    };
+    let (_, secret) = server.engine.add_device(&Caller::system("test"), new).await.unwrap();
+    (unique_id, secret)
+}
+
+async fn new_user(server: &TestServer, role: Role, jurisdiction: &str) -> String {
+    let username = fresh("user");
+    server.add_user(&username, role, jurisdiction).await;
+    username
+}
+
+/// Builds the request for `path` as `subject`, with a fresh target inside (Futian) or
+/// outside (Luohu) the caller's jurisdiction. Every user subject is bound to Futian.
+async fn prepare(server: &TestServer, method: &str, template: &str, subject: Subject, inside: bool) -> Prepared {
+    let area = if inside { FUTIAN } else { LUOHU };
+    let (mut authorization, mut actor_name) = (None, None);
+    let mut device_id = None;
+    match subject {
+        Subject::Nobody => {}
+        Subject::Device => {
+            let (id, secret) = new_device(server, FUTIAN).await;
+            let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+            authorization = Some(format!("Basic {basic}"));
+            actor_name = Some(id.clone());
+            device_id = Some(id);
+        }
+        Subject::User(role) => {
+            let username = new_user(server, role, FUTIAN).await;
+            authorization = Some(format!("Bearer {}", server.token(&username).await));
+            actor_name = Some(username);
+        }
+    }
+    let mut body = None;
+    let path = match (method, template) {
+        ("POST", "/api/v1/auth/login") => {
+            let username = new_user(server, Role::Dispatcher, FUTIAN).await;
+            body = Some(json!({"username": username, "password": crate::support::PASSWORD}));
+            template.to_string()
+        }
+        ("POST", "/api/v1/auth/password") => {
+            body = Some(
+                json!({"current_password": crate::support::PASSWORD, "new_password": "an entirely new passphrase"}),
+            );
+            template.to_string()
+        }
+        ("POST", "/api/v1/auth/totp/confirm") => {
+            // A pending second factor to confirm, with the right code.
+            let code = match (subject, &authorization) {
+                (Subject::User(_), Some(auth)) => {
+                    let token = auth.trim_start_matches("Bearer ");
+                    let setup = server.request(Method::POST, "/api/v1/auth/totp").token(token).send().await.json();
+                    let secret = fangkong_core::auth::totp::base32_decode(setup["secret"].as_str().unwrap()).unwrap();
+                    fangkong_core::auth::totp::code_at(&secret, server.engine.now().as_millis() / 1000)
+                }
+                _ => "000000".into(),
+            };
+            body = Some(json!({"code": code}));
+            template.to_string()
+        }
+        ("POST", "/api/v1/users") => {
+            body = Some(json!({
+                "username": fresh("new"), "display_name": "新用户", "role": "dispatcher",
+                "jurisdiction": area, "password": "a decent long passphrase"
+            }));
+            template.to_string()
+        }
+        (_, t) if t.starts_with("/api/v1/users/{username}") => {
+            let victim = new_user(server, Role::Dispatcher, area).await;
+            if t.ends_with("/password") {
+                body = Some(json!({"password": "a decent long passphrase"}));
+            } else if method == "PATCH" {
+                body = Some(json!({"display_name": "改名"}));
+            }
+            t.replace("{username}", &victim)
+        }
+        ("POST", "/api/v1/devices") => {
+            body = Some(json!({"unique_id": fresh("nd-"), "kind": "alarm_point", "jurisdiction": area}));
+            template.to_string()
+        }
+        ("POST", "/api/v1/devices/{unique_id}/revoke") => {
+            let (id, _) = new_device(server, area).await;
+            template.replace("{unique_id}", &id)
+        }
+        ("POST", "/api/v1/devices/{unique_id}/heartbeat") => {
+            // Inside: the device's own id. Outside: another device's.
+            let id = match (&device_id, inside) {
+                (Some(own), true) => own.clone(),
+                _ => new_device(server, FUTIAN).await.0,
+            };
+            template.replace("{unique_id}", &id)
+        }
+        ("POST", "/api/v1/codes/{kind}") => {
+            body = Some(json!({"code": fresh("case_"), "name_zh": "测试处置", "name_en": "Test disposition"}));
+            template.replace("{kind}", "disposition")
+        }
+        ("PATCH", "/api/v1/codes/{kind}/{code}") => {
+            body = Some(json!({"name_en": fresh("Mediated ")}));
+            template.replace("{kind}", "disposition").replace("{code}", "mediated")
+        }
+        (_, t) => t.replace("{kind}", "incident_type").replace("{code}", "010301"),
+    };
+    Prepared { path, body, authorization, actor_name }
+}
+
+async fn run_matrix(db: TestDatabase) {
+    let backend = db.backend();
+    let server = TestServer::on(db).await;
+    let mut subjects = vec![Subject::Nobody, Subject::Device];
+    subjects.extend(Role::ALL.into_iter().map(Subject::User));
+    let mut failures = Vec::new();
+    let mut cells = 0;
+    for &(method, template, who, place, personal) in ROUTES {
+        for &subject in &subjects {
+            let sides: &[bool] = if place == Place::Located { &[true, false] } else { &[true] };
+            for &inside in sides {
+                cells += 1;
+                let prepared = prepare(&server, method, template, subject, inside).await;
+                let before = server.audit_head().await;
+                let mut call =
+                    server.request(method.parse::<Method>().unwrap(), &prepared.path).purpose("permission matrix");
+                if let Some(authorization) = &prepared.authorization {
+                    call = call.header("authorization", authorization);
+                }
+                if let Some(body) = prepared.body {
+                    call = call.json(body);
+                }
+                let reply = call.send().await;
+                let verdict = match reply.status {
+                    s if s.is_success() => Verdict::Allowed,
+                    StatusCode::FORBIDDEN => Verdict::Denied,
+                    StatusCode::UNAUTHORIZED => Verdict::Unauthenticated,
+                    other => {
+                        failures.push(format!(
+                            "{method} {template} as {subject:?} inside={inside}: unexpected {other}: {:.160}",
+                            reply.text
+                        ));
+                        continue;
+                    }
+                };
+                let want = expected(who, place, subject, inside);
+                if verdict != want {
+                    failures.push(format!(
+                        "{method} {template} as {subject:?} inside={inside}: got {verdict:?}, expected {want:?} ({:.160})",
+                        reply.text
+                    ));
+                    continue;
+                }
+                let new_records = server.audit_after(before).await;
+                let by_caller = |outcome: Outcome| {
+                    new_records.iter().any(|r| {
+                        r.entry.outcome == outcome && Some(&r.entry.actor_name) == prepared.actor_name.as_ref()
+                    })
+                };
+                if verdict == Verdict::Denied && !by_caller(Outcome::Denied) {
+                    failures.push(format!("{method} {template} as {subject:?} inside={inside}: refusal not audited"));
+                }
+                if verdict == Verdict::Allowed && personal {
+                    let audited = new_records.iter().any(|r| {
+                        r.entry.outcome == Outcome::Allowed
+                            && r.entry.purpose.as_deref() == Some("permission matrix")
+                            && Some(&r.entry.actor_name) == prepared.actor_name.as_ref()
+                    });
+                    if !audited {
+                        failures.push(format!(
+                            "{method} {template} as {subject:?}: personal-data read not audited with purpose"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{backend:?}: {} of {cells} cells wrong:\n{}", failures.len(), failures.join("\n"));
+    assert!(cells > 400, "the matrix covered {cells} cells");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_permission_matrix_holds_on_sqlite() {
+    run_matrix(TestDatabase::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_permission_matrix_holds_on_postgres() {
+    if let Some(db) = TestDatabase::postgres().await {
+        run_matrix(db).await;
+    }
+}
