@@ -1,13 +1,13 @@
 //! The core's defining absence: it depends on no IO, clock or randomness crate, and its
 //! source does not reach for the file system, the network, the clock or a random source.
 //!
-//! The dependency check starts from the normal `[dependencies]` of the core's manifest
-//! (and of workspace crates it uses) and follows `Cargo.lock`, which lists every
-//! dependency a locked package may pull in, so a forbidden crate reached transitively is
-//! caught too. It reads files only: no network, no `cargo` call.
+//! The dependency check asks `cargo tree` for the core's normal (non-dev, non-build)
+//! dependencies with the features the core itself enables, so a forbidden crate reached
+//! transitively is caught too. It runs offline: by the time tests run, `cargo` has resolved
+//! and cached everything the workspace needs.
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::process::Command;
 
 /// Crates whose presence means the core could do IO, read the clock or draw randomness.
 const FORBIDDEN_CRATES: &[&str] = &[
@@ -50,48 +50,25 @@ const FORBIDDEN_SOURCE: &[&str] = &[
     "std::thread",
 ];
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_path_buf()
-}
-
-fn read_toml(path: &Path) -> toml::Table {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.parse().unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// Names in the `[dependencies]` table of a workspace crate's manifest (not dev/build).
-fn normal_dependencies(crate_name: &str) -> Vec<String> {
-    let manifest = read_toml(&workspace_root().join("crates").join(crate_name).join("Cargo.toml"));
-    manifest.get("dependencies").and_then(|d| d.as_table()).map(|d| d.keys().cloned().collect()).unwrap_or_default()
-}
-
 #[test]
 fn core_depends_on_no_io_crate() {
-    let lock = read_toml(&workspace_root().join("Cargo.lock"));
-    let packages = lock["package"].as_array().unwrap();
-    let locked_dependencies = |name: &str| -> Vec<String> {
-        packages
-            .iter()
-            .filter(|p| p["name"].as_str() == Some(name))
-            .flat_map(|p| p.get("dependencies").and_then(|d| d.as_array()).cloned().unwrap_or_default())
-            .map(|d| d.as_str().unwrap().split(' ').next().unwrap().to_string())
-            .collect()
-    };
-
-    let mut seen = BTreeSet::new();
-    let mut stack = normal_dependencies("fangkong-core");
-    while let Some(name) = stack.pop() {
-        if !seen.insert(name.clone()) {
-            continue;
-        }
-        if name.starts_with("fangkong-") {
-            stack.extend(normal_dependencies(&name));
-        } else {
-            stack.extend(locked_dependencies(&name));
-        }
-    }
-    assert!(seen.contains("thiserror") && seen.contains("fangkong-geo"), "the walk found known dependencies: {seen:?}");
-    let forbidden: Vec<_> = seen.iter().filter(|name| FORBIDDEN_CRATES.contains(&name.as_str())).collect();
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let output = Command::new(env!("CARGO"))
+        .args(["tree", "--offline", "--edges", "normal", "--prefix", "none", "--manifest-path"])
+        .arg(&manifest)
+        .args(["--package", "fangkong-core"])
+        .output()
+        .expect("cargo tree runs");
+    assert!(output.status.success(), "cargo tree failed: {}", String::from_utf8_lossy(&output.stderr));
+    let tree = String::from_utf8(output.stdout).unwrap();
+    let names: Vec<&str> = tree.lines().filter_map(|line| line.split_whitespace().next()).collect();
+    assert!(
+        names.contains(&"thiserror") && names.contains(&"fangkong-geo"),
+        "the tree lists known dependencies: {names:?}"
+    );
+    let mut forbidden: Vec<&str> = names.iter().copied().filter(|name| FORBIDDEN_CRATES.contains(name)).collect();
+    forbidden.sort();
+    forbidden.dedup();
     assert!(forbidden.is_empty(), "fangkong-core must stay pure, but depends on {forbidden:?}");
 }
 

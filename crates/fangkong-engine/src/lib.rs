@@ -242,10 +242,12 @@ impl Engine {
         }
     }
 
-    /// Periodic upkeep: records when sessions were last used and enforces audit retention.
+    /// Periodic upkeep: records when sessions were last used, picks up account changes made
+    /// by other processes, and enforces audit retention.
     /// The server runs it every minute; tests call it directly.
     pub async fn maintain(&self) -> Result<(), EngineError> {
         self.flush_session_touches().await?;
+        self.refresh_identity().await?;
         self.enforce_audit_retention().await?;
         Ok(())
     }

@@ -11,3 +11,4 @@
 //! constants.
 
 pub mod calls;
+pub mod city;

@@ -6,17 +6,27 @@
 //!
 //! ```toml
 //! db = "postgres://fangkong@db.internal/fangkong"
+//! key_file = "/etc/fangkong/fangkong.key"
 //! listen = "0.0.0.0:8080"
 //! log = "info,fangkong_server=debug"
 //! shutdown_grace_secs = 30
+//! session_idle_minutes = 30
+//! session_max_hours = 12
+//! lockout_threshold = 5
+//! lockout_minutes = 10
+//! audit_retention_days = 730
 //! ```
 //!
 //! An unknown key is an error that names it, so a typo never silently means "default".
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Args;
+use fangkong_core::auth::lockout::LockoutPolicy;
+use fangkong_core::auth::session::SessionPolicy;
+use fangkong_engine::EngineConfig;
+use fangkong_engine::keys::KeyRing;
 use serde::Deserialize;
 
 pub const DEFAULT_DB: &str = "sqlite://fangkong.db";
@@ -25,7 +35,7 @@ pub const DEFAULT_LOG: &str = "info";
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
 
 /// Flags shared by every command that works on a database.
-#[derive(Args, Debug, Default)]
+#[derive(Args, Debug, Default, Clone)]
 pub struct ConfigArgs {
     /// A TOML configuration file.
     #[arg(long, value_name = "FILE", env = "FANGKONG_CONFIG")]
@@ -33,6 +43,9 @@ pub struct ConfigArgs {
     /// Database URL: sqlite://PATH or postgres://USER@HOST:PORT/DATABASE [default: sqlite://fangkong.db]
     #[arg(long, value_name = "URL", env = "FANGKONG_DB")]
     pub db: Option<String>,
+    /// The master key file (create one with `fangkong keygen FILE`).
+    #[arg(long, value_name = "FILE", env = "FANGKONG_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8080]
     #[arg(long, value_name = "ADDR", env = "FANGKONG_LISTEN")]
     pub listen: Option<String>,
@@ -48,18 +61,48 @@ pub struct ConfigArgs {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     db: Option<String>,
+    key_file: Option<PathBuf>,
     listen: Option<String>,
     log: Option<String>,
     shutdown_grace_secs: Option<u64>,
+    session_idle_minutes: Option<u32>,
+    session_max_hours: Option<u32>,
+    lockout_threshold: Option<u32>,
+    lockout_minutes: Option<u32>,
+    audit_retention_days: Option<u32>,
+}
+
+/// The security policies a deployment may tune (file only: they are not per-run choices).
+#[derive(Debug, PartialEq, Eq, Clone)]
+pub struct Policies {
+    pub session_idle_minutes: u32,
+    pub session_max_hours: u32,
+    pub lockout_threshold: u32,
+    pub lockout_minutes: u32,
+    pub audit_retention_days: u32,
+}
+
+impl Default for Policies {
+    fn default() -> Policies {
+        Policies {
+            session_idle_minutes: 30,
+            session_max_hours: 12,
+            lockout_threshold: 5,
+            lockout_minutes: 10,
+            audit_retention_days: 730,
+        }
+    }
 }
 
 /// The configuration in effect.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, Clone)]
 pub struct Config {
     pub db: String,
+    pub key_file: Option<PathBuf>,
     pub listen: String,
     pub log: String,
     pub shutdown_grace_secs: u64,
+    pub policies: Policies,
 }
 
 impl Config {
@@ -68,16 +111,74 @@ impl Config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
+        let defaults = Policies::default();
+        let policies = Policies {
+            session_idle_minutes: file.session_idle_minutes.unwrap_or(defaults.session_idle_minutes),
+            session_max_hours: file.session_max_hours.unwrap_or(defaults.session_max_hours),
+            lockout_threshold: file.lockout_threshold.unwrap_or(defaults.lockout_threshold),
+            lockout_minutes: file.lockout_minutes.unwrap_or(defaults.lockout_minutes),
+            audit_retention_days: file.audit_retention_days.unwrap_or(defaults.audit_retention_days),
+        };
+        if policies.session_idle_minutes == 0 || policies.session_max_hours == 0 || policies.lockout_threshold == 0 {
+            bail!("config: session_idle_minutes, session_max_hours and lockout_threshold must be at least 1");
+        }
         Ok(Config {
             db: args.db.clone().or(file.db).unwrap_or_else(|| DEFAULT_DB.into()),
+            key_file: args.key_file.clone().or(file.key_file),
             listen: args.listen.clone().or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into()),
             log: args.log.clone().or(file.log).unwrap_or_else(|| DEFAULT_LOG.into()),
             shutdown_grace_secs: args
                 .shutdown_grace_secs
                 .or(file.shutdown_grace_secs)
                 .unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECS),
+            policies,
         })
     }
+
+    /// The engine configuration: the key file's keys and the policies.
+    pub fn engine(&self) -> anyhow::Result<EngineConfig> {
+        let path = self.key_file.as_deref().context(
+            "no key file: pass --key-file FILE or set FANGKONG_KEY_FILE (create one with `fangkong keygen FILE`)",
+        )?;
+        Ok(engine_config(read_key_file(path)?, &self.policies))
+    }
+}
+
+pub fn engine_config(keys: KeyRing, policies: &Policies) -> EngineConfig {
+    let minute = 60_000i64;
+    EngineConfig {
+        sessions: SessionPolicy {
+            idle_millis: i64::from(policies.session_idle_minutes) * minute,
+            absolute_millis: i64::from(policies.session_max_hours) * 60 * minute,
+        },
+        lockout: LockoutPolicy {
+            threshold: policies.lockout_threshold,
+            duration_millis: i64::from(policies.lockout_minutes) * minute,
+        },
+        audit_retention_days: policies.audit_retention_days,
+        ..EngineConfig::new(keys)
+    }
+}
+
+pub fn read_key_file(path: &Path) -> anyhow::Result<KeyRing> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read key file {}", path.display()))?;
+    KeyRing::parse(&text).with_context(|| format!("key file {}", path.display()))
+}
+
+/// Writes a new key file readable by its owner only; never replaces an existing file.
+pub fn write_key_file(path: &Path, keys: &KeyRing) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).with_context(|| format!("cannot create key file {}", path.display()))?;
+    file.write_all(keys.to_file_text().as_bytes())?;
+    file.sync_all()?;
+    Ok(())
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -110,16 +211,21 @@ mod tests {
             config,
             Config {
                 db: DEFAULT_DB.into(),
+                key_file: None,
                 listen: DEFAULT_LISTEN.into(),
                 log: "info".into(),
-                shutdown_grace_secs: 30
+                shutdown_grace_secs: 30,
+                policies: Policies::default(),
             }
         );
+        assert!(config.engine().unwrap_err().to_string().contains("fangkong keygen"));
     }
 
     #[test]
     fn flags_beat_the_file_and_the_file_beats_defaults() {
-        let toml = file("db = \"postgres://fk@db/fk\"\nlisten = \"0.0.0.0:9000\"\nshutdown_grace_secs = 5\n");
+        let toml = file(
+            "db = \"postgres://fk@db/fk\"\nlisten = \"0.0.0.0:9000\"\nshutdown_grace_secs = 5\nlockout_threshold = 3\n",
+        );
         let args =
             ConfigArgs { config: Some(toml.path().into()), listen: Some("127.0.0.1:1".into()), ..Default::default() };
         let config = Config::load(&args).unwrap();
@@ -127,6 +233,10 @@ mod tests {
         assert_eq!(config.listen, "127.0.0.1:1");
         assert_eq!(config.shutdown_grace_secs, 5);
         assert_eq!(config.log, "info");
+        assert_eq!(config.policies.lockout_threshold, 3);
+        let engine = engine_config(KeyRing::generate(), &config.policies);
+        assert_eq!(engine.lockout.threshold, 3);
+        assert_eq!(engine.sessions.idle_millis, 30 * 60_000);
     }
 
     #[test]
@@ -144,5 +254,25 @@ mod tests {
         let wrong_type = file("shutdown_grace_secs = \"soon\"\n");
         let error = Config::load(&ConfigArgs { config: Some(wrong_type.path().into()), ..Default::default() });
         assert!(error.unwrap_err().to_string().contains("line 1"));
+        let zero = file("lockout_threshold = 0\n");
+        assert!(Config::load(&ConfigArgs { config: Some(zero.path().into()), ..Default::default() }).is_err());
+    }
+
+    #[test]
+    fn key_files_are_created_private_and_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fk.key");
+        let keys = KeyRing::generate();
+        write_key_file(&path, &keys).unwrap();
+        assert_eq!(read_key_file(&path).unwrap().check_value(), keys.check_value());
+        assert!(write_key_file(&path, &KeyRing::generate()).is_err(), "an existing key is never replaced");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        std::fs::write(dir.path().join("bad.key"), "not base64!!").unwrap();
+        let message = format!("{:#}", read_key_file(&dir.path().join("bad.key")).unwrap_err());
+        assert!(message.contains("bad.key") && message.contains("base64"), "{message}");
     }
 }

@@ -1,21 +1,21 @@
-//! `fangkong`: the one command that runs, prepares and measures a Fangkong deployment.
+//! `fangkong`: the one command that runs, prepares, administers and measures a Fangkong
+//! deployment.
 //!
 //! Thin on purpose: it parses arguments and configuration, then calls the server, engine,
 //! store and bench crates. Errors end the process with a one-line message on stderr and
 //! a non-zero exit code (2 for bad arguments, as clap does; 1 for everything else).
 
+mod accounts;
+mod audit;
 mod config;
+mod demo;
+mod serve;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use fangkong_engine::Engine;
-use fangkong_server::AppState;
 
 use crate::config::{Config, ConfigArgs};
 
@@ -30,10 +30,21 @@ struct Cli {
 enum Command {
     /// Run the server on the database given by --db (or the config file, or FANGKONG_DB).
     Serve(ServeArgs),
-    /// Run the server with the demo city on a SQLite file in --data-dir.
-    Demo(DemoArgs),
+    /// Run the server with the demo city and one account per role, on SQLite in --data-dir.
+    Demo(demo::DemoArgs),
     /// Bring the database schema up to date (the server also does this on start).
     Migrate(MigrateArgs),
+    /// Create a new master key file (needed by serve and the account commands).
+    Keygen(KeygenArgs),
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(accounts::UserCommand),
+    /// Manage device credentials (trackers, alarm points, checkpoint terminals).
+    #[command(subcommand)]
+    Device(accounts::DeviceCommand),
+    /// Check the audit trail.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Run a benchmark; prints one JSON object per line.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -46,29 +57,18 @@ struct ServeArgs {
 }
 
 #[derive(Args, Debug)]
-struct DemoArgs {
-    /// Directory for the demo database; default: a fresh temporary directory, removed on exit.
-    #[arg(long, value_name = "DIR", env = "FANGKONG_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    /// Address to listen on.
-    #[arg(long, value_name = "ADDR", env = "FANGKONG_LISTEN", default_value = config::DEFAULT_LISTEN)]
-    listen: String,
-    /// Log filter (error, warn, info, debug, trace, or a tracing directive).
-    #[arg(long, value_name = "FILTER", env = "FANGKONG_LOG", default_value = "info")]
-    log: String,
-}
-
-#[derive(Args, Debug)]
 struct MigrateArgs {
-    /// A TOML configuration file (only its `db` is used).
-    #[arg(long, value_name = "FILE", env = "FANGKONG_CONFIG")]
-    config: Option<PathBuf>,
-    /// Database URL: sqlite://PATH or postgres://USER@HOST:PORT/DATABASE [default: sqlite://fangkong.db]
-    #[arg(long, value_name = "URL", env = "FANGKONG_DB")]
-    db: Option<String>,
+    #[command(flatten)]
+    config: ConfigArgs,
     /// Only report the schema version and pending migrations; change nothing.
     #[arg(long)]
     status: bool,
+}
+
+#[derive(Args, Debug)]
+struct KeygenArgs {
+    /// Where to write the key (created with mode 0600; an existing file is never replaced).
+    file: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]
@@ -100,7 +100,7 @@ fn main() -> ExitCode {
         Err(error) => return fail(anyhow::Error::from(error).context("starting the async runtime")),
     };
     match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => fail(error),
     }
 }
@@ -112,23 +112,28 @@ fn fail(error: anyhow::Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => {
             let config = Config::load(&args.config)?;
             init_logging(&config.log)?;
-            serve(&config.db, &config.listen, Duration::from_secs(config.shutdown_grace_secs), None).await
+            serve::serve(&config, None).await?;
         }
-        Command::Demo(args) => demo(args).await,
-        Command::Migrate(args) => migrate(args).await,
-        Command::Bench(BenchCommand::Store(args)) => bench_store(args).await,
+        Command::Demo(args) => demo::demo(args).await?,
+        Command::Migrate(args) => migrate(args).await?,
+        Command::Keygen(args) => keygen(&args.file)?,
+        Command::User(command) => accounts::user(command).await?,
+        Command::Device(command) => accounts::device(command).await?,
+        Command::Audit(command) => return audit::audit(command).await,
+        Command::Bench(BenchCommand::Store(args)) => bench_store(args).await?,
     }
+    Ok(ExitCode::SUCCESS)
 }
 
-fn init_logging(filter: &str) -> anyhow::Result<()> {
+pub(crate) fn init_logging(filter: &str) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
     let filter =
         tracing_subscriber::EnvFilter::try_new(filter).with_context(|| format!("invalid log filter {filter:?}"))?;
-    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -137,78 +142,8 @@ fn init_logging(filter: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens the engine, binds the listener and serves until SIGTERM or Ctrl-C.
-async fn serve(db: &str, listen: &str, grace: Duration, banner: Option<&dyn Fn(SocketAddr)>) -> anyhow::Result<()> {
-    let address: SocketAddr =
-        listen.parse().with_context(|| format!("--listen {listen:?} is not an address like 127.0.0.1:8080"))?;
-    let engine =
-        Arc::new(Engine::open(db).await.with_context(|| format!("opening {}", fangkong_store::redact_url(db)))?);
-    let listener = match tokio::net::TcpListener::bind(address).await {
-        Ok(listener) => listener,
-        Err(error) => {
-            engine.shutdown().await;
-            bail!("cannot listen on {address}: {error} (choose another with --listen)");
-        }
-    };
-    let bound = listener.local_addr()?;
-    tracing::info!(%bound, store = engine.backend().as_str(), "listening");
-    match banner {
-        Some(banner) => banner(bound),
-        None => print_line(&format!("fangkong listening on http://{bound}/")),
-    }
-    let router = fangkong_server::router(AppState::new(engine.clone()));
-    fangkong_server::serve(listener, router, engine, shutdown_signal(), grace).await?;
-    Ok(())
-}
-
-/// Resolves on SIGTERM or Ctrl-C (SIGINT).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-}
-
-async fn demo(args: DemoArgs) -> anyhow::Result<()> {
-    init_logging(&args.log)?;
-    // A temporary directory lives until this function returns, then is removed.
-    let (dir, _temporary) = match args.data_dir {
-        Some(dir) => {
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating --data-dir {}", dir.display()))?;
-            (dir, None)
-        }
-        None => {
-            let temporary = tempfile::Builder::new().prefix("fangkong-demo-").tempdir()?;
-            (temporary.path().to_path_buf(), Some(temporary))
-        }
-    };
-    let db = format!("sqlite://{}", dir.join("fangkong.db").display());
-    let banner = |bound: SocketAddr| {
-        print_line(&format!("Fangkong demo: data in {}", dir.display()));
-        print_line(&format!("fangkong listening on http://{bound}/"));
-        print_line(&format!(
-            "Open http://{bound}/ in a browser (API reference: http://{bound}/api/docs/). Ctrl-C stops."
-        ));
-    };
-    serve(&db, &args.listen, Duration::from_secs(config::DEFAULT_SHUTDOWN_GRACE_SECS), Some(&banner)).await
-}
-
 async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
-    let config = Config::load(&ConfigArgs { config: args.config, db: args.db, ..ConfigArgs::default() })?;
+    let config = Config::load(&args.config)?;
     init_logging(&config.log)?;
     let shown = fangkong_store::redact_url(&config.db);
     let store = fangkong_store::Store::open(&config.db).await.with_context(|| format!("opening {shown}"))?;
@@ -233,6 +168,14 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     result.with_context(|| format!("migrating {shown}"))
 }
 
+fn keygen(file: &std::path::Path) -> anyhow::Result<()> {
+    let keys = fangkong_engine::keys::KeyRing::generate();
+    config::write_key_file(file, &keys)?;
+    print_line(&format!("wrote a new key to {} (check value {})", file.display(), keys.check_value()));
+    print_line("keep it secret, and back it up apart from the database");
+    Ok(())
+}
+
 async fn bench_store(args: BenchStoreArgs) -> anyhow::Result<()> {
     let mut options = if args.quick { fangkong_bench::store::StoreBenchOptions::quick() } else { Default::default() };
     if !args.quick {
@@ -247,6 +190,6 @@ async fn bench_store(args: BenchStoreArgs) -> anyhow::Result<()> {
 
 /// Lines meant for the person or script that started the command go to stdout.
 #[allow(clippy::print_stdout)]
-fn print_line(line: &str) {
+pub(crate) fn print_line(line: &str) {
     println!("{line}");
 }

@@ -9,10 +9,18 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use fangkong_store::testing::TestDatabase;
+
 const BIN: &str = env!("CARGO_BIN_EXE_fangkong");
 
 fn fangkong(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).env_remove("FANGKONG_DB").env_remove("FANGKONG_CONFIG").output().unwrap()
+    Command::new(BIN)
+        .args(args)
+        .env_remove("FANGKONG_DB")
+        .env_remove("FANGKONG_CONFIG")
+        .env_remove("FANGKONG_KEY_FILE")
+        .output()
+        .unwrap()
 }
 
 /// A running `fangkong serve|demo`, stopped with SIGTERM when dropped.
@@ -32,6 +40,7 @@ impl Running {
             .args(args)
             .env_remove("FANGKONG_DB")
             .env_remove("FANGKONG_LISTEN")
+            .env_remove("FANGKONG_KEY_FILE")
             .env("FANGKONG_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
@@ -69,7 +78,16 @@ impl Running {
     }
 
     fn get(&self, path: &str) -> (u16, String) {
-        http_get(self.base_url.strip_prefix("http://").unwrap(), path)
+        http(self.base_url.strip_prefix("http://").unwrap(), "GET", path, &[], "")
+    }
+
+    fn get_with_token(&self, path: &str, token: &str) -> (u16, String) {
+        let auth = format!("authorization: Bearer {token}");
+        http(self.base_url.strip_prefix("http://").unwrap(), "GET", path, &[&auth], "")
+    }
+
+    fn post_json(&self, path: &str, body: &str) -> (u16, String) {
+        http(self.base_url.strip_prefix("http://").unwrap(), "POST", path, &["content-type: application/json"], body)
     }
 
     /// Sends SIGTERM and waits for a clean exit.
@@ -102,9 +120,14 @@ fn wait_with_timeout(child: &mut Child, timeout: Duration) -> std::process::Exit
     }
 }
 
-fn http_get(host_port: &str, path: &str) -> (u16, String) {
+fn http(host_port: &str, method: &str, path: &str, headers: &[&str], body: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(host_port).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nhost: {host_port}\r\nconnection: close\r\n\r\n").unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nhost: {host_port}\r\nconnection: close\r\n");
+    for header in headers {
+        request.push_str(&format!("{header}\r\n"));
+    }
+    request.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
+    stream.write_all(request.as_bytes()).unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let status = response[9..12].parse().unwrap();
@@ -130,55 +153,28 @@ fn dechunk(body: &str) -> String {
     out
 }
 
-fn postgres_url() -> Option<String> {
-    match std::env::var("FANGKONG_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
-            panic!("CI=true but FANGKONG_TEST_POSTGRES_URL is not set")
-        }
-        _ => {
-            eprintln!("note: FANGKONG_TEST_POSTGRES_URL is not set; PostgreSQL CLI test did not run");
-            None
-        }
-    }
+/// Runs a command with `input` on stdin.
+fn fangkong_with_stdin(args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("FANGKONG_DB")
+        .env_remove("FANGKONG_CONFIG")
+        .env_remove("FANGKONG_KEY_FILE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
 }
 
-/// A schema of the test's own in the test PostgreSQL, dropped at the end; the server under
-/// test reaches it through a URL whose `search_path` points there.
-struct PgSchema {
-    admin_url: String,
-    name: String,
-}
-
-impl PgSchema {
-    fn create(admin_url: &str) -> PgSchema {
-        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-        let name = format!("fk_cli_{}_{n}_{nanos}", std::process::id());
-        run_sql(admin_url, &format!("CREATE SCHEMA {name}"));
-        PgSchema { admin_url: admin_url.to_string(), name }
-    }
-
-    fn url(&self) -> String {
-        let separator = if self.admin_url.contains('?') { '&' } else { '?' };
-        format!("{}{separator}options=-c%20search_path%3D{}", self.admin_url, self.name)
-    }
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        run_sql(&self.admin_url, &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
-    }
-}
-
-fn run_sql(url: &str, sql: &str) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(connection);
-        client.batch_execute(sql).await.unwrap();
-    });
+/// A key file in `dir`, made with `fangkong keygen`.
+fn keygen(dir: &std::path::Path) -> String {
+    let path = dir.join("fangkong.key");
+    let output = fangkong(&["keygen", path.to_str().unwrap()]);
+    assert!(output.status.success(), "{output:?}");
+    path.to_str().unwrap().to_string()
 }
 
 fn check_serving(server: &Running, store: &str) {
@@ -240,6 +236,8 @@ fn bad_arguments_exit_2() {
 
 #[test]
 fn bad_databases_and_config_fail_fast_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path());
     for (args, fragment) in [
         (&["serve", "--db", "mysql://root@localhost/x"][..], "unsupported database \"mysql\""),
         (&["serve", "--db", "postgres://u@127.0.0.1:notaport/x"], "invalid database URL"),
@@ -248,11 +246,34 @@ fn bad_databases_and_config_fail_fast_with_one_line() {
         (&["serve", "--config", "/nonexistent/fangkong.toml"], "cannot read config file"),
         (&["migrate", "--db", "postgres://nobody@127.0.0.1:1/x"], "PostgreSQL at 127.0.0.1:1/x"),
         (&["serve", "--listen", "not-an-address"], "--listen"),
+        (&["audit", "verify", "--db", "mysql://x"], "unsupported database"),
     ] {
-        let stderr = check_failure(args, 1, fragment);
+        let mut args = args.to_vec();
+        args.extend(["--key-file", &key]);
+        let stderr = check_failure(&args, 1, fragment);
         assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
         assert!(stderr.starts_with("error: "), "{stderr}");
     }
+}
+
+#[test]
+fn serving_needs_a_key_file_that_belongs_to_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("fk.db").display());
+    check_failure(&["serve", "--db", &db], 1, "fangkong keygen");
+    check_failure(
+        &["serve", "--db", &db, "--key-file", "/nonexistent.key"],
+        1,
+        "cannot read key file /nonexistent.key",
+    );
+    let key = keygen(dir.path());
+    check_failure(&["keygen", &key], 1, "cannot create key file");
+    // Create the database with one key, then try another.
+    let status = fangkong_with_stdin(&["user", "list", "--db", &db, "--key-file", &key], "");
+    assert!(status.status.success(), "{status:?}");
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = keygen(other_dir.path());
+    check_failure(&["serve", "--db", &db, "--key-file", &other], 1, "key file does not match this database");
 }
 
 #[test]
@@ -270,7 +291,12 @@ fn a_taken_port_is_a_clear_error() {
     let address = taken.local_addr().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("fk.db").display());
-    check_failure(&["serve", "--db", &db, "--listen", &address], 1, &format!("cannot listen on {address}"));
+    let key = keygen(dir.path());
+    check_failure(
+        &["serve", "--db", &db, "--key-file", &key, "--listen", &address],
+        1,
+        &format!("cannot listen on {address}"),
+    );
 }
 
 // ---- serving ------------------------------------------------------------------------------
@@ -279,7 +305,8 @@ fn a_taken_port_is_a_clear_error() {
 fn serve_on_sqlite_answers_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("fk.db").display());
-    let server = Running::start(&["serve", "--db", &db, "--listen", "127.0.0.1:0"]);
+    let key = keygen(dir.path());
+    let server = Running::start(&["serve", "--db", &db, "--key-file", &key, "--listen", "127.0.0.1:0"]);
     check_serving(&server, "sqlite");
     let status = server.stop();
     assert!(status.success(), "{status:?}");
@@ -291,9 +318,10 @@ fn serve_on_sqlite_answers_and_stops_cleanly_on_sigterm() {
 
 #[test]
 fn serve_on_postgres_answers_and_stops_cleanly_on_sigterm() {
-    let Some(admin_url) = postgres_url() else { return };
-    let schema = PgSchema::create(&admin_url);
-    let server = Running::start(&["serve", "--db", &schema.url(), "--listen", "127.0.0.1:0"]);
+    let Some(db) = runtime().block_on(TestDatabase::postgres()) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path());
+    let server = Running::start(&["serve", "--db", &db.url, "--key-file", &key, "--listen", "127.0.0.1:0"]);
     check_serving(&server, "postgres");
     assert!(server.stop().success());
 }
@@ -303,7 +331,12 @@ fn serve_reads_the_config_file_and_environment() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("fangkong.toml");
     let file_db = dir.path().join("from-file.db");
-    std::fs::write(&config, format!("db = \"sqlite://{}\"\nlisten = \"127.0.0.1:1\"\n", file_db.display())).unwrap();
+    let key = keygen(dir.path());
+    std::fs::write(
+        &config,
+        format!("db = \"sqlite://{}\"\nkey_file = \"{key}\"\nlisten = \"127.0.0.1:1\"\n", file_db.display()),
+    )
+    .unwrap();
     // The file names the database; the environment overrides the file's (unusable) port.
     let server = Running::start_with_env(
         &["serve"],
@@ -318,24 +351,79 @@ fn serve_reads_the_config_file_and_environment() {
 fn demo_serves_on_a_fresh_temporary_directory_and_removes_it() {
     let server = Running::start(&["demo", "--listen", "127.0.0.1:0"]);
     let data_line =
-        server.stdout_lines.iter().find_map(|l| l.strip_prefix("Fangkong demo: data in ")).unwrap().to_string();
+        server.stdout_lines.iter().find_map(|l| l.strip_prefix("Fangkong demo: data and key in ")).unwrap().to_string();
     assert!(std::path::Path::new(&data_line).join("fangkong.db").exists());
     assert!(server.stdout_lines.iter().any(|l| l.starts_with("Open http://")), "{:?}", server.stdout_lines);
     check_serving(&server, "sqlite");
-    let (status, body) = server.get("/api/v1/codes/incident_type/010301");
+    // One account per role, with its password, and the admin can sign in with it.
+    let accounts: Vec<Vec<&str>> =
+        server.stdout_lines.iter().filter(|l| l.starts_with("  ")).map(|l| l.split_whitespace().collect()).collect();
+    let roles: Vec<&str> = accounts.iter().map(|a| a[2]).collect();
+    for role in [
+        "administrator",
+        "commander",
+        "dispatcher",
+        "patrol_member",
+        "community_officer",
+        "housing_coordinator",
+        "hotel_clerk",
+        "checkpoint_operator",
+        "informant",
+        "analyst",
+        "auditor",
+    ] {
+        assert!(roles.contains(&role), "{role} missing from {:?}", server.stdout_lines);
+    }
+    let admin = accounts.iter().find(|a| a[0] == "admin").expect("the administrator is `admin`");
+    let token = login(&server, "admin", admin[1]);
+    let (status, body) = server.get_with_token("/api/v1/codes/incident_type/010301", &token);
     assert_eq!(status, 200);
     assert!(dechunk(&body).contains("抢劫"));
+    let (_, body) = server.get_with_token("/api/v1/jurisdictions", &token);
+    assert!(dechunk(&body).contains("南园社区"), "the demo city's tree is loaded");
     assert!(server.stop().success());
     assert!(!std::path::Path::new(&data_line).exists(), "the temporary directory is removed on exit");
 }
 
 #[test]
-fn demo_keeps_a_given_data_dir() {
+fn demo_keeps_a_given_data_dir_and_takes_the_admin_password() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("demo");
-    let server = Running::start(&["demo", "--data-dir", data_dir.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+    let args = [
+        "demo",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-password",
+        "my own secret passphrase",
+    ];
+    let server = Running::start(&args);
+    login(&server, "admin", "my own secret passphrase");
     assert!(server.stop().success());
-    assert!(data_dir.join("fangkong.db").exists());
+    assert!(data_dir.join("fangkong.db").exists() && data_dir.join("fangkong.key").exists());
+
+    // A second run on the same directory keeps the accounts.
+    let server = Running::start(&args[..5]);
+    assert!(server.stdout_lines.iter().any(|l| l.contains("Accounts exist")), "{:?}", server.stdout_lines);
+    login(&server, "admin", "my own secret passphrase");
+    assert!(server.stop().success());
+
+    let weak = dir.path().join("weak");
+    check_failure(
+        &["demo", "--data-dir", weak.to_str().unwrap(), "--admin-password", "admin"],
+        1,
+        "at least 12 characters",
+    );
+}
+
+/// Signs in through the API and returns the token.
+fn login(server: &Running, username: &str, password: &str) -> String {
+    let body = format!("{{\"username\":\"{username}\",\"password\":\"{password}\"}}");
+    let (status, text) = server.post_json("/api/v1/auth/login", &body);
+    assert_eq!(status, 200, "{text}");
+    let reply: serde_json::Value = serde_json::from_str(&dechunk(&text)).unwrap();
+    reply["token"].as_str().unwrap().to_string()
 }
 
 // ---- migrate and bench --------------------------------------------------------------------
@@ -355,18 +443,17 @@ fn migrate_applies_once_and_reports_status() {
 
 #[test]
 fn migrate_works_on_postgres() {
-    let Some(admin_url) = postgres_url() else { return };
-    let schema = PgSchema::create(&admin_url);
-    let pending = fangkong(&["migrate", "--db", &schema.url(), "--status"]);
+    let Some(db) = runtime().block_on(TestDatabase::postgres()) else { return };
+    let pending = fangkong(&["migrate", "--db", &db.url, "--status"]);
     assert!(String::from_utf8_lossy(&pending.stdout).contains("pending 0001_foundation"), "{pending:?}");
-    let applied = fangkong(&["migrate", "--db", &schema.url()]);
+    let applied = fangkong(&["migrate", "--db", &db.url]);
     assert!(applied.status.success(), "{applied:?}");
     assert!(String::from_utf8_lossy(&applied.stdout).contains("applied 0001_foundation"));
 }
 
 #[test]
 fn bench_store_prints_json_lines_for_each_backend() {
-    let postgres = postgres_url();
+    let postgres = fangkong_store::testing::postgres_url();
     let mut command = Command::new(BIN);
     command.args(["bench", "store", "--quick"]).env_remove("FANGKONG_BENCH_POSTGRES_URL");
     if let Some(url) = &postgres {
@@ -385,4 +472,8 @@ fn bench_store_prints_json_lines_for_each_backend() {
         assert!(lines.iter().any(|l| l["metric"] == "postgres.batch_insert"));
     }
     let _ = std::io::stdout().flush();
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }

@@ -115,6 +115,40 @@ impl Engine {
         Ok(())
     }
 
+    /// Brings the in-memory accounts up to date with the store, for changes made by another
+    /// process (the CLI, another server node): locked or disabled users, revoked sessions
+    /// and devices take effect here within one upkeep interval.
+    pub(crate) async fn refresh_identity(&self) -> Result<(), EngineError> {
+        // Hold the administrative lock: no change of ours can land between reading the
+        // store and replacing memory, so nothing newer is overwritten with older.
+        let _serial = self.admin_writes.lock().await;
+        let known: std::collections::HashSet<[u8; 32]> =
+            self.identity.sessions.read().expect("sessions lock").keys().copied().collect();
+        let oldest = self.now().plus_millis(-self.config.sessions.absolute_millis);
+        let users = self.store.list_users().await?;
+        let devices = self.store.list_devices().await?;
+        let stored_sessions = self.store.list_live_sessions(oldest).await?;
+        {
+            let mut map = self.identity.users.write().expect("users lock");
+            *map = Users::default();
+            for user in users {
+                map.id_by_username.insert(user.username.clone(), user.id);
+                map.by_id.insert(user.id, user);
+            }
+        }
+        *self.identity.devices.write().expect("devices lock") =
+            devices.into_iter().map(|device| (device.unique_id.clone(), device)).collect();
+        let live: HashMap<[u8; 32], Session> = stored_sessions.into_iter().map(|s| (s.token_hash, s)).collect();
+        let mut sessions = self.identity.sessions.write().expect("sessions lock");
+        // Revoked elsewhere: known before we read, and no longer live in the store.
+        sessions.retain(|hash, _| !known.contains(hash) || live.contains_key(hash));
+        // Opened elsewhere (another node): start tracking them.
+        for (hash, session) in live {
+            sessions.entry(hash).or_insert(LiveSession { stored_last_used: session.last_used_at, session });
+        }
+        Ok(())
+    }
+
     /// Writes to the store when sessions were last used, for those used since the last
     /// write. Called by `maintain` and at shutdown.
     pub(crate) async fn flush_session_touches(&self) -> Result<(), EngineError> {

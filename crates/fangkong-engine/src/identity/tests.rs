@@ -332,3 +332,19 @@ async fn retention_purges_old_records_behind_a_seal_that_still_verifies() {
     let verification = f.engine.verify_audit(&Caller::system("test")).await.unwrap();
     assert_eq!((verification.broken, verification.sealed_through), (None, Some(before)));
 }
+
+#[tokio::test]
+async fn a_lock_made_by_another_process_takes_effect_at_the_next_upkeep() {
+    let f = Fixture::new().await;
+    f.add_user("disp.01", Role::Dispatcher, FUTIAN).await;
+    let token = f.engine.login("disp.01", PASSWORD, None, None).await.unwrap().token;
+    // A second engine on the same database stands for `fangkong user lock` at the terminal.
+    let cli = crate::test_support::start(&f.url, &f.clock, crate::test_support::config(&f.keys)).await.unwrap();
+    cli.lock_user(&Caller::system("cli"), "disp.01").await.unwrap();
+    cli.shutdown().await;
+
+    f.engine.authenticate(&token).expect("not seen yet");
+    f.engine.maintain().await.unwrap();
+    assert!(matches!(f.engine.authenticate(&token), Err(EngineError::Unauthenticated)));
+    assert!(matches!(f.engine.login("disp.01", PASSWORD, None, None).await, Err(EngineError::AccountLocked { .. })));
+}

@@ -123,11 +123,11 @@ impl SqliteStore {
     }
 
     pub async fn audit_head(&self) -> Result<AuditHead, StoreError> {
-        self.read(|conn| read_head(conn)).await
+        self.read(read_head).await
     }
 
     pub async fn latest_audit_seal(&self) -> Result<Option<Seal>, StoreError> {
-        self.read(|conn| latest_seal(conn)).await
+        self.read(latest_seal).await
     }
 
     pub async fn purge_audit(
@@ -167,13 +167,20 @@ impl SqliteStore {
 }
 
 fn latest_seal(conn: &Connection) -> Result<Option<Seal>, StoreError> {
-    let row: Option<(i64, Vec<u8>, i64, i64, Vec<u8>)> = conn
-        .prepare_cached(
-            "SELECT through_seq, through_hash, sealed_at, purged, tag FROM audit_seals ORDER BY through_seq DESC LIMIT 1",
-        )?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
-        .optional()?;
-    row.map(|(through_seq, through_hash, sealed_at, purged, tag)| {
+    conn.prepare_cached(
+        "SELECT through_seq, through_hash, sealed_at, purged, tag FROM audit_seals ORDER BY through_seq DESC LIMIT 1",
+    )?
+    .query_row([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, Vec<u8>>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, Vec<u8>>(4)?,
+        ))
+    })
+    .optional()?
+    .map(|(through_seq, through_hash, sealed_at, purged, tag)| {
         Ok(Seal {
             through_seq,
             through_hash: hash32(&through_hash, "seal hash")?,
