@@ -264,7 +264,7 @@ impl Engine {
         self.identity.user_by_id(actor.user_id).ok_or(EngineError::Unauthenticated)
     }
 
-    /// Changes the caller's own password; every other session of theirs ends.
+    /// Changes the caller's own password; all their sessions end, the current one too.
     pub async fn change_own_password(&self, caller: &Caller, current: &str, new: &str) -> Result<(), EngineError> {
         let user = self.own_account(caller)?;
         if !self.verify_password_off_thread(current, &user.password_hash).await {

@@ -116,7 +116,7 @@ pub struct ChangePasswordRequest {
     pub new_password: String,
 }
 
-/// Change your own password. Your other sessions end.
+/// Change your own password. All your sessions end, this one too: sign in again.
 #[utoipa::path(
     post,
     path = "/auth/password",
