@@ -155,6 +155,15 @@ fn tamper(s: &Setup, sql: &str) {
     runtime().block_on(s.db.execute_raw(&format!("{unprotect} {sql}")));
 }
 
+/// Four audited changes to tamper with.
+fn add_four_users(s: &Setup) {
+    for n in 0..4 {
+        let username = format!("user.{n}");
+        let args = ["user", "add", "--username", &username, "--role", "analyst", "--jurisdiction", "440300"];
+        ok(run(s, &args, "a decent long passphrase\n"));
+    }
+}
+
 #[test]
 fn audit_verify_names_the_first_altered_deleted_or_reordered_record() {
     let cases = [
@@ -171,14 +180,7 @@ fn audit_verify_names_the_first_altered_deleted_or_reordered_record() {
     for db in databases() {
         let backend = db.backend();
         let s = setup(db);
-        for n in 0..4 {
-            let username = format!("user.{n}");
-            run(
-                &s,
-                &["user", "add", "--username", &username, "--role", "analyst", "--jurisdiction", "440300"],
-                "a decent long passphrase\n",
-            );
-        }
+        add_four_users(&s);
         let intact = ok(run(&s, &["audit", "verify"], ""));
         let head = intact.lines().find_map(|l| l.strip_prefix("head: ")).unwrap().to_string();
         ok(run(&s, &["audit", "verify", "--expect-head", &head], ""));
@@ -192,14 +194,7 @@ fn audit_verify_names_the_first_altered_deleted_or_reordered_record() {
                 }
             });
             let s = setup(db.unwrap());
-            for n in 0..4 {
-                let username = format!("user.{n}");
-                run(
-                    &s,
-                    &["user", "add", "--username", &username, "--role", "analyst", "--jurisdiction", "440300"],
-                    "a decent long passphrase\n",
-                );
-            }
+            add_four_users(&s);
             tamper(&s, sql);
             let stderr = fails(run(&s, &["audit", "verify"], ""), "audit trail broken");
             assert!(stderr.contains(message), "{backend:?} {name}: {stderr}");

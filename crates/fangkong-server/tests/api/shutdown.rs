@@ -21,6 +21,21 @@ async fn http_post(addr: std::net::SocketAddr, path: &str) -> String {
     response
 }
 
+/// Serves `router` on a port of its own until the returned sender fires (the "SIGTERM").
+async fn serve_in_background(
+    router: axum::Router,
+    engine: Arc<fangkong_engine::Engine>,
+    grace: Duration,
+) -> (std::net::SocketAddr, oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let shutdown = async move {
+        let _ = stopped.await;
+    };
+    (addr, stop, tokio::spawn(fangkong_server::serve(listener, router, engine, shutdown, grace)))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_finishes_a_write_in_flight_and_stores_it() {
     let server = TestServer::start().await;
@@ -49,19 +64,7 @@ async fn shutdown_finishes_a_write_in_flight_and_stores_it() {
         })
     };
     let router = server.router.clone().route("/test/slow-write", slow_write);
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let serving = tokio::spawn(fangkong_server::serve(
-        listener,
-        router,
-        engine.clone(),
-        async move {
-            let _ = stopped.await;
-        },
-        Duration::from_secs(10),
-    ));
+    let (addr, stop, serving) = serve_in_background(router, engine.clone(), Duration::from_secs(10)).await;
 
     let request = tokio::spawn(async move { http_post(addr, "/test/slow-write").await });
     entered.notified().await;
@@ -84,18 +87,7 @@ async fn shutdown_finishes_a_write_in_flight_and_stores_it() {
 async fn a_request_that_outlives_the_grace_period_does_not_hold_shutdown_forever() {
     let server = TestServer::start().await;
     let router = server.router.clone().route("/test/stuck", post(std::future::pending::<&'static str>));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let serving = tokio::spawn(fangkong_server::serve(
-        listener,
-        router,
-        server.engine.clone(),
-        async move {
-            let _ = stopped.await;
-        },
-        Duration::from_millis(300),
-    ));
+    let (addr, stop, serving) = serve_in_background(router, server.engine.clone(), Duration::from_millis(300)).await;
     let _stuck = tokio::spawn(async move { http_post(addr, "/test/stuck").await });
     tokio::time::sleep(Duration::from_millis(100)).await;
     stop.send(()).unwrap();
