@@ -4,8 +4,68 @@
 //! (the live board, another server node, an exporter) never sees a change that a crash
 //! could take back. Events carry the new state, not a diff, so a subscriber that joins late
 //! needs no history to apply them.
+//!
+//! Events carry no secrets and no personal data: account events name the account, its role
+//! and status, never its holder's name, password hash or second factor. Whoever relays
+//! events to clients still filters them by the client's permissions and jurisdiction.
 
+use crate::auth::account::{Device, User};
+use crate::auth::{DeviceKind, Role};
 use crate::codes::CodeEntry;
+use crate::jurisdiction::Jurisdiction;
+use crate::time::Timestamp;
+
+/// What the bus may say about a user account.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct AccountSummary {
+    pub user_id: i64,
+    pub username: String,
+    pub role: Role,
+    pub jurisdiction: String,
+    pub disabled: bool,
+    pub locked_until: Option<Timestamp>,
+    pub second_factor: bool,
+}
+
+impl From<&User> for AccountSummary {
+    fn from(user: &User) -> AccountSummary {
+        AccountSummary {
+            user_id: user.id,
+            username: user.username.clone(),
+            role: user.role,
+            jurisdiction: user.jurisdiction.clone(),
+            disabled: user.disabled,
+            locked_until: user.login.locked_until,
+            second_factor: user.has_second_factor(),
+        }
+    }
+}
+
+/// What the bus may say about a device (never its secret's hash).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct DeviceSummary {
+    pub device_id: i64,
+    pub unique_id: String,
+    pub kind: DeviceKind,
+    pub unit: Option<String>,
+    pub jurisdiction: String,
+    pub revoked_at: Option<Timestamp>,
+    pub last_seen_at: Option<Timestamp>,
+}
+
+impl From<&Device> for DeviceSummary {
+    fn from(device: &Device) -> DeviceSummary {
+        DeviceSummary {
+            device_id: device.id,
+            unique_id: device.unique_id.clone(),
+            kind: device.kind,
+            unit: device.unit.clone(),
+            jurisdiction: device.jurisdiction.clone(),
+            revoked_at: device.revoked_at,
+            last_seen_at: device.last_seen_at,
+        }
+    }
+}
 
 #[derive(Clone, PartialEq, Debug)]
 pub enum Event {
@@ -13,6 +73,20 @@ pub enum Event {
     CodeCreated(CodeEntry),
     /// A code's names, priority or active flag changed.
     CodeUpdated(CodeEntry),
+    /// Nodes were added to the jurisdiction tree.
+    JurisdictionsAdded(Vec<Jurisdiction>),
+    /// An account was created, or its role, jurisdiction, status or lock changed.
+    AccountChanged(AccountSummary),
+    /// A user signed in (one more open session).
+    SignedIn { user_id: i64 },
+    /// One of a user's sessions ended by sign-out.
+    SignedOut { user_id: i64 },
+    /// All of a user's sessions were ended (lock, disable, password change or reset).
+    SessionsEnded { user_id: i64 },
+    /// A device was registered or its credential revoked.
+    DeviceChanged(DeviceSummary),
+    /// A device reported that it is alive.
+    DeviceSeen { unique_id: String, at: Timestamp },
 }
 
 impl Event {
@@ -21,6 +95,13 @@ impl Event {
         match self {
             Event::CodeCreated(_) => "code.created",
             Event::CodeUpdated(_) => "code.updated",
+            Event::JurisdictionsAdded(_) => "jurisdiction.added",
+            Event::AccountChanged(_) => "account.changed",
+            Event::SignedIn { .. } => "session.signed_in",
+            Event::SignedOut { .. } => "session.signed_out",
+            Event::SessionsEnded { .. } => "session.ended_all",
+            Event::DeviceChanged(_) => "device.changed",
+            Event::DeviceSeen { .. } => "device.seen",
         }
     }
 
@@ -28,6 +109,15 @@ impl Event {
     pub fn subject(&self) -> String {
         match self {
             Event::CodeCreated(entry) | Event::CodeUpdated(entry) => format!("code/{}/{}", entry.kind, entry.code),
+            Event::JurisdictionsAdded(nodes) => {
+                format!("jurisdiction/{}", nodes.first().map_or("", |node| node.code.as_str()))
+            }
+            Event::AccountChanged(account) => format!("user/{}", account.username),
+            Event::SignedIn { user_id } | Event::SignedOut { user_id } | Event::SessionsEnded { user_id } => {
+                format!("user/{user_id}")
+            }
+            Event::DeviceChanged(device) => format!("device/{}", device.unique_id),
+            Event::DeviceSeen { unique_id, .. } => format!("device/{unique_id}"),
         }
     }
 }

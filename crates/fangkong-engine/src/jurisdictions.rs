@@ -60,6 +60,8 @@ impl Engine {
             caller.entry(self.now(), "jurisdiction.import", Outcome::Allowed).detail(format!("{} nodes", nodes.len()));
         self.store.insert_jurisdictions(&nodes, self.now(), &entry).await?;
         *self.jurisdictions.write().expect("jurisdictions lock") = tree;
-        Ok(nodes.len())
+        let count = nodes.len();
+        self.publish(self.now(), fangkong_core::event::Event::JurisdictionsAdded(nodes));
+        Ok(count)
     }
 }

@@ -7,6 +7,7 @@
 use fangkong_core::audit::Outcome;
 use fangkong_core::auth::account::{Device, check_unique_id};
 use fangkong_core::auth::{Action, Actor, Denial, DeviceActor, DeviceKind};
+use fangkong_core::event::{DeviceSummary, Event};
 use fangkong_core::keys::hmac_sha256;
 
 use crate::crypto;
@@ -69,6 +70,7 @@ impl Engine {
             .detail(format!("{} in {}", device.kind, device.jurisdiction));
         let stored = self.store.insert_device(&device, &entry).await?;
         self.identity.devices.write().expect("devices lock").insert(stored.unique_id.clone(), stored.clone());
+        self.publish(now, Event::DeviceChanged(DeviceSummary::from(&stored)));
         Ok((stored, secret))
     }
 
@@ -90,6 +92,7 @@ impl Engine {
         let entry = caller.entry(now, "device.revoke", Outcome::Allowed).target("device", unique_id);
         self.store.update_device(&updated, Some(&entry)).await?;
         self.identity.devices.write().expect("devices lock").insert(updated.unique_id.clone(), updated.clone());
+        self.publish(now, Event::DeviceChanged(DeviceSummary::from(&updated)));
         Ok(updated)
     }
 
@@ -156,9 +159,13 @@ impl Engine {
         }
         let now = self.now();
         self.store.touch_device(device.id, now).await?;
-        let mut devices = self.identity.devices.write().expect("devices lock");
-        let stored = devices.get_mut(unique_id).ok_or(EngineError::DeviceRevoked)?;
-        stored.last_seen_at = Some(now.max(stored.last_seen_at.unwrap_or(now)));
-        Ok(stored.clone())
+        let seen = {
+            let mut devices = self.identity.devices.write().expect("devices lock");
+            let stored = devices.get_mut(unique_id).ok_or(EngineError::DeviceRevoked)?;
+            stored.last_seen_at = Some(now.max(stored.last_seen_at.unwrap_or(now)));
+            stored.clone()
+        };
+        self.publish(now, Event::DeviceSeen { unique_id: unique_id.to_string(), at: now });
+        Ok(seen)
     }
 }

@@ -7,6 +7,7 @@ use fangkong_core::auth::lockout::LoginState;
 use fangkong_core::auth::password::check_password;
 use fangkong_core::auth::session::SessionState;
 use fangkong_core::auth::{Action, Actor, UserActor, totp};
+use fangkong_core::event::Event;
 use fangkong_core::time::Timestamp;
 
 use super::LiveSession;
@@ -149,6 +150,9 @@ impl Engine {
             );
         }
         self.store.update_user(&updated, None, &entries).await?;
+        if newly_locked {
+            self.publish_account(&updated);
+        }
         self.identity.put_user(updated);
         if newly_locked { Err(locked(login, now)) } else { Err(EngineError::InvalidCredentials) }
     }
@@ -193,9 +197,14 @@ impl Engine {
                 ..current
             };
             self.store.update_user(&updated, None, &[]).await?;
+            if user.login.locked_until.is_some() {
+                // An expired lock is cleared: the account's status changed.
+                self.publish_account(&updated);
+            }
             self.identity.put_user(updated);
         }
         self.store.insert_session(&session, &entry).await?;
+        self.publish(now, Event::SignedIn { user_id: user.id });
         self.identity.sessions.write().expect("sessions lock").insert(
             session.token_hash,
             LiveSession { stored_last_used: session.last_used_at, session: session.clone() },
@@ -248,7 +257,10 @@ impl Engine {
         let hash = crypto::token_hash(token);
         let now = self.now();
         self.store.revoke_session(hash, now, &caller.entry(now, "auth.logout", Outcome::Allowed)).await?;
-        self.identity.sessions.write().expect("sessions lock").remove(&hash);
+        let ended = self.identity.sessions.write().expect("sessions lock").remove(&hash);
+        if let Some(live) = ended {
+            self.publish(now, Event::SignedOut { user_id: live.session.user_id });
+        }
         Ok(())
     }
 
@@ -282,6 +294,7 @@ impl Engine {
         let entry = caller.entry(now, "auth.password_change", Outcome::Allowed).target("user", &updated.username);
         self.store.update_user(&updated, Some(now), &[entry]).await?;
         self.identity.drop_sessions_of(updated.id);
+        self.publish_sessions_ended(updated.id);
         self.identity.put_user(updated);
         Ok(())
     }
@@ -340,6 +353,7 @@ impl Engine {
         let updated = User { totp_pending: false, totp_last_step: Some(step), updated_at: now, ..user };
         let entry = caller.entry(now, "auth.totp_enable", Outcome::Allowed).target("user", &updated.username);
         self.store.update_user(&updated, None, &[entry]).await?;
+        self.publish_account(&updated);
         self.identity.put_user(updated);
         Ok(())
     }

@@ -13,6 +13,7 @@ use std::sync::{Mutex, RwLock};
 
 use fangkong_core::auth::account::{Device, Session, User};
 use fangkong_core::auth::lockout::LoginState;
+use fangkong_core::event::{AccountSummary, Event};
 use fangkong_core::time::Timestamp;
 
 pub use devices::NewDevice;
@@ -94,6 +95,15 @@ impl IdentityState {
 }
 
 impl Engine {
+    /// Announces an account's new state (no personal data: see `AccountSummary`).
+    pub(crate) fn publish_account(&self, user: &User) {
+        self.publish(self.now(), Event::AccountChanged(AccountSummary::from(user)));
+    }
+
+    pub(crate) fn publish_sessions_ended(&self, user_id: i64) {
+        self.publish(self.now(), Event::SessionsEnded { user_id });
+    }
+
     pub(crate) async fn load_identity(&self) -> Result<(), EngineError> {
         let users = self.store.list_users().await?;
         // Sessions older than the absolute lifetime can never be used again.

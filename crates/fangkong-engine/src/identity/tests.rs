@@ -348,3 +348,41 @@ async fn a_lock_made_by_another_process_takes_effect_at_the_next_upkeep() {
     assert!(matches!(f.engine.authenticate(&token), Err(EngineError::Unauthenticated)));
     assert!(matches!(f.engine.login("disp.01", PASSWORD, None, None).await, Err(EngineError::AccountLocked { .. })));
 }
+
+#[tokio::test]
+async fn account_and_device_changes_are_announced_without_personal_data() {
+    use fangkong_core::event::Event;
+    let f = Fixture::new().await;
+    let admin = f.caller("admin.futian").await;
+    let mut events = f.engine.bus().subscribe();
+    f.add_user("disp.01", Role::Dispatcher, FUTIAN).await;
+    let token = f.engine.login("disp.01", PASSWORD, None, None).await.unwrap().token;
+    f.engine.lock_user(&admin, "disp.01").await.unwrap();
+    let tracker =
+        NewDevice { unique_id: "t-1".into(), kind: DeviceKind::Tracker, unit: None, jurisdiction: FUTIAN.into() };
+    let (_, secret) = f.engine.add_device(&admin, tracker).await.unwrap();
+    let device = Caller::new(fangkong_core::auth::Actor::Device(
+        f.engine.authenticate_device("t-1", &secret, None).await.unwrap(),
+    ));
+    f.engine.device_heartbeat(&device, "t-1").await.unwrap();
+    drop(token);
+
+    let mut names = Vec::new();
+    while let Ok(envelope) = events.try_recv() {
+        if let Event::AccountChanged(account) = &envelope.event {
+            assert_eq!(account.username, "disp.01");
+        }
+        names.push(envelope.event.name());
+    }
+    assert_eq!(
+        names,
+        [
+            "account.changed",
+            "session.signed_in",
+            "session.ended_all",
+            "account.changed",
+            "device.changed",
+            "device.seen"
+        ]
+    );
+}

@@ -83,6 +83,7 @@ impl Engine {
             .detail(format!("role {} in {}", user.role, user.jurisdiction));
         let stored = self.store.insert_user(&user, &entry).await?;
         self.identity.put_user(stored.clone());
+        self.publish_account(&stored);
         Ok(stored)
     }
 
@@ -140,8 +141,10 @@ impl Engine {
         self.store.update_user(&updated, ends_sessions.then_some(now), &[entry]).await?;
         if ends_sessions {
             self.identity.drop_sessions_of(updated.id);
+            self.publish_sessions_ended(updated.id);
         }
         self.identity.put_user(updated.clone());
+        self.publish_account(&updated);
         Ok(updated)
     }
 
@@ -174,8 +177,10 @@ impl Engine {
         self.store.update_user(&updated, until.map(|_| now), &[entry]).await?;
         if until.is_some() {
             self.identity.drop_sessions_of(updated.id);
+            self.publish_sessions_ended(updated.id);
         }
         self.identity.put_user(updated.clone());
+        self.publish_account(&updated);
         Ok(updated)
     }
 
@@ -201,6 +206,7 @@ impl Engine {
         let entry = caller.entry(now, "user.reset_password", Outcome::Allowed).target("user", username);
         self.store.update_user(&updated, Some(now), &[entry]).await?;
         self.identity.drop_sessions_of(updated.id);
+        self.publish_sessions_ended(updated.id);
         self.identity.put_user(updated);
         Ok(())
     }
