@@ -190,6 +190,16 @@ impl Engine {
         if user.login != LoginState::default() || totp_step.is_some() {
             let _serial = self.admin_writes.lock().await;
             let current = self.identity.user_by_id(user.id).unwrap_or(user.clone());
+            // Two sign-ins racing with the same code: only the first to get here uses it.
+            if let (Some(step), Some(used)) = (totp_step, current.totp_last_step)
+                && step <= used
+            {
+                let entry = self
+                    .anonymous_entry(now, &user.username, ip, "auth.login", Outcome::Failed)
+                    .detail("one-time code already used");
+                self.store.append_audit(&entry).await?;
+                return Err(EngineError::InvalidCredentials);
+            }
             let updated = User {
                 login: LoginState::default(),
                 totp_last_step: totp_step.or(current.totp_last_step),

@@ -188,7 +188,11 @@ where
     F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
 {
     fn run(self: Box<Self>, conn: &Connection) -> (bool, Box<dyn Completion>) {
-        let outcome = (self.operation)(conn);
+        // A panicking operation must not take the writer thread (and every later write)
+        // down with it: it fails alone and its savepoint is rolled back.
+        let operation = self.operation;
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| operation(conn)))
+            .unwrap_or_else(|_| Err(StoreError::backend(std::io::Error::other("a write operation panicked"))));
         (outcome.is_ok(), Box::new(Finished { outcome, reply: self.reply }))
     }
 
@@ -370,4 +374,33 @@ fn apply_migration(conn: &Connection, migration: &Migration) -> Result<(), Store
     )?;
     tracing::info!(version = migration.version, name = migration.name, "applied SQLite migration");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_write_fails_alone_and_the_writer_keeps_working() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("fk.db")).await.unwrap();
+        store.write(|conn| Ok(conn.execute_batch("CREATE TABLE t (x INTEGER)")?)).await.unwrap();
+        let panicked = store
+            .write(|conn| -> Result<(), StoreError> {
+                conn.execute_batch("INSERT INTO t VALUES (1)")?;
+                panic!("a bug in an operation");
+            })
+            .await;
+        assert!(matches!(panicked, Err(StoreError::Backend(_))), "{panicked:?}");
+        store.write(|conn| Ok(conn.execute_batch("INSERT INTO t VALUES (2)")?)).await.unwrap();
+        let rows: Vec<i64> = store
+            .read(|conn| {
+                let mut statement = conn.prepare("SELECT x FROM t")?;
+                Ok(statement.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows, [2], "the panicking write left nothing behind");
+        store.close().await;
+    }
 }
