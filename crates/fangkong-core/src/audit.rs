@@ -193,6 +193,17 @@ fn seal_tag(key: &[u8; 32], through_seq: i64, through_hash: &Hash, sealed_at: Ti
     hmac_sha256(key, &message)
 }
 
+/// The keyed tag of the chain's head `(seq, hash)`, stored beside it.
+pub fn head_tag(key: &[u8; 32], seq: i64, hash: &Hash) -> Hash {
+    if seq == 0 {
+        return GENESIS;
+    }
+    let mut message = b"fangkong-audit-head-v1".to_vec();
+    message.extend_from_slice(&seq.to_be_bytes());
+    message.extend_from_slice(hash);
+    hmac_sha256(key, &message)
+}
+
 /// Where and how the chain is broken.
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
 pub enum Broken {
@@ -208,6 +219,10 @@ pub enum Broken {
         "the trail ends at record {last} but the expected head is record {expected}: records were removed from the end"
     )]
     Truncated { last: i64, expected: i64 },
+    #[error("the recorded head (record {seq}) was altered: records were probably removed from the end")]
+    HeadAltered { seq: i64 },
+    #[error("the record after {after} cannot be read: {reason}")]
+    Unreadable { after: i64, reason: String },
 }
 
 impl Broken {
@@ -218,6 +233,8 @@ impl Broken {
             Broken::Missing { expected, .. } => Some(*expected),
             Broken::Relinked { seq, .. } | Broken::Altered { seq } => Some(*seq),
             Broken::Truncated { last, .. } => Some(*last + 1),
+            Broken::HeadAltered { seq } => Some(*seq),
+            Broken::Unreadable { after, .. } => Some(*after + 1),
         }
     }
 }
@@ -264,11 +281,17 @@ impl ChainVerifier {
         Ok(())
     }
 
-    /// Checks that the trail reached the head the database says it has.
-    pub fn finish(&self, head_seq: i64) -> Result<(), Broken> {
+    /// Checks that the head the database records is genuine and that the trail reached it.
+    pub fn finish(&self, head_seq: i64, head_hash: &Hash, head_tag: &Hash) -> Result<(), Broken> {
+        if self::head_tag(&self.key, head_seq, head_hash) != *head_tag {
+            return Err(Broken::HeadAltered { seq: head_seq });
+        }
         let last = self.expected_seq - 1;
         if last < head_seq {
             return Err(Broken::Truncated { last, expected: head_seq });
+        }
+        if last == head_seq && self.prev_hash != *head_hash {
+            return Err(Broken::HeadAltered { seq: head_seq });
         }
         Ok(())
     }

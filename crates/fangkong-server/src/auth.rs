@@ -69,7 +69,7 @@ fn decode_purpose(bytes: &[u8]) -> Option<String> {
 }
 
 /// A signed-in user's request.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct UserSession {
     pub caller: Caller,
     pub token: String,
@@ -112,6 +112,13 @@ impl FromRequestParts<AppState> for DeviceSession {
         let (unique_id, secret) = text.split_once(':').ok_or_else(missing)?;
         let actor = state.engine.authenticate_device(unique_id, secret, meta.ip.as_deref()).await?;
         Ok(DeviceSession { caller: Caller { actor: Actor::Device(actor), ip: meta.ip, purpose: meta.purpose } })
+    }
+}
+
+/// Holds a secret: never printed, not even in debug output.
+impl std::fmt::Debug for UserSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UserSession { <redacted> }")
     }
 }
 

@@ -26,6 +26,8 @@ pub struct AuditQuery {
 pub struct AuditHead {
     pub seq: i64,
     pub hash: [u8; 32],
+    /// Keyed tag over `(seq, hash)` (see `fangkong_core::audit::head_tag`).
+    pub tag: [u8; 32],
 }
 
 impl Store {
@@ -98,8 +100,8 @@ impl AuditRow {
             .ok_or_else(|| StoreError::Corrupt(format!("audit record {} has outcome {:?}", self.seq, self.outcome)))?;
         Ok(AuditRecord {
             seq: self.seq,
-            prev_hash: hash32(&self.prev_hash, "audit prev_hash")?,
-            hash: hash32(&self.hash, "audit hash")?,
+            prev_hash: hash32(&self.prev_hash, &format!("audit record {} prev_hash", self.seq))?,
+            hash: hash32(&self.hash, &format!("audit record {} hash", self.seq))?,
             entry: AuditEntry {
                 at: Timestamp::from_millis(self.at),
                 actor_kind: self.actor_kind,

@@ -41,16 +41,22 @@ impl Store {
         dispatch!(self.insert_user(key, user, entry))
     }
 
-    /// Replaces a user's row; with `revoke_sessions_at`, ends all their sessions too (lock,
+    /// Replaces a user's row if it is still as it was when read (its `updated_at` is
+    /// `expected_updated_at`); with `revoke_sessions_at`, ends all their sessions too (lock,
     /// disable, password reset). The audit records are written in the same transaction.
+    ///
+    /// A row changed since it was read (by another process or node) is
+    /// [`StoreError::Conflict`]: re-read and decide again, so that no change is overwritten
+    /// by one decided on stale data.
     pub async fn update_user(
         &self,
         user: &User,
+        expected_updated_at: Timestamp,
         revoke_sessions_at: Option<Timestamp>,
         entries: &[AuditEntry],
     ) -> Result<(), StoreError> {
         let key = self.audit_key()?;
-        dispatch!(self.update_user(key, user, revoke_sessions_at, entries))
+        dispatch!(self.update_user(key, user, expected_updated_at, revoke_sessions_at, entries))
     }
 
     /// Sessions not revoked and created after `created_after` (older ones are past their

@@ -21,12 +21,14 @@ fn chain(n: i64) -> Vec<AuditRecord> {
     records
 }
 
+/// Verifies `records` against the genuine head `head` of an untouched chain.
 fn verify(records: &[AuditRecord], seal: Option<&Seal>, head: i64) -> Result<u64, Broken> {
     let mut verifier = ChainVerifier::new(&KEY, seal)?;
     for record in records {
         verifier.check(record)?;
     }
-    verifier.finish(head)?;
+    let head_hash = chain(head).last().map_or(GENESIS, |r| r.hash);
+    verifier.finish(head, &head_hash, &head_tag(&KEY, head, &head_hash))?;
     Ok(verifier.checked())
 }
 
@@ -82,6 +84,21 @@ fn a_renumbered_record_is_found() {
 fn a_truncated_tail_is_found_against_the_head() {
     let records = chain(10);
     assert_eq!(verify(&records[..8], None, 10), Err(Broken::Truncated { last: 8, expected: 10 }));
+}
+
+#[test]
+fn a_head_moved_back_without_the_key_is_found() {
+    // Records 9 and 10 deleted and the head pointed at record 8 with a tag forged without the key.
+    let records = chain(10);
+    let mut verifier = ChainVerifier::new(&KEY, None).unwrap();
+    for record in &records[..8] {
+        verifier.check(record).unwrap();
+    }
+    let forged = head_tag(&[0u8; 32], 8, &records[7].hash);
+    assert_eq!(verifier.finish(8, &records[7].hash, &forged), Err(Broken::HeadAltered { seq: 8 }));
+    assert_eq!(verifier.finish(8, &records[7].hash, &head_tag(&KEY, 8, &records[7].hash)), Ok(()));
+    let wrong_hash = head_tag(&KEY, 8, &records[6].hash);
+    assert_eq!(verifier.finish(8, &records[6].hash, &wrong_hash), Err(Broken::HeadAltered { seq: 8 }));
 }
 
 #[test]

@@ -237,6 +237,20 @@ pub enum Denial {
     NotOwnDevice,
     #[error("this needs a signed-in user")]
     NotAUser,
+    #[error("auditor accounts are managed by the system operator, not by administrators (separation of duties)")]
+    SeparationOfDuties,
+}
+
+/// Separation of duties (三员分立: system administrator, security administrator, auditor):
+/// no user may create, change, lock, unlock or reset an auditor account, nor give anyone
+/// the auditor role, so no administrator can make themselves, or a confederate, the one who
+/// reads the trail of their own actions. Auditor accounts are managed by the system
+/// operator at the terminal (`fangkong user …`).
+pub fn check_account_roles(actor: &Actor, roles: &[Role]) -> Result<(), Denial> {
+    match actor {
+        Actor::User(_) if roles.contains(&Role::Auditor) => Err(Denial::SeparationOfDuties),
+        _ => Ok(()),
+    }
 }
 
 impl Actor {

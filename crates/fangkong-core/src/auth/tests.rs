@@ -55,3 +55,13 @@ fn both_role_and_jurisdiction_must_allow() {
     let device = Actor::Device(DeviceActor { device_id: 1, unique_id: "t1".into(), kind: DeviceKind::Tracker });
     assert_eq!(device.check(Action::ReadCodes), Err(Denial::NotAUser));
 }
+
+#[test]
+fn nobody_signed_in_manages_auditor_accounts() {
+    let admin = user(Role::Administrator, JurisdictionKind::City, "440300");
+    let auditor = user(Role::Auditor, JurisdictionKind::City, "440300");
+    assert_eq!(check_account_roles(&admin, &[Role::Dispatcher]), Ok(()));
+    assert_eq!(check_account_roles(&admin, &[Role::Dispatcher, Role::Auditor]), Err(Denial::SeparationOfDuties));
+    assert_eq!(check_account_roles(&auditor, &[Role::Auditor]), Err(Denial::SeparationOfDuties));
+    assert_eq!(check_account_roles(&Actor::System { name: "cli".into() }, &[Role::Auditor]), Ok(()));
+}

@@ -76,6 +76,8 @@ impl Engine {
 
     /// Revokes a device's credential for good (register it again for a new one).
     pub async fn revoke_device(&self, caller: &Caller, unique_id: &str) -> Result<Device, EngineError> {
+        // The role first, so callers without it learn nothing about which devices exist.
+        self.authorize(caller, Action::ManageDevices, None, "device.revoke", Some(("device", unique_id))).await?;
         let device = self.existing_device(unique_id)?;
         let place = self
             .chain_of(&device.jurisdiction)

@@ -1,8 +1,12 @@
 //! Signing in and out, authenticating requests, and a user's own account: password and
 //! second factor.
+//!
+//! Every answer to a sign-in takes the time of one password verification, whatever the
+//! reason for it (unknown name, locked account, wrong password), so neither the answer nor
+//! its timing tells whether a username exists.
 
-use fangkong_core::audit::Outcome;
-use fangkong_core::auth::account::{Session, User};
+use fangkong_core::audit::{AuditEntry, Outcome};
+use fangkong_core::auth::account::{Session, User, check_username};
 use fangkong_core::auth::lockout::LoginState;
 use fangkong_core::auth::password::check_password;
 use fangkong_core::auth::session::SessionState;
@@ -11,11 +15,12 @@ use fangkong_core::event::Event;
 use fangkong_core::time::Timestamp;
 
 use super::LiveSession;
+use super::change::AccountChange;
 use crate::crypto;
 use crate::{Caller, Engine, EngineError};
 
 /// A successful sign-in. The token is shown once and never stored.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct LoginSuccess {
     pub token: String,
     pub user: User,
@@ -23,6 +28,16 @@ pub struct LoginSuccess {
     pub expires_at: Timestamp,
     /// How long the session survives without use.
     pub idle_timeout_secs: i64,
+}
+
+impl std::fmt::Debug for LoginSuccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginSuccess")
+            .field("token", &"<redacted>")
+            .field("user", &self.user.username)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 /// A request's proof of identity, as checked.
@@ -34,7 +49,7 @@ pub struct Authenticated {
 }
 
 /// A second factor waiting to be confirmed with a first code.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct TotpSetup {
     /// Base32, to type into an authenticator app.
     pub secret_base32: String,
@@ -42,7 +57,20 @@ pub struct TotpSetup {
     pub uri: String,
 }
 
+impl std::fmt::Debug for TotpSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpSetup { <redacted> }")
+    }
+}
+
 const TOTP_ISSUER: &str = "Fangkong";
+/// Longest username written to the audit trail for a failed attempt.
+const MAX_LOGGED_USERNAME: usize = 64;
+
+fn locked(state: LoginState, now: Timestamp) -> EngineError {
+    let until = state.locked_until.unwrap_or(now);
+    EngineError::AccountLocked { retry_after_secs: (until.millis_since(now) + 999) / 1000 }
+}
 
 impl Engine {
     /// Signs a user in. Wrong password, unknown user and disabled account all answer
@@ -56,18 +84,21 @@ impl Engine {
         ip: Option<&str>,
     ) -> Result<LoginSuccess, EngineError> {
         let now = self.now();
-        let Some(user) = self.identity.user_by_name(username) else {
-            return self.refuse_unknown_user(username, password, ip, now).await;
+        let user = self.identity.user_by_name(username);
+        // The same work for every answer: verify against the account's hash, or a dummy.
+        let hash = user.as_ref().map_or(self.identity.dummy_hash.clone(), |u| u.password_hash.clone());
+        let password_ok = self.verify_password_off_thread(password, &hash).await && user.is_some();
+        let Some(user) = user else {
+            return self.refuse_unknown_user(username, ip, now).await;
         };
         if user.login.is_locked(now) {
             let entry = self.anonymous_entry(now, username, ip, "auth.login", Outcome::Failed).detail("account locked");
             self.store.append_audit(&entry).await?;
             return Err(locked(user.login, now));
         }
-        let password_ok = self.verify_password_off_thread(password, &user.password_hash).await;
         if !password_ok || user.disabled {
             let reason = if user.disabled { "account disabled" } else { "wrong password" };
-            return self.record_failure(&user, reason, ip).await;
+            return self.record_failure(username, "auth.login", reason, ip).await;
         }
         let mut totp_step = None;
         if user.has_second_factor() {
@@ -81,10 +112,10 @@ impl Engine {
             };
             match self.check_totp(&user, code, now) {
                 Some(step) => totp_step = Some(step),
-                None => return self.record_failure(&user, "wrong one-time code", ip).await,
+                None => return self.record_failure(username, "auth.login", "wrong one-time code", ip).await,
             }
         }
-        self.open_session(user, totp_step, ip, now).await
+        self.open_session(&user, totp_step, ip).await
     }
 
     async fn verify_password_off_thread(&self, password: &str, phc: &str) -> bool {
@@ -92,16 +123,17 @@ impl Engine {
         tokio::task::spawn_blocking(move || crypto::verify_password(&password, &phc)).await.unwrap_or(false)
     }
 
+    /// A failed attempt on a name with no account: counted and locked like a real account.
     async fn refuse_unknown_user(
         &self,
         username: &str,
-        password: &str,
         ip: Option<&str>,
         now: Timestamp,
     ) -> Result<LoginSuccess, EngineError> {
-        // Spend the same time as a real check, then count the failure like a real account.
-        let _ = self.verify_password_off_thread(password, &self.identity.dummy_hash).await;
-        let state = {
+        // A name no account could have (too long, wrong characters) is not worth tracking:
+        // no real account answers for it either, so nothing is revealed.
+        let trackable = check_username(username).is_ok();
+        let state = if trackable {
             let mut unknown = self.identity.unknown_logins.lock().expect("unknown logins lock");
             if unknown.len() >= super::MAX_UNKNOWN_USERNAMES && !unknown.contains_key(username) {
                 unknown.retain(|_, state| state.is_locked(now));
@@ -117,44 +149,65 @@ impl Engine {
                 unknown.insert(username.to_string(), next);
                 Ok((next, newly_locked))
             }
+        } else {
+            Ok((LoginState::default(), false))
         };
-        let (detail, result) = match state {
-            Err(current) => ("account locked", Err(locked(current, now))),
-            Ok((next, true)) => ("unknown user; locked after repeated failures", Err(locked(next, now))),
-            Ok((_, false)) => ("unknown user", Err(EngineError::InvalidCredentials)),
+        let (detail, newly_locked, result) = match state {
+            Err(current) => ("account locked", false, Err(locked(current, now))),
+            Ok((next, true)) => ("unknown user", true, Err(locked(next, now))),
+            Ok((_, false)) => ("unknown user", false, Err(EngineError::InvalidCredentials)),
         };
-        let entry = self.anonymous_entry(now, username, ip, "auth.login", Outcome::Failed).detail(detail);
+        let logged: String = username.chars().take(MAX_LOGGED_USERNAME).collect();
+        let entry = self.anonymous_entry(now, &logged, ip, "auth.login", Outcome::Failed).detail(detail);
         self.store.append_audit(&entry).await?;
-        if detail.contains("locked after") {
-            let lockout = self.anonymous_entry(now, username, ip, "auth.lockout", Outcome::Failed);
+        if newly_locked {
+            let lockout = self.anonymous_entry(now, &logged, ip, "auth.lockout", Outcome::Failed);
             self.store.append_audit(&lockout).await?;
         }
         result
     }
 
-    /// Counts a failed attempt against a real account, locking it at the threshold.
-    async fn record_failure(&self, user: &User, reason: &str, ip: Option<&str>) -> Result<LoginSuccess, EngineError> {
-        let _serial = self.admin_writes.lock().await;
+    /// Counts a failed attempt (`action`: a sign-in, or a password change with the wrong
+    /// current password) against a real account, locking it at the threshold. An account
+    /// locked meanwhile stays locked: the attempt is recorded, not counted.
+    async fn record_failure(
+        &self,
+        username: &str,
+        action: &str,
+        reason: &str,
+        ip: Option<&str>,
+    ) -> Result<LoginSuccess, EngineError> {
+        let held = self.admin_writes.lock().await;
         let now = self.now();
-        // Re-read under the lock: concurrent failures must all count.
-        let current = self.identity.user_by_id(user.id).unwrap_or_else(|| user.clone());
-        let (login, newly_locked) = current.login.after_failure(now, &self.config.lockout);
-        let updated = User { login, updated_at: now, ..current };
-        let mut entries =
-            vec![self.anonymous_entry(now, &user.username, ip, "auth.login", Outcome::Failed).detail(reason)];
-        if newly_locked {
-            entries.push(
-                self.anonymous_entry(now, &user.username, ip, "auth.lockout", Outcome::Failed)
-                    .target("user", &user.username)
-                    .detail(format!("{} consecutive failures", self.config.lockout.threshold)),
-            );
+        let threshold = self.config.lockout.threshold;
+        let entry = |outcome_detail: &str| -> AuditEntry {
+            self.anonymous_entry(now, username, ip, action, Outcome::Failed).detail(outcome_detail)
+        };
+        let (current, changed) = self
+            .change_account(&held, username, |current| {
+                if current.login.is_locked(now) {
+                    return Ok(None);
+                }
+                let (login, newly_locked) = current.login.after_failure(now, &self.config.lockout);
+                let mut entries = vec![entry(reason)];
+                if newly_locked {
+                    entries.push(
+                        self.anonymous_entry(now, username, ip, "auth.lockout", Outcome::Failed)
+                            .target("user", username)
+                            .detail(format!("{threshold} consecutive failures")),
+                    );
+                }
+                Ok(Some(AccountChange { user: User { login, ..current.clone() }, end_sessions: false, entries }))
+            })
+            .await?;
+        match changed {
+            None => {
+                self.store.append_audit(&entry("account locked")).await?;
+                Err(locked(current.login, now))
+            }
+            Some(updated) if updated.login.is_locked(now) => Err(locked(updated.login, now)),
+            Some(_) => Err(EngineError::InvalidCredentials),
         }
-        self.store.update_user(&updated, None, &entries).await?;
-        if newly_locked {
-            self.publish_account(&updated);
-        }
-        self.identity.put_user(updated);
-        if newly_locked { Err(locked(login, now)) } else { Err(EngineError::InvalidCredentials) }
     }
 
     fn check_totp(&self, user: &User, code: &str, now: Timestamp) -> Option<i64> {
@@ -167,13 +220,54 @@ impl Engine {
         crypto::open(&self.config.keys.totp_secrets(), user.username.as_bytes(), sealed)
     }
 
+    /// Opens a session for `verified` (whose password, and code, were just checked). Under
+    /// the administrative lock, the account is re-read: if it was locked, disabled, given a
+    /// new password or its code used meanwhile, the sign-in fails. The lock is held until
+    /// the session is stored, so a lock or reset cannot miss it.
     async fn open_session(
         &self,
-        user: User,
+        verified: &User,
         totp_step: Option<i64>,
         ip: Option<&str>,
-        now: Timestamp,
     ) -> Result<LoginSuccess, EngineError> {
+        let held = self.admin_writes.lock().await;
+        let now = self.now();
+        let decided = self
+            .change_account(&held, &verified.username, |current| {
+                if current.disabled || current.password_hash != verified.password_hash {
+                    return Err(EngineError::InvalidCredentials);
+                }
+                if current.login.is_locked(now) {
+                    return Err(locked(current.login, now));
+                }
+                if let (Some(step), Some(used)) = (totp_step, current.totp_last_step)
+                    && step <= used
+                {
+                    return Err(EngineError::InvalidCredentials);
+                }
+                // A success resets the failure count and uses up the one-time code's step.
+                if current.login == LoginState::default() && totp_step.is_none() {
+                    return Ok(None);
+                }
+                let user = User {
+                    login: LoginState::default(),
+                    totp_last_step: totp_step.or(current.totp_last_step),
+                    ..current.clone()
+                };
+                Ok(Some(AccountChange { user, end_sessions: false, entries: Vec::new() }))
+            })
+            .await;
+        let user = match decided {
+            Ok((_, Some(updated))) => updated,
+            Ok((current, None)) => current,
+            Err(error) => {
+                let entry = self
+                    .anonymous_entry(now, &verified.username, ip, "auth.login", Outcome::Failed)
+                    .detail(format!("account changed during sign-in: {error}"));
+                self.store.append_audit(&entry).await?;
+                return Err(error);
+            }
+        };
         let token = crypto::new_token();
         let session = Session {
             token_hash: crypto::token_hash(&token),
@@ -183,47 +277,20 @@ impl Engine {
             revoked_at: None,
             ip: ip.map(str::to_string),
         };
-        let actor = Actor::User(self.user_actor(&user)?);
-        let mut entry = Caller::new(actor).entry(now, "auth.login", Outcome::Allowed);
+        let mut entry = Caller::new(Actor::User(self.user_actor(&user)?)).entry(now, "auth.login", Outcome::Allowed);
         entry.ip = session.ip.clone();
-        // A success resets the failure count and uses up the one-time code's step.
-        if user.login != LoginState::default() || totp_step.is_some() {
-            let _serial = self.admin_writes.lock().await;
-            let current = self.identity.user_by_id(user.id).unwrap_or(user.clone());
-            // Two sign-ins racing with the same code: only the first to get here uses it.
-            if let (Some(step), Some(used)) = (totp_step, current.totp_last_step)
-                && step <= used
-            {
-                let entry = self
-                    .anonymous_entry(now, &user.username, ip, "auth.login", Outcome::Failed)
-                    .detail("one-time code already used");
-                self.store.append_audit(&entry).await?;
-                return Err(EngineError::InvalidCredentials);
-            }
-            let updated = User {
-                login: LoginState::default(),
-                totp_last_step: totp_step.or(current.totp_last_step),
-                updated_at: now,
-                ..current
-            };
-            self.store.update_user(&updated, None, &[]).await?;
-            if user.login.locked_until.is_some() {
-                // An expired lock is cleared: the account's status changed.
-                self.publish_account(&updated);
-            }
-            self.identity.put_user(updated);
-        }
         self.store.insert_session(&session, &entry).await?;
-        self.publish(now, Event::SignedIn { user_id: user.id });
         self.identity.sessions.write().expect("sessions lock").insert(
             session.token_hash,
             LiveSession { stored_last_used: session.last_used_at, session: session.clone() },
         );
+        drop(held);
+        self.publish(now, Event::SignedIn { user_id: user.id });
         Ok(LoginSuccess {
             token,
-            user: self.identity.user_by_id(user.id).unwrap_or(user),
             expires_at: now.plus_millis(self.config.sessions.absolute_millis),
             idle_timeout_secs: self.config.sessions.idle_millis / 1000,
+            user,
         })
     }
 
@@ -265,9 +332,12 @@ impl Engine {
     /// Ends the session of `token`.
     pub async fn logout(&self, caller: &Caller, token: &str) -> Result<(), EngineError> {
         let hash = crypto::token_hash(token);
+        // Under the administrative lock, so an account refresh cannot bring it back.
+        let held = self.admin_writes.lock().await;
         let now = self.now();
         self.store.revoke_session(hash, now, &caller.entry(now, "auth.logout", Outcome::Allowed)).await?;
         let ended = self.identity.sessions.write().expect("sessions lock").remove(&hash);
+        drop(held);
         if let Some(live) = ended {
             self.publish(now, Event::SignedOut { user_id: live.session.user_id });
         }
@@ -276,8 +346,7 @@ impl Engine {
 
     /// The caller's own account.
     pub fn me(&self, caller: &Caller) -> Result<User, EngineError> {
-        let user = self.own_account(caller)?;
-        Ok(user)
+        self.own_account(caller)
     }
 
     fn own_account(&self, caller: &Caller) -> Result<User, EngineError> {
@@ -286,26 +355,33 @@ impl Engine {
         self.identity.user_by_id(actor.user_id).ok_or(EngineError::Unauthenticated)
     }
 
-    /// Changes the caller's own password; all their sessions end, the current one too.
+    /// Changes the caller's own password; all their sessions end, the current one too. A
+    /// wrong current password counts as a failed sign-in (a stolen session cannot be used
+    /// to guess the password without limit).
     pub async fn change_own_password(&self, caller: &Caller, current: &str, new: &str) -> Result<(), EngineError> {
         let user = self.own_account(caller)?;
         if !self.verify_password_off_thread(current, &user.password_hash).await {
-            let entry =
-                caller.entry(self.now(), "auth.password_change", Outcome::Failed).detail("wrong current password");
-            self.store.append_audit(&entry).await?;
-            return Err(EngineError::InvalidCredentials);
+            let failure = self.record_failure(
+                &user.username,
+                "auth.password_change",
+                "wrong current password",
+                caller.ip.as_deref(),
+            );
+            return failure.await.map(|_| ());
         }
         check_password(new, &user.username)?;
         let hash = self.hash_password_off_thread(new).await;
-        let _serial = self.admin_writes.lock().await;
+        let held = self.admin_writes.lock().await;
         let now = self.now();
-        let current_user = self.identity.user_by_id(user.id).unwrap_or(user);
-        let updated = User { password_hash: hash, password_changed_at: now, updated_at: now, ..current_user };
-        let entry = caller.entry(now, "auth.password_change", Outcome::Allowed).target("user", &updated.username);
-        self.store.update_user(&updated, Some(now), &[entry]).await?;
-        self.identity.drop_sessions_of(updated.id);
-        self.publish_sessions_ended(updated.id);
-        self.identity.put_user(updated);
+        self.change_account(&held, &user.username, |stored| {
+            if stored.password_hash != user.password_hash {
+                return Err(EngineError::InvalidCredentials);
+            }
+            let entry = caller.entry(now, "auth.password_change", Outcome::Allowed).target("user", &user.username);
+            let changed = User { password_hash: hash.clone(), password_changed_at: now, ..stored.clone() };
+            Ok(Some(AccountChange { user: changed, end_sessions: true, entries: vec![entry] }))
+        })
+        .await?;
         Ok(())
     }
 
@@ -320,56 +396,55 @@ impl Engine {
     /// app. It takes effect once [`Engine::confirm_totp`] accepts a first code.
     pub async fn begin_totp(&self, caller: &Caller) -> Result<TotpSetup, EngineError> {
         let user = self.own_account(caller)?;
-        if user.has_second_factor() {
-            return Err(EngineError::Invalid {
-                field: "totp",
-                message: "a second factor is already set up; an administrator can reset it".into(),
-            });
-        }
         let secret = crypto::random_bytes::<{ totp::SECRET_BYTES }>();
         let sealed = crypto::seal(&self.config.keys.totp_secrets(), user.username.as_bytes(), &secret);
-        let _serial = self.admin_writes.lock().await;
+        let held = self.admin_writes.lock().await;
         let now = self.now();
-        let updated =
-            User { totp_secret: Some(sealed), totp_pending: true, totp_last_step: None, updated_at: now, ..user };
-        let entry = caller.entry(now, "auth.totp_setup", Outcome::Allowed).target("user", &updated.username);
-        self.store.update_user(&updated, None, &[entry]).await?;
-        let setup = TotpSetup {
+        self.change_account(&held, &user.username, |stored| {
+            if stored.has_second_factor() {
+                return Err(EngineError::Invalid {
+                    field: "totp",
+                    message: "a second factor is already set up; an administrator can reset it".into(),
+                });
+            }
+            let entry = caller.entry(now, "auth.totp_setup", Outcome::Allowed).target("user", &user.username);
+            let changed =
+                User { totp_secret: Some(sealed.clone()), totp_pending: true, totp_last_step: None, ..stored.clone() };
+            Ok(Some(AccountChange { user: changed, end_sessions: false, entries: vec![entry] }))
+        })
+        .await?;
+        Ok(TotpSetup {
             secret_base32: totp::base32_encode(&secret),
-            uri: totp::otpauth_uri(TOTP_ISSUER, &updated.username, &secret),
-        };
-        self.identity.put_user(updated);
-        Ok(setup)
+            uri: totp::otpauth_uri(TOTP_ISSUER, &user.username, &secret),
+        })
     }
 
     /// Confirms a pending second factor with a code from the app; from then on sign-in
     /// needs a code.
     pub async fn confirm_totp(&self, caller: &Caller, code: &str) -> Result<(), EngineError> {
         let user = self.own_account(caller)?;
-        if !user.totp_pending {
-            return Err(EngineError::Invalid {
-                field: "code",
-                message: "no second factor is waiting to be confirmed".into(),
-            });
-        }
+        let held = self.admin_writes.lock().await;
         let now = self.now();
-        let secret = self.open_totp_secret(&user).ok_or(EngineError::InvalidTotp)?;
-        let Some(step) = totp::verify(&secret, code, now.as_millis().div_euclid(1000), None) else {
+        let result = self
+            .change_account(&held, &user.username, |stored| {
+                if !stored.totp_pending {
+                    return Err(EngineError::Invalid {
+                        field: "code",
+                        message: "no second factor is waiting to be confirmed".into(),
+                    });
+                }
+                let secret = self.open_totp_secret(stored).ok_or(EngineError::InvalidTotp)?;
+                let step = totp::verify(&secret, code, now.as_millis().div_euclid(1000), None)
+                    .ok_or(EngineError::InvalidTotp)?;
+                let entry = caller.entry(now, "auth.totp_enable", Outcome::Allowed).target("user", &user.username);
+                let changed = User { totp_pending: false, totp_last_step: Some(step), ..stored.clone() };
+                Ok(Some(AccountChange { user: changed, end_sessions: false, entries: vec![entry] }))
+            })
+            .await;
+        if let Err(EngineError::InvalidTotp) = result {
             let entry = caller.entry(now, "auth.totp_enable", Outcome::Failed).detail("wrong code");
             self.store.append_audit(&entry).await?;
-            return Err(EngineError::InvalidTotp);
-        };
-        let _serial = self.admin_writes.lock().await;
-        let updated = User { totp_pending: false, totp_last_step: Some(step), updated_at: now, ..user };
-        let entry = caller.entry(now, "auth.totp_enable", Outcome::Allowed).target("user", &updated.username);
-        self.store.update_user(&updated, None, &[entry]).await?;
-        self.publish_account(&updated);
-        self.identity.put_user(updated);
-        Ok(())
+        }
+        result.map(|_| ())
     }
-}
-
-fn locked(state: LoginState, now: Timestamp) -> EngineError {
-    let until = state.locked_until.unwrap_or(now);
-    EngineError::AccountLocked { retry_after_secs: (until.millis_since(now) + 999) / 1000 }
 }

@@ -4,6 +4,7 @@
 //! a request never touches the store; every change goes to the store first, with its audit
 //! record, and then to memory.
 
+mod change;
 mod devices;
 mod login;
 mod users;

@@ -386,3 +386,152 @@ async fn account_and_device_changes_are_announced_without_personal_data() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_wrong_guesses_cannot_unlock_the_account() {
+    let f = Fixture::new().await;
+    f.add_user("target", Role::Dispatcher, FUTIAN).await;
+    let attempts: Vec<_> = (0..12)
+        .map(|_| {
+            let engine = f.engine.clone();
+            tokio::spawn(async move { engine.login("target", "not the password at all", None, None).await })
+        })
+        .collect();
+    let mut locked_answers = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Err(EngineError::AccountLocked { .. }) => locked_answers += 1,
+            Err(EngineError::InvalidCredentials) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(locked_answers >= 7, "once locked, every later guess is refused as locked ({locked_answers})");
+    let stored = f.engine.store.get_user_by_username("target").await.unwrap().unwrap();
+    assert!(stored.login.is_locked(f.engine.now()), "still locked after the storm: {:?}", stored.login);
+    assert!(matches!(f.engine.login("target", PASSWORD, None, None).await, Err(EngineError::AccountLocked { .. })));
+}
+
+#[tokio::test]
+async fn a_lock_from_another_process_is_not_undone_by_a_failed_sign_in() {
+    let f = Fixture::new().await;
+    f.add_user("disp.02", Role::Dispatcher, FUTIAN).await;
+    let cli = crate::test_support::start(&f.url, &f.clock, crate::test_support::config(&f.keys)).await.unwrap();
+    cli.lock_user(&Caller::system("cli"), "disp.02").await.unwrap();
+    cli.reset_password(&Caller::system("cli"), "disp.02", "the reset passphrase").await.unwrap();
+    cli.lock_user(&Caller::system("cli"), "disp.02").await.unwrap();
+    cli.shutdown().await;
+
+    // This engine has not refreshed yet: its memory still shows the account open.
+    let _ = f.engine.login("disp.02", "a wrong guess here", None, None).await;
+    let stored = f.engine.store.get_user_by_username("disp.02").await.unwrap().unwrap();
+    assert!(stored.login.is_locked(f.engine.now()), "the lock stands: {:?}", stored.login);
+    assert!(crate::crypto::verify_password("the reset passphrase", &stored.password_hash), "the reset stands");
+    assert!(matches!(f.engine.login("disp.02", PASSWORD, None, None).await, Err(EngineError::AccountLocked { .. })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_code_opens_one_session_even_when_sent_twice_at_once() {
+    let f = Fixture::new().await;
+    let admin = f.caller("admin.futian").await;
+    let setup = f.engine.begin_totp(&admin).await.unwrap();
+    let secret = totp::base32_decode(&setup.secret_base32).unwrap();
+    let now = f.engine.now().as_millis() / 1000;
+    f.engine.confirm_totp(&admin, &totp::code_at(&secret, now)).await.unwrap();
+    f.clock.advance_millis(30_000);
+    let code = totp::code_at(&secret, now + 30);
+    let both: Vec<_> = (0..2)
+        .map(|_| {
+            let (engine, code) = (f.engine.clone(), code.clone());
+            tokio::spawn(async move { engine.login("admin.futian", PASSWORD, Some(&code), None).await })
+        })
+        .collect();
+    let mut successes = 0;
+    for attempt in both {
+        if attempt.await.unwrap().is_ok() {
+            successes += 1;
+        }
+    }
+    assert_eq!(successes, 1);
+}
+
+#[tokio::test]
+async fn a_stolen_session_cannot_guess_the_password_without_limit() {
+    let f = Fixture::new().await;
+    f.add_user("victim", Role::Analyst, FUTIAN).await;
+    let session = f.caller("victim").await;
+    for _ in 0..4 {
+        let wrong = f.engine.change_own_password(&session, "guess guess guess", "a new long passphrase").await;
+        assert!(matches!(wrong, Err(EngineError::InvalidCredentials)), "{wrong:?}");
+    }
+    let fifth = f.engine.change_own_password(&session, "guess guess guess", "a new long passphrase").await;
+    assert!(matches!(fifth, Err(EngineError::AccountLocked { .. })), "{fifth:?}");
+}
+
+#[tokio::test]
+async fn administrators_cannot_make_or_manage_auditors() {
+    let f = Fixture::new().await;
+    f.add_user("auditor.1", Role::Auditor, "440300").await;
+    f.add_user("root", Role::Administrator, "440300").await;
+    f.add_user("disp.9", Role::Dispatcher, FUTIAN).await;
+    let root = f.caller("root").await;
+    let denied = |r: Result<_, EngineError>| {
+        matches!(r, Err(EngineError::Denied(fangkong_core::auth::Denial::SeparationOfDuties)))
+    };
+    let new_auditor = NewUser {
+        username: "aud.2".into(),
+        display_name: "审计".into(),
+        role: Role::Auditor,
+        jurisdiction: "440300".into(),
+    };
+    assert!(denied(f.engine.create_user(&root, new_auditor.clone(), PASSWORD).await.map(|_| ())));
+    assert!(denied(f.engine.lock_user(&root, "auditor.1").await.map(|_| ())));
+    assert!(denied(f.engine.reset_password(&root, "auditor.1", "a takeover passphrase").await));
+    let promote = UserChange { role: Some(Role::Auditor), ..Default::default() };
+    assert!(denied(f.engine.update_user(&root, "disp.9", promote.clone()).await.map(|_| ())));
+    assert!(denied(f.engine.update_user(&root, "root", promote.clone()).await.map(|_| ())), "not even themselves");
+    let records = f.audit().await;
+    assert_eq!(records.iter().filter(|r| r.entry.outcome == Outcome::Denied).count(), 5, "every refusal recorded");
+    // The system operator (the CLI) manages auditors.
+    f.engine.create_user(&Caller::system("cli"), new_auditor, PASSWORD).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_empty_change_still_leaves_a_record() {
+    let f = Fixture::new().await;
+    f.add_user("disp.3", Role::Dispatcher, FUTIAN).await;
+    let admin = f.caller("admin.futian").await;
+    f.engine.update_user(&admin, "disp.3", UserChange::default()).await.unwrap();
+    let last = f.audit().await.pop().unwrap();
+    assert_eq!((last.entry.action.as_str(), last.entry.detail.as_deref()), ("user.update", Some("no change")));
+}
+
+#[tokio::test]
+async fn a_head_moved_back_over_deleted_records_is_found() {
+    let f = Fixture::new().await;
+    let records = f.audit().await;
+    let (last, before) = (&records[records.len() - 1], &records[records.len() - 2]);
+    let path = f.dir.path().join("fk.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    // Delete the newest record and point the head at the one before, as someone with the
+    // database but not the key file would.
+    conn.execute_batch("DROP TRIGGER audit_log_no_unsealed_delete;").unwrap();
+    conn.execute("DELETE FROM audit_log WHERE seq = ?1", [last.seq]).unwrap();
+    conn.execute("UPDATE audit_head SET seq = ?1, hash = ?2", rusqlite::params![before.seq, &before.hash[..]]).unwrap();
+    drop(conn);
+    let verification = f.engine.verify_audit(&Caller::system("test")).await.unwrap();
+    assert_eq!(verification.broken, Some(fangkong_core::audit::Broken::HeadAltered { seq: before.seq }));
+}
+
+#[tokio::test]
+async fn names_no_account_could_have_are_refused_without_being_tracked() {
+    let f = Fixture::new().await;
+    let long = "x".repeat(10_000);
+    for _ in 0..6 {
+        assert!(matches!(
+            f.engine.login(&long, "whatever password", None, None).await,
+            Err(EngineError::InvalidCredentials)
+        ));
+    }
+    let last = f.audit().await.pop().unwrap();
+    assert_eq!(last.entry.actor_name.len(), 64, "the audit keeps at most 64 characters of a tried name");
+}

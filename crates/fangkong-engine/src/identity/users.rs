@@ -1,17 +1,20 @@
 //! Administering user accounts: create, change, lock, unlock, reset; list and read.
 //!
 //! An administrator acts only inside their jurisdiction: on users bound inside it, and
-//! binding users only to nodes inside it. Reading accounts (names of staff) is a read of
-//! personal data: it needs a stated purpose and is audited.
+//! binding users only to nodes inside it. Nobody signed in manages auditor accounts
+//! (separation of duties; see `fangkong_core::auth::check_account_roles`). Reading accounts
+//! (names of staff) is a read of personal data: it needs a stated purpose and is audited.
+//! Each change is decided on the account as the store has it now (see `change.rs`).
 
 use fangkong_core::audit::Outcome;
 use fangkong_core::auth::account::{NewUser, User, check_display_name, check_username};
 use fangkong_core::auth::lockout::LoginState;
 use fangkong_core::auth::password::check_password;
-use fangkong_core::auth::{Action, Role};
+use fangkong_core::auth::{Action, Role, check_account_roles};
 use fangkong_core::jurisdiction::Chain;
 use fangkong_core::time::Timestamp;
 
+use super::change::AccountChange;
 use crate::{Caller, Engine, EngineError};
 
 /// Changes to a user; `None` keeps the current value.
@@ -51,15 +54,57 @@ impl Engine {
             .ok_or_else(|| EngineError::NotFound { entity: "user", key: username.into() })
     }
 
+    /// The checks before acting on an existing account: the role first (so that callers
+    /// without it learn nothing, not even whether the account exists), then the account's
+    /// jurisdiction, then separation of duties. Refusals are audited.
+    async fn authorize_on_user(
+        &self,
+        caller: &Caller,
+        action: Action,
+        audit_action: &str,
+        username: &str,
+        extra_roles: &[Role],
+    ) -> Result<User, EngineError> {
+        let target = Some(("user", username));
+        self.authorize(caller, action, None, audit_action, target).await?;
+        let user = self.existing_user(username)?;
+        let place = self.place_of(&user.jurisdiction)?;
+        self.authorize(caller, action, Some(&place), audit_action, target).await?;
+        let roles: Vec<Role> = std::iter::once(user.role).chain(extra_roles.iter().copied()).collect();
+        self.check_separation(caller, &roles, audit_action, username).await?;
+        Ok(user)
+    }
+
+    async fn check_separation(
+        &self,
+        caller: &Caller,
+        roles: &[Role],
+        audit_action: &str,
+        username: &str,
+    ) -> Result<(), EngineError> {
+        if let Err(denial) = check_account_roles(&caller.actor, roles) {
+            let entry = caller
+                .entry(self.now(), audit_action, Outcome::Denied)
+                .target("user", username)
+                .detail(denial.to_string());
+            self.store.append_audit(&entry).await?;
+            return Err(EngineError::Denied(denial));
+        }
+        Ok(())
+    }
+
     /// Creates a user with an initial password (which the policy must accept).
     pub async fn create_user(&self, caller: &Caller, new: NewUser, password: &str) -> Result<User, EngineError> {
+        let target = Some(("user", new.username.as_str()));
+        self.authorize(caller, Action::ManageUsers, None, "user.create", target).await?;
         check_username(&new.username)?;
         check_display_name(&new.display_name)?;
         let place = self.bindable(&new.jurisdiction)?;
-        self.authorize(caller, Action::ManageUsers, Some(&place), "user.create", Some(("user", &new.username))).await?;
+        self.authorize(caller, Action::ManageUsers, Some(&place), "user.create", target).await?;
+        self.check_separation(caller, &[new.role], "user.create", &new.username).await?;
         check_password(password, &new.username)?;
         let password_hash = self.hash_password_off_thread(password).await;
-        let _serial = self.admin_writes.lock().await;
+        let _held = self.admin_writes.lock().await;
         let now = self.now();
         let user = User {
             id: 0,
@@ -88,64 +133,71 @@ impl Engine {
     }
 
     /// Changes a user's name, role, jurisdiction or status. The caller must administer the
-    /// user's current jurisdiction and, when moving them, the new one.
+    /// user's current jurisdiction and, when moving them, the new one. A change of role or
+    /// jurisdiction, or a disable, ends their sessions.
     pub async fn update_user(&self, caller: &Caller, username: &str, change: UserChange) -> Result<User, EngineError> {
-        let current = self.existing_user(username)?;
-        let place = self.place_of(&current.jurisdiction)?;
-        self.authorize(caller, Action::ManageUsers, Some(&place), "user.update", Some(("user", username))).await?;
+        let extra: Vec<Role> = change.role.into_iter().collect();
+        self.authorize_on_user(caller, Action::ManageUsers, "user.update", username, &extra).await?;
         if let Some(target) = &change.jurisdiction {
             let new_place = self.bindable(target)?;
-            self.authorize(caller, Action::ManageUsers, Some(&new_place), "user.update", Some(("user", username)))
-                .await?;
+            let target_user = Some(("user", username));
+            self.authorize(caller, Action::ManageUsers, Some(&new_place), "user.update", target_user).await?;
         }
         if let Some(name) = &change.display_name {
             check_display_name(name)?;
         }
-        let _serial = self.admin_writes.lock().await;
+        let held = self.admin_writes.lock().await;
         let now = self.now();
-        let current = self.existing_user(username)?;
-        let mut changed = Vec::new();
-        let mut updated = current.clone();
-        if let Some(name) = change.display_name.filter(|n| n.trim() != current.display_name) {
-            updated.display_name = name.trim().to_string();
-            changed.push("display_name".to_string());
+        let (current, changed) = self
+            .change_account(&held, username, |current| {
+                let mut notes = Vec::new();
+                let mut updated = current.clone();
+                if let Some(name) = change.display_name.as_deref().map(str::trim).filter(|n| *n != current.display_name)
+                {
+                    updated.display_name = name.to_string();
+                    notes.push("display_name".to_string());
+                }
+                if let Some(role) = change.role.filter(|r| *r != current.role) {
+                    updated.role = role;
+                    notes.push(format!("role {} → {role}", current.role));
+                }
+                if let Some(code) = change.jurisdiction.as_ref().filter(|c| **c != current.jurisdiction) {
+                    notes.push(format!("jurisdiction {} → {code}", current.jurisdiction));
+                    updated.jurisdiction = code.clone();
+                }
+                if let Some(disabled) = change.disabled.filter(|d| *d != current.disabled) {
+                    updated.disabled = disabled;
+                    notes.push(if disabled { "disabled" } else { "enabled" }.to_string());
+                }
+                if change.clear_second_factor && current.totp_secret.is_some() {
+                    updated.totp_secret = None;
+                    updated.totp_pending = false;
+                    updated.totp_last_step = None;
+                    notes.push("second factor removed".to_string());
+                }
+                if notes.is_empty() {
+                    return Ok(None);
+                }
+                let end_sessions = updated.role != current.role
+                    || updated.jurisdiction != current.jurisdiction
+                    || (updated.disabled && !current.disabled);
+                let entry = caller
+                    .entry(now, "user.update", Outcome::Allowed)
+                    .target("user", username)
+                    .detail(notes.join("; "));
+                Ok(Some(AccountChange { user: updated, end_sessions, entries: vec![entry] }))
+            })
+            .await?;
+        match changed {
+            Some(updated) => Ok(updated),
+            None => {
+                // Nothing changed, but the account was returned to the caller: on the record.
+                let entry =
+                    caller.entry(now, "user.update", Outcome::Allowed).target("user", username).detail("no change");
+                self.store.append_audit(&entry).await?;
+                Ok(current)
+            }
         }
-        if let Some(role) = change.role.filter(|r| *r != current.role) {
-            updated.role = role;
-            changed.push(format!("role {} → {role}", current.role));
-        }
-        if let Some(code) = change.jurisdiction.filter(|c| *c != current.jurisdiction) {
-            changed.push(format!("jurisdiction {} → {code}", current.jurisdiction));
-            updated.jurisdiction = code;
-        }
-        if let Some(disabled) = change.disabled.filter(|d| *d != current.disabled) {
-            updated.disabled = disabled;
-            changed.push(if disabled { "disabled" } else { "enabled" }.to_string());
-        }
-        if change.clear_second_factor && current.totp_secret.is_some() {
-            updated.totp_secret = None;
-            updated.totp_pending = false;
-            updated.totp_last_step = None;
-            changed.push("second factor removed".to_string());
-        }
-        if changed.is_empty() {
-            return Ok(current);
-        }
-        updated.updated_at = now;
-        // A change of role, jurisdiction or status takes effect at once: open sessions end.
-        let ends_sessions = updated.role != current.role
-            || updated.jurisdiction != current.jurisdiction
-            || (updated.disabled && !current.disabled);
-        let entry =
-            caller.entry(now, "user.update", Outcome::Allowed).target("user", username).detail(changed.join("; "));
-        self.store.update_user(&updated, ends_sessions.then_some(now), &[entry]).await?;
-        if ends_sessions {
-            self.identity.drop_sessions_of(updated.id);
-            self.publish_sessions_ended(updated.id);
-        }
-        self.identity.put_user(updated.clone());
-        self.publish_account(&updated);
-        Ok(updated)
     }
 
     /// Locks an account until an administrator unlocks it; its sessions end.
@@ -165,49 +217,38 @@ impl Engine {
         until: Option<Timestamp>,
         action: &str,
     ) -> Result<User, EngineError> {
-        let current = self.existing_user(username)?;
-        let place = self.place_of(&current.jurisdiction)?;
-        self.authorize(caller, Action::ManageUsers, Some(&place), action, Some(("user", username))).await?;
-        let _serial = self.admin_writes.lock().await;
+        self.authorize_on_user(caller, Action::ManageUsers, action, username, &[]).await?;
+        let held = self.admin_writes.lock().await;
         let now = self.now();
-        let current = self.existing_user(username)?;
-        let updated =
-            User { login: LoginState { failed_attempts: 0, locked_until: until }, updated_at: now, ..current };
-        let entry = caller.entry(now, action, Outcome::Allowed).target("user", username);
-        self.store.update_user(&updated, until.map(|_| now), &[entry]).await?;
-        if until.is_some() {
-            self.identity.drop_sessions_of(updated.id);
-            self.publish_sessions_ended(updated.id);
-        }
-        self.identity.put_user(updated.clone());
-        self.publish_account(&updated);
-        Ok(updated)
+        let (current, changed) = self
+            .change_account(&held, username, |current| {
+                let user = User { login: LoginState { failed_attempts: 0, locked_until: until }, ..current.clone() };
+                let entry = caller.entry(now, action, Outcome::Allowed).target("user", username);
+                Ok(Some(AccountChange { user, end_sessions: until.is_some(), entries: vec![entry] }))
+            })
+            .await?;
+        Ok(changed.unwrap_or(current))
     }
 
     /// Sets a new password for a user (who should change it at first sign-in); their
     /// sessions end.
     pub async fn reset_password(&self, caller: &Caller, username: &str, password: &str) -> Result<(), EngineError> {
-        let current = self.existing_user(username)?;
-        let place = self.place_of(&current.jurisdiction)?;
-        self.authorize(caller, Action::ManageUsers, Some(&place), "user.reset_password", Some(("user", username)))
-            .await?;
+        self.authorize_on_user(caller, Action::ManageUsers, "user.reset_password", username, &[]).await?;
         check_password(password, username)?;
         let hash = self.hash_password_off_thread(password).await;
-        let _serial = self.admin_writes.lock().await;
+        let held = self.admin_writes.lock().await;
         let now = self.now();
-        let current = self.existing_user(username)?;
-        let updated = User {
-            password_hash: hash,
-            password_changed_at: now,
-            login: LoginState::default(),
-            updated_at: now,
-            ..current
-        };
-        let entry = caller.entry(now, "user.reset_password", Outcome::Allowed).target("user", username);
-        self.store.update_user(&updated, Some(now), &[entry]).await?;
-        self.identity.drop_sessions_of(updated.id);
-        self.publish_sessions_ended(updated.id);
-        self.identity.put_user(updated);
+        self.change_account(&held, username, |current| {
+            let user = User {
+                password_hash: hash.clone(),
+                password_changed_at: now,
+                login: LoginState::default(),
+                ..current.clone()
+            };
+            let entry = caller.entry(now, "user.reset_password", Outcome::Allowed).target("user", username);
+            Ok(Some(AccountChange { user, end_sessions: true, entries: vec![entry] }))
+        })
+        .await?;
         Ok(())
     }
 
@@ -239,10 +280,11 @@ impl Engine {
 
     /// One user. A read of personal data.
     pub async fn user(&self, caller: &Caller, username: &str) -> Result<User, EngineError> {
-        self.authorize(caller, Action::ReadUsers, None, "user.read", Some(("user", username))).await?;
+        let target = Some(("user", username));
+        self.authorize(caller, Action::ReadUsers, None, "user.read", target).await?;
         let user = self.existing_user(username)?;
         let place = self.place_of(&user.jurisdiction)?;
-        self.authorize(caller, Action::ReadUsers, Some(&place), "user.read", Some(("user", username))).await?;
+        self.authorize(caller, Action::ReadUsers, Some(&place), "user.read", target).await?;
         self.audit_personal_read(caller, "user.read", ("user", username), None).await?;
         Ok(user)
     }

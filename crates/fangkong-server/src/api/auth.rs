@@ -13,7 +13,7 @@ use crate::auth::{RequestMeta, UserSession};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Json;
 
-#[derive(Deserialize, ToSchema, Debug)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub username: String,
@@ -22,7 +22,7 @@ pub struct LoginRequest {
     pub totp: Option<String>,
 }
 
-#[derive(Serialize, ToSchema, Debug)]
+#[derive(Serialize, ToSchema)]
 pub struct LoginResponse {
     /// Send as `Authorization: Bearer <token>`. Shown once; the server keeps only a hash.
     pub token: String,
@@ -108,7 +108,7 @@ pub async fn me(State(state): State<AppState>, session: UserSession) -> Result<J
     Ok(Json(MeResponse { user: UserBody::from(&user), permissions, session_ends_at: rfc3339(session.session.ends_at) }))
 }
 
-#[derive(Deserialize, ToSchema, Debug)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     pub current_password: String,
@@ -138,7 +138,7 @@ pub async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize, ToSchema, Debug)]
+#[derive(Serialize, ToSchema)]
 pub struct TotpSetupResponse {
     /// Base32 secret to type into an authenticator app.
     pub secret: String,
@@ -162,7 +162,7 @@ pub async fn begin_totp(
     Ok(Json(TotpSetupResponse { secret: setup.secret_base32, uri: setup.uri }))
 }
 
-#[derive(Deserialize, ToSchema, Debug)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TotpConfirmRequest {
     #[schema(example = "492039")]
@@ -185,4 +185,39 @@ pub async fn confirm_totp(
 ) -> Result<StatusCode, ApiError> {
     state.engine.confirm_totp(&session.caller, &request.code).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Holds a secret: never printed, not even in debug output.
+impl std::fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LoginRequest { <redacted> }")
+    }
+}
+
+/// Holds a secret: never printed, not even in debug output.
+impl std::fmt::Debug for LoginResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LoginResponse { <redacted> }")
+    }
+}
+
+/// Holds a secret: never printed, not even in debug output.
+impl std::fmt::Debug for ChangePasswordRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChangePasswordRequest { <redacted> }")
+    }
+}
+
+/// Holds a secret: never printed, not even in debug output.
+impl std::fmt::Debug for TotpSetupResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpSetupResponse { <redacted> }")
+    }
+}
+
+/// Holds a secret: never printed, not even in debug output.
+impl std::fmt::Debug for TotpConfirmRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpConfirmRequest { <redacted> }")
+    }
 }

@@ -71,7 +71,7 @@ pub struct AddDeviceRequest {
     pub jurisdiction: String,
 }
 
-#[derive(Serialize, ToSchema, Debug)]
+#[derive(Serialize, ToSchema)]
 pub struct AddDeviceResponse {
     pub device: DeviceBody,
     /// The device's secret: shown this once, stored only as a keyed hash.
@@ -148,4 +148,11 @@ pub async fn device_heartbeat(
     Path(unique_id): Path<String>,
 ) -> Result<Json<DeviceBody>, ApiError> {
     Ok(Json(DeviceBody::from(&state.engine.device_heartbeat(&device.caller, &unique_id).await?)))
+}
+
+/// Holds a secret: never printed, not even in debug output.
+impl std::fmt::Debug for AddDeviceResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AddDeviceResponse { <redacted> }")
+    }
 }

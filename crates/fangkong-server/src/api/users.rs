@@ -84,7 +84,7 @@ pub async fn list_users(State(state): State<AppState>, session: UserSession) -> 
     Ok(Json(users.iter().map(UserBody::from).collect()))
 }
 
-#[derive(Deserialize, ToSchema, Debug)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     pub username: String,
@@ -224,7 +224,7 @@ pub async fn unlock_user(
     Ok(Json(UserBody::from(&state.engine.unlock_user(&session.caller, &username).await?)))
 }
 
-#[derive(Deserialize, ToSchema, Debug)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetPasswordRequest {
     pub password: String,
@@ -252,4 +252,18 @@ pub async fn reset_password(
 ) -> Result<StatusCode, ApiError> {
     state.engine.reset_password(&session.caller, &username, &request.password).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Holds a secret: never printed, not even in debug output.
+impl std::fmt::Debug for CreateUserRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CreateUserRequest { <redacted> }")
+    }
+}
+
+/// Holds a secret: never printed, not even in debug output.
+impl std::fmt::Debug for ResetPasswordRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResetPasswordRequest { <redacted> }")
+    }
 }

@@ -78,13 +78,16 @@ CREATE INDEX audit_log_at ON audit_log (at);
 CREATE INDEX audit_log_actor ON audit_log (actor_name, at);
 
 -- The chain's tip, updated with every append (and locked by it, which keeps appends in
--- chain order): removing records from the end shows.
+-- chain order), with a keyed tag over (seq, hash): removing records from the end and
+-- pointing the head at an earlier record needs the key (or a tag saved from when the head
+-- was there). The empty trail's tag is all zeros.
 CREATE TABLE audit_head (
     id   INTEGER PRIMARY KEY CHECK (id = 1),
     seq  BIGINT NOT NULL,
-    hash BYTEA NOT NULL
+    hash BYTEA NOT NULL,
+    tag  BYTEA NOT NULL
 );
-INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, decode(repeat('00', 32), 'hex'));
+INSERT INTO audit_head (id, seq, hash, tag) VALUES (1, 0, decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex'));
 
 -- What retention left of purged records: the last purged record's number and hash, keyed.
 CREATE TABLE audit_seals (

@@ -2,7 +2,7 @@
 //! transactions are numbered and chained in the order they commit.
 
 use deadpool_postgres::GenericClient;
-use fangkong_core::audit::{AuditEntry, AuditRecord, Seal, seal_entry};
+use fangkong_core::audit::{AuditEntry, AuditRecord, Seal, head_tag, seal_entry};
 use fangkong_core::time::Timestamp;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -68,7 +68,12 @@ pub(crate) async fn append_in(
         ],
     )
     .await?;
-    tx.execute("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1", &[&record.seq, &&record.hash[..]]).await?;
+    let tag = head_tag(key, record.seq, &record.hash);
+    tx.execute(
+        "UPDATE audit_head SET seq = $1, hash = $2, tag = $3 WHERE id = 1",
+        &[&record.seq, &&record.hash[..], &&tag[..]],
+    )
+    .await?;
     Ok(record)
 }
 
@@ -146,8 +151,12 @@ impl PgStore {
 
     pub async fn audit_head(&self) -> Result<AuditHead, StoreError> {
         let client = self.client().await?;
-        let row = client.query_one("SELECT seq, hash FROM audit_head WHERE id = 1", &[]).await?;
-        Ok(AuditHead { seq: row.get(0), hash: hash32(row.get::<_, &[u8]>(1), "audit head hash")? })
+        let row = client.query_one("SELECT seq, hash, tag FROM audit_head WHERE id = 1", &[]).await?;
+        Ok(AuditHead {
+            seq: row.get(0),
+            hash: hash32(row.get::<_, &[u8]>(1), "audit head hash")?,
+            tag: hash32(row.get::<_, &[u8]>(2), "audit head tag")?,
+        })
     }
 
     pub async fn latest_audit_seal(&self) -> Result<Option<Seal>, StoreError> {

@@ -163,6 +163,7 @@ impl PgStore {
         &self,
         key: [u8; 32],
         user: &User,
+        expected_updated_at: Timestamp,
         revoke_sessions_at: Option<Timestamp>,
         entries: &[AuditEntry],
     ) -> Result<(), StoreError> {
@@ -174,7 +175,7 @@ impl PgStore {
                 "UPDATE users SET display_name = $2, role = $3, jurisdiction = $4, password_hash = $5,
                      password_changed_at = $6, totp_secret = $7, totp_pending = $8, totp_last_step = $9,
                      failed_logins = $10, locked_until = $11, disabled = $12, updated_at = $13
-                 WHERE id = $1",
+                 WHERE id = $1 AND updated_at = $14",
                 &[
                     &user.id,
                     &user.display_name,
@@ -189,11 +190,16 @@ impl PgStore {
                     &user.login.locked_until.map(Timestamp::as_millis),
                     &user.disabled,
                     &user.updated_at.as_millis(),
+                    &expected_updated_at.as_millis(),
                 ],
             )
             .await?;
         if changed == 0 {
-            return Err(StoreError::NotFound { entity: "user", key: user.username.clone() });
+            let exists = tx.query_opt("SELECT 1 FROM users WHERE id = $1", &[&user.id]).await?.is_some();
+            return Err(match exists {
+                true => StoreError::Conflict { entity: "user", key: user.username.clone() },
+                false => StoreError::NotFound { entity: "user", key: user.username.clone() },
+            });
         }
         if let Some(at) = revoke_sessions_at {
             tx.execute(

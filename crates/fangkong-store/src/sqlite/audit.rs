@@ -1,7 +1,7 @@
 //! The audit trail on SQLite. Appends run on the writer thread, so records are numbered and
 //! chained in exactly the order they commit.
 
-use fangkong_core::audit::{AuditEntry, AuditRecord, Seal, seal_entry};
+use fangkong_core::audit::{AuditEntry, AuditRecord, Seal, head_tag, seal_entry};
 use fangkong_core::time::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -30,10 +30,10 @@ fn audit_row(row: &Row<'_>) -> rusqlite::Result<AuditRow> {
 }
 
 fn read_head(conn: &Connection) -> Result<AuditHead, StoreError> {
-    let (seq, hash): (i64, Vec<u8>) = conn
-        .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(AuditHead { seq, hash: hash32(&hash, "audit head hash")? })
+    let (seq, hash, tag): (i64, Vec<u8>, Vec<u8>) = conn
+        .prepare_cached("SELECT seq, hash, tag FROM audit_head WHERE id = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(AuditHead { seq, hash: hash32(&hash, "audit head hash")?, tag: hash32(&tag, "audit head tag")? })
 }
 
 /// Chains `entry` after the current head and stores it. Call inside a write.
@@ -61,8 +61,12 @@ pub(crate) fn append_in(conn: &Connection, key: &[u8; 32], entry: &AuditEntry) -
         &record.prev_hash[..],
         &record.hash[..]
     ])?;
-    conn.prepare_cached("UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1")?
-        .execute(params![record.seq, &record.hash[..]])?;
+    let tag = head_tag(key, record.seq, &record.hash);
+    conn.prepare_cached("UPDATE audit_head SET seq = ?1, hash = ?2, tag = ?3 WHERE id = 1")?.execute(params![
+        record.seq,
+        &record.hash[..],
+        &tag[..]
+    ])?;
     Ok(record)
 }
 

@@ -65,13 +65,13 @@ fn conflict(error: rusqlite::Error, entity: &'static str, key: &str) -> StoreErr
     }
 }
 
-fn write_user(conn: &Connection, user: &User) -> Result<usize, StoreError> {
+fn write_user(conn: &Connection, user: &User, expected_updated_at: Timestamp) -> Result<usize, StoreError> {
     Ok(conn
         .prepare_cached(
             "UPDATE users SET display_name = ?2, role = ?3, jurisdiction = ?4, password_hash = ?5,
                  password_changed_at = ?6, totp_secret = ?7, totp_pending = ?8, totp_last_step = ?9,
                  failed_logins = ?10, locked_until = ?11, disabled = ?12, updated_at = ?13
-             WHERE id = ?1",
+             WHERE id = ?1 AND updated_at = ?14",
         )?
         .execute(params![
             user.id,
@@ -86,7 +86,8 @@ fn write_user(conn: &Connection, user: &User) -> Result<usize, StoreError> {
             user.login.failed_attempts,
             user.login.locked_until.map(Timestamp::as_millis),
             user.disabled,
-            user.updated_at.as_millis()
+            user.updated_at.as_millis(),
+            expected_updated_at.as_millis()
         ])?)
 }
 
@@ -190,13 +191,18 @@ impl SqliteStore {
         &self,
         key: [u8; 32],
         user: &User,
+        expected_updated_at: Timestamp,
         revoke_sessions_at: Option<Timestamp>,
         entries: &[AuditEntry],
     ) -> Result<(), StoreError> {
         let (user, entries) = (user.clone(), entries.to_vec());
         self.write(move |conn| {
-            if write_user(conn, &user)? == 0 {
-                return Err(StoreError::NotFound { entity: "user", key: user.username.clone() });
+            if write_user(conn, &user, expected_updated_at)? == 0 {
+                let exists = conn.prepare_cached("SELECT 1 FROM users WHERE id = ?1")?.exists([user.id])?;
+                return Err(match exists {
+                    true => StoreError::Conflict { entity: "user", key: user.username.clone() },
+                    false => StoreError::NotFound { entity: "user", key: user.username.clone() },
+                });
             }
             if let Some(at) = revoke_sessions_at {
                 conn.prepare_cached("UPDATE sessions SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL")?

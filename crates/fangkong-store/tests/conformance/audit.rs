@@ -43,7 +43,8 @@ async fn verify(store: &Store) -> Result<u64, fangkong_core::audit::Broken> {
     for record in all_records(store).await {
         verifier.check(&record)?;
     }
-    verifier.finish(store.audit_head().await.unwrap().seq)?;
+    let head = store.audit_head().await.unwrap();
+    verifier.finish(head.seq, &head.hash, &head.tag)?;
     Ok(verifier.checked())
 }
 

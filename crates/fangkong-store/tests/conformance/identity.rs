@@ -110,8 +110,17 @@ async fn users_round_trip_every_field(db: &TestDb) {
         updated_at: T0.plus_seconds(1),
         ..stored.clone()
     };
-    db.store.update_user(&changed, None, &[]).await.unwrap();
+    db.store.update_user(&changed, stored.updated_at, None, &[]).await.unwrap();
+    assert_eq!(db.store.list_users().await.unwrap(), vec![changed.clone()]);
+
+    // A change decided on the row as it was before is refused, not applied over the newer one,
+    // and leaves no audit record.
+    let before = audit_count(db).await;
+    let stale = User { display_name: "旧数据".into(), updated_at: T0.plus_seconds(2), ..stored };
+    let result = db.store.update_user(&stale, T0, None, &[system_entry("user.update")]).await;
+    assert!(matches!(result, Err(StoreError::Conflict { entity: "user", .. })), "{result:?}");
     assert_eq!(db.store.list_users().await.unwrap(), vec![changed]);
+    assert_eq!(audit_count(db).await, before);
 }
 
 async fn a_taken_username_is_a_conflict_and_audits_nothing(db: &TestDb) {
@@ -122,7 +131,7 @@ async fn a_taken_username_is_a_conflict_and_audits_nothing(db: &TestDb) {
     assert!(matches!(result, Err(StoreError::Conflict { entity: "user", ref key }) if key == "li.na"), "{result:?}");
     assert_eq!(audit_count(db).await, before);
     let missing = User { id: 9_999, ..user("ghost") };
-    assert!(matches!(db.store.update_user(&missing, None, &[]).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(db.store.update_user(&missing, T0, None, &[]).await, Err(StoreError::NotFound { .. })));
 }
 
 fn session(n: u8, user_id: i64, created_at: Timestamp) -> Session {
@@ -142,8 +151,12 @@ async fn updating_a_user_can_end_their_sessions(db: &TestDb) {
     for n in 1..=3 {
         db.store.insert_session(&session(n, stored.id, T0), &system_entry("auth.login")).await.unwrap();
     }
-    let locked = User { login: LoginState { failed_attempts: 0, locked_until: Some(T0.plus_seconds(60)) }, ..stored };
-    db.store.update_user(&locked, Some(T0.plus_seconds(1)), &[system_entry("user.lock")]).await.unwrap();
+    let locked = User {
+        login: LoginState { failed_attempts: 0, locked_until: Some(T0.plus_seconds(60)) },
+        updated_at: T0.plus_seconds(1),
+        ..stored
+    };
+    db.store.update_user(&locked, T0, Some(T0.plus_seconds(1)), &[system_entry("user.lock")]).await.unwrap();
     assert!(db.store.list_live_sessions(Timestamp::UNIX_EPOCH).await.unwrap().is_empty());
 }
 
