@@ -263,7 +263,8 @@ fn commit_group(conn: &Connection, group: Vec<Box<dyn Job>>) {
         return;
     }
     let mut completions = Vec::with_capacity(group.len());
-    for job in group {
+    let mut jobs = group.into_iter();
+    while let Some(job) = jobs.next() {
         if let Err(error) = conn.execute_batch("SAVEPOINT job") {
             job.abort(error.into());
             continue;
@@ -273,13 +274,17 @@ fn commit_group(conn: &Connection, group: Vec<Box<dyn Job>>) {
         match conn.execute_batch(end) {
             Ok(()) => completions.push(completion),
             Err(error) => {
-                // The savepoint could not be closed: the whole transaction is suspect.
+                // The savepoint could not be closed: the whole transaction is suspect. Every
+                // write in it, done or not yet run, gets a real error (not "closed").
                 completion.complete(Err(error.into()));
                 let _ = conn.execute_batch("ROLLBACK");
+                let rolled_back =
+                    || StoreError::backend(std::io::Error::other("transaction rolled back after a failed savepoint"));
                 for completion in completions {
-                    completion.complete(Err(StoreError::Backend(std::sync::Arc::new(std::io::Error::other(
-                        "transaction rolled back after a failed savepoint",
-                    )))));
+                    completion.complete(Err(rolled_back()));
+                }
+                for job in jobs {
+                    job.abort(rolled_back());
                 }
                 return;
             }
