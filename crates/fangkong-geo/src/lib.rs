@@ -1,10 +1,22 @@
-//! Geometry for Fangkong: WGS84 coordinates and great-circle distances.
+//! Geometry for Fangkong: WGS84 coordinates and distances, GCJ-02 conversion, areas
+//! (polygons with holes, multi-part), the point → area lookup index, splitting areas into
+//! parts, and H3 cells.
 //!
-//! Everything inside Fangkong is WGS84 longitude/latitude in degrees. This crate is pure
-//! (no IO, no clock): the spatial indexes of later features (jurisdiction lookup, nearest
-//! unit) live here too, so that they can be tested and benchmarked without a server.
+//! Everything inside Fangkong is WGS84 longitude/latitude in degrees; GCJ-02 is converted at
+//! the edges ([`gcj02`]). This crate is pure (no IO, no clock, no randomness: generators
+//! pass their random numbers in), so every rule can be tested and benchmarked alone.
+
+pub mod gcj02;
+pub mod index;
+pub mod prepared;
+pub mod shape;
+pub mod split;
 
 use std::fmt;
+
+pub use index::AreaIndex;
+pub use prepared::PreparedArea;
+pub use shape::{Area, BBox, Polygon, Position, ShapeError};
 
 /// Mean Earth radius in metres (IUGG), the radius used by the haversine formula.
 pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
@@ -53,6 +65,25 @@ impl LatLon {
         let d_lambda = (other.lon - self.lon).to_radians();
         let a = (d_phi / 2.0).sin().powi(2) + phi1.cos() * phi2.cos() * (d_lambda / 2.0).sin().powi(2);
         2.0 * EARTH_RADIUS_M * a.sqrt().min(1.0).asin()
+    }
+
+    /// The position's H3 cell at `resolution` (0–15), as its 64-bit index.
+    pub fn h3_cell(self, resolution: u8) -> Option<u64> {
+        let resolution = h3o::Resolution::try_from(resolution).ok()?;
+        let point = h3o::LatLng::new(self.lat, self.lon).ok()?;
+        Some(u64::from(point.to_cell(resolution)))
+    }
+
+    /// From GCJ-02 (Chinese map providers' datum) to WGS84.
+    pub fn from_gcj02(lat: f64, lon: f64) -> Result<LatLon, CoordinateError> {
+        let (wlon, wlat) = gcj02::gcj02_to_wgs84(lon, lat);
+        LatLon::new(wlat, wlon)
+    }
+
+    /// This position in GCJ-02 `(lat, lon)`.
+    pub fn to_gcj02(self) -> (f64, f64) {
+        let (glon, glat) = gcj02::wgs84_to_gcj02(self.lon, self.lat);
+        (glat, glon)
     }
 }
 

@@ -27,3 +27,17 @@ fn invalid_coordinates_are_refused() {
     assert!(matches!(LatLon::new(0.0, f64::INFINITY), Err(CoordinateError::Longitude(_))));
     assert!(LatLon::new(-90.0, 180.0).is_ok());
 }
+
+#[test]
+fn h3_cells_match_the_reference_library() {
+    // Reference values from the H3 reference implementation (PyPI h3 4.5.0, `h3.latlng_to_cell`).
+    let check = |lat: f64, lon: f64, resolution: u8, expected: &str| {
+        let cell = LatLon::new(lat, lon).unwrap().h3_cell(resolution).unwrap();
+        assert_eq!(format!("{cell:x}"), expected, "({lat}, {lon}) at resolution {resolution}");
+    };
+    check(22.5431, 114.0579, 9, "89411caa05bffff");
+    check(22.5431, 114.0579, 7, "87411caa0ffffff");
+    check(22.3965, 113.752, 9, "89411dd36dbffff");
+    check(0.0, 0.0, 9, "89754e64993ffff");
+    assert_eq!(LatLon::new(22.5431, 114.0579).unwrap().h3_cell(16), None);
+}
