@@ -172,6 +172,25 @@ fn clear_cut(area: &Area, mut c: f64, axis: Axis, span: f64) -> f64 {
     c
 }
 
+/// Cuts `area` in two along a parallel, so that the part south of the cut holds `share` of
+/// the area (for carving a district out of another, as Guangming was out of Bao'an).
+pub fn split_by_latitude(area: &Area, share: f64) -> (Area, Area) {
+    let bbox = area.bbox();
+    let cos_lat = ((bbox.min_lat + bbox.max_lat) / 2.0).to_radians().cos();
+    let total = planar_area(area, cos_lat);
+    let (mut a, mut b) = (bbox.min_lat, bbox.max_lat);
+    for _ in 0..48 {
+        let c = (a + b) / 2.0;
+        if planar_area(&split_area(area, c, Axis::Lat).0, cos_lat) < share.clamp(0.0, 1.0) * total {
+            a = c;
+        } else {
+            b = c;
+        }
+    }
+    let c = clear_cut(area, (a + b) / 2.0, Axis::Lat, bbox.max_lat - bbox.min_lat);
+    split_area(area, c, Axis::Lat)
+}
+
 /// Cuts `area` into `parts` pieces of roughly equal size. `jitter` returns numbers in
 /// −1…1 (from the caller's seeded generator) that vary each cut's proportion by up to
 /// ±`variation`, so the pieces look less regular. Deterministic for a given jitter sequence.
