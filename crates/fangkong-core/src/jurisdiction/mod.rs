@@ -14,8 +14,12 @@
 //! Geometry (which point lies in which node) lives in the geo crate; this module knows only
 //! the tree.
 
+mod atlas;
+
 use std::collections::BTreeMap;
 use std::fmt;
+
+pub use atlas::Atlas;
 
 /// A level of either hierarchy.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
