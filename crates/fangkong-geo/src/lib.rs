@@ -1,6 +1,6 @@
 //! Geometry for Fangkong: WGS84 coordinates and distances, GCJ-02 conversion, areas
 //! (polygons with holes, multi-part), the point → area lookup index, splitting areas into
-//! parts, and H3 cells.
+//! parts, H3 cells, and areas as Well-Known Binary for storage.
 //!
 //! Everything inside Fangkong is WGS84 longitude/latitude in degrees; GCJ-02 is converted at
 //! the edges ([`gcj02`]). This crate is pure (no IO, no clock, no randomness: generators
@@ -11,12 +11,14 @@ pub mod index;
 pub mod prepared;
 pub mod shape;
 pub mod split;
+pub mod wkb;
 
 use std::fmt;
 
 pub use index::AreaIndex;
 pub use prepared::PreparedArea;
 pub use shape::{Area, BBox, Polygon, Position, ShapeError};
+pub use wkb::WkbError;
 
 /// Mean Earth radius in metres (IUGG), the radius used by the haversine formula.
 pub const EARTH_RADIUS_M: f64 = 6_371_008.8;

@@ -7,6 +7,7 @@ use fangkong_core::auth::lockout::LoginState;
 use fangkong_core::auth::{DeviceKind, Role};
 use fangkong_core::jurisdiction::{Jurisdiction, JurisdictionKind};
 use fangkong_core::time::Timestamp;
+use fangkong_geo::Area;
 
 use crate::{Store, StoreError};
 
@@ -22,8 +23,38 @@ impl Store {
         at: Timestamp,
         entry: &AuditEntry,
     ) -> Result<AuditRecord, StoreError> {
+        let added: Vec<_> = nodes.iter().map(|node| NodeWrite { node: node.clone(), shape: None }).collect();
+        self.save_jurisdictions(&added, &[], at, entry).await
+    }
+
+    /// Inserts `added` (parents before children; a taken code is [`StoreError::Conflict`]),
+    /// updates the names and, where given, the shapes of `changed` (a missing code is
+    /// [`StoreError::NotFound`]), and appends the audit record: all or nothing.
+    pub async fn save_jurisdictions(
+        &self,
+        added: &[NodeWrite],
+        changed: &[NodeWrite],
+        at: Timestamp,
+        entry: &AuditEntry,
+    ) -> Result<AuditRecord, StoreError> {
         let key = self.audit_key()?;
-        dispatch!(self.insert_jurisdictions(key, nodes, at, entry))
+        let encode = |writes: &[NodeWrite]| -> Vec<EncodedNode> {
+            writes.iter().map(|w| (w.node.clone(), w.shape.as_ref().map(Area::to_wkb))).collect()
+        };
+        let (added, changed) = (encode(added), encode(changed));
+        dispatch!(self.save_jurisdictions(key, added, changed, at, entry))
+    }
+
+    /// Every stored shape, by node code. A blob that does not decode is
+    /// [`StoreError::Corrupt`] naming the node.
+    pub async fn list_jurisdiction_shapes(&self) -> Result<Vec<(String, Area)>, StoreError> {
+        let rows: Vec<(String, Vec<u8>)> = dispatch!(self.list_jurisdiction_shapes())?;
+        rows.into_iter()
+            .map(|(code, bytes)| match Area::from_wkb(&bytes) {
+                Ok(area) => Ok((code, area)),
+                Err(error) => Err(StoreError::Corrupt(format!("jurisdiction {code} has a bad shape: {error}"))),
+            })
+            .collect()
     }
 
     pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
@@ -110,6 +141,16 @@ impl Store {
 }
 
 // ---- rows shared by both backends --------------------------------------------------------
+
+/// A jurisdiction to insert or update, with its shape (WGS84) when it has one.
+#[derive(Clone, Debug)]
+pub struct NodeWrite {
+    pub node: Jurisdiction,
+    pub shape: Option<Area>,
+}
+
+/// A node and its shape as WKB, as the backends write it.
+pub(crate) type EncodedNode = (Jurisdiction, Option<Vec<u8>>);
 
 pub(crate) struct JurisdictionRow {
     pub code: String,

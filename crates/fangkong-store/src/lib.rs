@@ -76,6 +76,7 @@ mod audit;
 mod identity;
 
 pub use audit::{AuditHead, AuditQuery};
+pub use identity::NodeWrite;
 
 impl Store {
     /// Opens (and for SQLite creates) the database named by `url`, without migrating it.

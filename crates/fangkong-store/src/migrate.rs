@@ -33,12 +33,14 @@ impl Migration {
 pub static SQLITE: &[Migration] = &[
     Migration { version: 1, name: "foundation", sql: include_str!("../migrations/sqlite/0001_foundation.sql") },
     Migration { version: 2, name: "identity", sql: include_str!("../migrations/sqlite/0002_identity.sql") },
+    Migration { version: 3, name: "geometry", sql: include_str!("../migrations/sqlite/0003_geometry.sql") },
 ];
 
 /// PostgreSQL migrations, in order, with the same versions and meaning as [`SQLITE`].
 pub static POSTGRES: &[Migration] = &[
     Migration { version: 1, name: "foundation", sql: include_str!("../migrations/postgres/0001_foundation.sql") },
     Migration { version: 2, name: "identity", sql: include_str!("../migrations/postgres/0002_identity.sql") },
+    Migration { version: 3, name: "geometry", sql: include_str!("../migrations/postgres/0003_geometry.sql") },
 ];
 
 /// A row of `schema_migrations`.

@@ -10,7 +10,7 @@ use super::PgStore;
 use super::audit::append_in;
 use crate::StoreError;
 use crate::error::is_postgres_unique_violation;
-use crate::identity::{DEVICE_COLUMNS, DeviceRow, JurisdictionRow, SESSION_COLUMNS, SessionRow, USER_COLUMNS, UserRow};
+use crate::identity::{DEVICE_COLUMNS, EncodedNode, DeviceRow, JurisdictionRow, SESSION_COLUMNS, SessionRow, USER_COLUMNS, UserRow};
 
 fn user_row(row: &Row) -> UserRow {
     UserRow {
@@ -84,33 +84,54 @@ impl PgStore {
             .collect()
     }
 
-    pub async fn insert_jurisdictions(
+    pub async fn save_jurisdictions(
         &self,
         key: [u8; 32],
-        nodes: &[Jurisdiction],
+        added: Vec<EncodedNode>,
+        changed: Vec<EncodedNode>,
         at: Timestamp,
         entry: &AuditEntry,
     ) -> Result<AuditRecord, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let statement = tx
+        let insert = tx
             .prepare_cached(
-                "INSERT INTO jurisdictions (code, kind, parent, name_zh, name_en, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO jurisdictions (code, kind, parent, name_zh, name_en, shape, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .await?;
         // Parents come before children, so rows are inserted one after another (a
         // pipelined child could otherwise reach the server before its parent's row).
-        for node in nodes {
+        for (node, shape) in &added {
             tx.execute(
-                &statement,
-                &[&node.code, &node.kind.as_str(), &node.parent, &node.name_zh, &node.name_en, &at.as_millis()],
+                &insert,
+                &[&node.code, &node.kind.as_str(), &node.parent, &node.name_zh, &node.name_en, shape, &at.as_millis()],
             )
             .await
             .map_err(|e| conflict(e, "jurisdiction", &node.code))?;
         }
+        let update = tx
+            .prepare_cached(
+                "UPDATE jurisdictions SET name_zh = $2, name_en = $3, shape = coalesce($4, shape), updated_at = $5
+                 WHERE code = $1",
+            )
+            .await?;
+        for (node, shape) in &changed {
+            if tx.execute(&update, &[&node.code, &node.name_zh, &node.name_en, shape, &at.as_millis()]).await? == 0 {
+                return Err(StoreError::NotFound { entity: "jurisdiction", key: node.code.clone() });
+            }
+        }
         let record = append_in(&tx, &key, entry).await?;
         tx.commit().await?;
         Ok(record)
+    }
+
+    pub async fn list_jurisdiction_shapes(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT code, shape FROM jurisdictions WHERE shape IS NOT NULL ORDER BY code", &[])
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {

@@ -10,7 +10,7 @@ use super::SqliteStore;
 use super::audit::append_in;
 use crate::StoreError;
 use crate::error::is_sqlite_unique_violation;
-use crate::identity::{DEVICE_COLUMNS, DeviceRow, JurisdictionRow, SESSION_COLUMNS, SessionRow, USER_COLUMNS, UserRow};
+use crate::identity::{DEVICE_COLUMNS, EncodedNode, DeviceRow, JurisdictionRow, SESSION_COLUMNS, SessionRow, USER_COLUMNS, UserRow};
 
 fn user_row(row: &Row<'_>) -> rusqlite::Result<UserRow> {
     Ok(UserRow {
@@ -112,24 +112,53 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn insert_jurisdictions(
+    pub async fn save_jurisdictions(
         &self,
         key: [u8; 32],
-        nodes: &[Jurisdiction],
+        added: Vec<EncodedNode>,
+        changed: Vec<EncodedNode>,
         at: Timestamp,
         entry: &AuditEntry,
     ) -> Result<AuditRecord, StoreError> {
-        let (nodes, entry) = (nodes.to_vec(), entry.clone());
+        let entry = entry.clone();
         self.write(move |conn| {
-            let mut statement = conn.prepare_cached(
-                "INSERT INTO jurisdictions (code, kind, parent, name_zh, name_en, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            let mut insert = conn.prepare_cached(
+                "INSERT INTO jurisdictions (code, kind, parent, name_zh, name_en, shape, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
-            for node in &nodes {
-                statement
-                    .execute(params![node.code, node.kind.as_str(), node.parent, node.name_zh, node.name_en, at.as_millis()])
+            for (node, shape) in &added {
+                insert
+                    .execute(params![
+                        node.code,
+                        node.kind.as_str(),
+                        node.parent,
+                        node.name_zh,
+                        node.name_en,
+                        shape,
+                        at.as_millis()
+                    ])
                     .map_err(|e| conflict(e, "jurisdiction", &node.code))?;
             }
+            let mut update = conn.prepare_cached(
+                "UPDATE jurisdictions SET name_zh = ?2, name_en = ?3, shape = coalesce(?4, shape), updated_at = ?5
+                 WHERE code = ?1",
+            )?;
+            for (node, shape) in &changed {
+                if update.execute(params![node.code, node.name_zh, node.name_en, shape, at.as_millis()])? == 0 {
+                    return Err(StoreError::NotFound { entity: "jurisdiction", key: node.code.clone() });
+                }
+            }
             append_in(conn, &key, &entry)
+        })
+        .await
+    }
+
+    pub async fn list_jurisdiction_shapes(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.read(|conn| {
+            let mut statement = conn
+                .prepare_cached("SELECT code, shape FROM jurisdictions WHERE shape IS NOT NULL ORDER BY code")?;
+            let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
         })
         .await
     }

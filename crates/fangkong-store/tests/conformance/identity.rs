@@ -7,13 +7,17 @@ use fangkong_core::auth::lockout::LoginState;
 use fangkong_core::auth::{Actor, DeviceKind, Role};
 use fangkong_core::jurisdiction::{Jurisdiction, JurisdictionKind};
 use fangkong_core::time::Timestamp;
-use fangkong_store::StoreError;
+use fangkong_geo::Area;
+use fangkong_store::{Backend, NodeWrite, StoreError};
 
 use crate::support::TestDb;
 
 conformance!(
     jurisdictions_round_trip_in_code_order,
     a_failed_jurisdiction_batch_writes_neither_nodes_nor_audit,
+    jurisdiction_shapes_round_trip_exactly_and_update_in_place,
+    an_update_of_a_missing_jurisdiction_writes_nothing,
+    a_damaged_shape_is_reported_as_corrupt,
     users_round_trip_every_field,
     a_taken_username_is_a_conflict_and_audits_nothing,
     updating_a_user_can_end_their_sessions,
@@ -88,6 +92,71 @@ async fn a_failed_jurisdiction_batch_writes_neither_nodes_nor_audit(db: &TestDb)
     assert!(matches!(result, Err(StoreError::Conflict { entity: "jurisdiction", .. })), "{result:?}");
     assert_eq!(db.store.list_jurisdictions().await.unwrap().len(), 3);
     assert_eq!(audit_count(db).await, 1, "no audit record for a change that did not happen");
+}
+
+/// A square with an off-grid corner (so an inexact encoding would show) and a hole.
+fn shape(x: f64, y: f64) -> Area {
+    let size = 0.031_415_926_535_897_93;
+    Area::from_rings(vec![vec![
+        vec![[x, y], [x + size, y], [x + size, y + size], [x, y + size], [x, y]],
+        vec![[x + 0.01, y + 0.01], [x + 0.01, y + 0.02], [x + 0.02, y + 0.02], [x + 0.02, y + 0.01], [x + 0.01, y + 0.01]],
+    ]])
+    .unwrap()
+}
+
+fn write(node: Jurisdiction, shape: Option<Area>) -> NodeWrite {
+    NodeWrite { node, shape }
+}
+
+async fn jurisdiction_shapes_round_trip_exactly_and_update_in_place(db: &TestDb) {
+    let entry = system_entry("jurisdiction.import");
+    let added = [
+        write(node("440300", JurisdictionKind::City, None), None),
+        write(node("440304", JurisdictionKind::District, Some("440300")), Some(shape(114.05, 22.52))),
+        write(node("440303", JurisdictionKind::District, Some("440300")), Some(shape(114.12, 22.55))),
+    ];
+    db.store.save_jurisdictions(&added, &[], T0, &entry).await.unwrap();
+    let shapes = db.store.list_jurisdiction_shapes().await.unwrap();
+    assert_eq!(shapes, vec![("440303".into(), shape(114.12, 22.55)), ("440304".into(), shape(114.05, 22.52))]);
+
+    // A new shape and name for one district; a rename without a shape keeps the other's.
+    let mut renamed = node("440304", JurisdictionKind::District, Some("440300"));
+    renamed.name_zh = "福田区".into();
+    let mut untouched = node("440303", JurisdictionKind::District, Some("440300"));
+    untouched.name_en = None;
+    let changed = [write(renamed.clone(), Some(shape(114.0, 22.5))), write(untouched.clone(), None)];
+    db.store.save_jurisdictions(&[], &changed, T0.plus_seconds(1), &entry).await.unwrap();
+    let shapes = db.store.list_jurisdiction_shapes().await.unwrap();
+    assert_eq!(shapes, vec![("440303".into(), shape(114.12, 22.55)), ("440304".into(), shape(114.0, 22.5))]);
+    let nodes = db.store.list_jurisdictions().await.unwrap();
+    assert_eq!(nodes[1], untouched);
+    assert_eq!(nodes[2], renamed);
+    assert_eq!(audit_count(db).await, 2);
+}
+
+async fn an_update_of_a_missing_jurisdiction_writes_nothing(db: &TestDb) {
+    seed_tree(db).await;
+    let added = [write(node("440304001", JurisdictionKind::Subdistrict, Some("440304")), Some(shape(114.05, 22.52)))];
+    let changed = [
+        write(node("440304", JurisdictionKind::District, Some("440300")), Some(shape(114.0, 22.5))),
+        write(node("440399", JurisdictionKind::District, Some("440300")), Some(shape(114.0, 22.5))),
+    ];
+    let result = db.store.save_jurisdictions(&added, &changed, T0, &system_entry("jurisdiction.import")).await;
+    assert!(matches!(&result, Err(StoreError::NotFound { entity: "jurisdiction", key }) if key == "440399"), "{result:?}");
+    assert_eq!(db.store.list_jurisdictions().await.unwrap().len(), 3, "the new node was rolled back");
+    assert!(db.store.list_jurisdiction_shapes().await.unwrap().is_empty(), "the shape change was rolled back");
+    assert_eq!(audit_count(db).await, 1);
+}
+
+async fn a_damaged_shape_is_reported_as_corrupt(db: &TestDb) {
+    seed_tree(db).await;
+    let blob = match db.backend() {
+        Backend::Sqlite => "X'0106000000'",
+        Backend::Postgres => "'\\x0106000000'::bytea",
+    };
+    db.execute_raw(&format!("UPDATE jurisdictions SET shape = {blob} WHERE code = '440303'")).await;
+    let result = db.store.list_jurisdiction_shapes().await;
+    assert!(matches!(&result, Err(StoreError::Corrupt(message)) if message.contains("440303")), "{result:?}");
 }
 
 async fn users_round_trip_every_field(db: &TestDb) {
