@@ -75,6 +75,9 @@ pub enum Event {
     CodeUpdated(CodeEntry),
     /// Nodes were added to the jurisdiction tree.
     JurisdictionsAdded(Vec<Jurisdiction>),
+    /// Nodes got new names or a new shape from a boundary import (the shapes themselves are
+    /// too large for the bus: read them from the API).
+    JurisdictionsChanged(Vec<Jurisdiction>),
     /// An account was created, or its role, jurisdiction, status or lock changed.
     AccountChanged(AccountSummary),
     /// A user signed in (one more open session).
@@ -96,6 +99,7 @@ impl Event {
             Event::CodeCreated(_) => "code.created",
             Event::CodeUpdated(_) => "code.updated",
             Event::JurisdictionsAdded(_) => "jurisdiction.added",
+            Event::JurisdictionsChanged(_) => "jurisdiction.changed",
             Event::AccountChanged(_) => "account.changed",
             Event::SignedIn { .. } => "session.signed_in",
             Event::SignedOut { .. } => "session.signed_out",
@@ -109,7 +113,7 @@ impl Event {
     pub fn subject(&self) -> String {
         match self {
             Event::CodeCreated(entry) | Event::CodeUpdated(entry) => format!("code/{}/{}", entry.kind, entry.code),
-            Event::JurisdictionsAdded(nodes) => {
+            Event::JurisdictionsAdded(nodes) | Event::JurisdictionsChanged(nodes) => {
                 format!("jurisdiction/{}", nodes.first().map_or("", |node| node.code.as_str()))
             }
             Event::AccountChanged(account) => format!("user/{}", account.username),

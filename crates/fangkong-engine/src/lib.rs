@@ -12,6 +12,7 @@
 //! drive it through the same commands, and the benchmarks time it.
 
 mod audit;
+pub mod boundaries;
 pub mod bus;
 mod caller;
 pub mod clock;
@@ -30,8 +31,9 @@ use fangkong_core::auth::lockout::LockoutPolicy;
 use fangkong_core::auth::password::PasswordError;
 use fangkong_core::auth::session::SessionPolicy;
 use fangkong_core::codes::{CodeError, CodeKind, CodeTable};
-use fangkong_core::jurisdiction::{JurisdictionError, JurisdictionTree};
+use fangkong_core::jurisdiction::{Atlas, JurisdictionError, JurisdictionTree};
 use fangkong_core::time::Timestamp;
+use fangkong_geo::LatLon;
 pub use fangkong_store::{AuditQuery, Backend, MigrationReport, Store, StoreError};
 
 use crate::bus::{EventBus, InProcessBus};
@@ -41,8 +43,11 @@ use crate::crypto::PasswordCost;
 use crate::keys::KeyRing;
 
 pub use audit::AuditVerification;
+pub use boundaries::{BoundaryFault, BoundaryImport};
 pub use codes::{CodeChange, NewCode};
+pub use fangkong_store::NodeWrite;
 pub use identity::{Authenticated, LoginSuccess, NewDevice, TotpSetup, UserChange};
+pub use jurisdictions::{ImportSummary, Location, Placed};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -83,6 +88,12 @@ pub enum EngineError {
     Account(#[from] AccountError),
     #[error(transparent)]
     Jurisdiction(#[from] JurisdictionError),
+    /// A boundary file was refused; every fault names its feature. Nothing was stored.
+    #[error("the boundary file was refused ({} problems): {}", .0.len(), summarize_faults(.0))]
+    Boundaries(Vec<BoundaryFault>),
+    /// No district of the city holds the point.
+    #[error("{point} (lat,lon) is outside the city's jurisdictions")]
+    OutsideCity { point: LatLon },
     #[error("{entity} {key} does not exist")]
     NotFound { entity: &'static str, key: String },
     /// Invalid input that no typed rule covers; names the field.
@@ -96,6 +107,16 @@ pub enum EngineError {
     WrongKey { stored: String, given: String },
 }
 
+/// The first faults of a refused file, for one-line messages (the full list travels in
+/// the error).
+fn summarize_faults(faults: &[BoundaryFault]) -> String {
+    let shown: Vec<String> = faults.iter().take(3).map(ToString::to_string).collect();
+    match faults.len() {
+        n if n > 3 => format!("{}; and {} more", shown.join("; "), n - 3),
+        _ => shown.join("; "),
+    }
+}
+
 /// How the engine runs: keys and the security policies, all with sensible defaults but
 /// the keys.
 #[derive(Clone, Debug)]
@@ -106,6 +127,8 @@ pub struct EngineConfig {
     pub password_cost: PasswordCost,
     /// Audit records older than this are purged (behind a seal).
     pub audit_retention_days: u32,
+    /// The H3 resolution of located records' cells (0–15; 9 ≈ 0.1 km² hexagons).
+    pub h3_resolution: u8,
 }
 
 impl EngineConfig {
@@ -116,6 +139,7 @@ impl EngineConfig {
             lockout: LockoutPolicy::default(),
             password_cost: PasswordCost::default(),
             audit_retention_days: 730,
+            h3_resolution: 9,
         }
     }
 }
@@ -145,6 +169,8 @@ pub struct Engine {
     /// serialising them costs nothing and rules out lost updates.
     admin_writes: tokio::sync::Mutex<()>,
     jurisdictions: RwLock<JurisdictionTree>,
+    /// The shapes and the point lookup, swapped whole when an import changes them.
+    atlas: RwLock<Arc<Atlas>>,
     identity: identity::IdentityState,
 }
 
@@ -186,6 +212,7 @@ impl Engine {
             codes: RwLock::default(),
             admin_writes: tokio::sync::Mutex::new(()),
             jurisdictions: RwLock::default(),
+            atlas: RwLock::default(),
             identity,
         };
         engine.seed_defaults().await?;

@@ -97,3 +97,52 @@ impl fmt::Display for LatLon {
 
 #[cfg(test)]
 mod tests;
+
+/// The datum of coordinates arriving at or leaving the system's edges.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum Crs {
+    /// True GPS coordinates; what Fangkong keeps inside.
+    #[default]
+    Wgs84,
+    /// The datum of Chinese map providers (AMap, Tencent); converted at the edge.
+    Gcj02,
+}
+
+impl Crs {
+    pub fn parse(text: &str) -> Option<Crs> {
+        match text.to_ascii_lowercase().as_str() {
+            "wgs84" | "wgs-84" | "epsg:4326" => Some(Crs::Wgs84),
+            "gcj02" | "gcj-02" => Some(Crs::Gcj02),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Crs::Wgs84 => "wgs84",
+            Crs::Gcj02 => "gcj02",
+        }
+    }
+
+    /// A `[lon, lat]` position in this datum, in WGS84.
+    pub fn to_wgs84(self, [lon, lat]: Position) -> Position {
+        match self {
+            Crs::Wgs84 => [lon, lat],
+            Crs::Gcj02 => {
+                let (lon, lat) = gcj02::gcj02_to_wgs84(lon, lat);
+                [lon, lat]
+            }
+        }
+    }
+
+    /// A WGS84 `[lon, lat]` position in this datum.
+    pub fn from_wgs84(self, [lon, lat]: Position) -> Position {
+        match self {
+            Crs::Wgs84 => [lon, lat],
+            Crs::Gcj02 => {
+                let (lon, lat) = gcj02::wgs84_to_gcj02(lon, lat);
+                [lon, lat]
+            }
+        }
+    }
+}

@@ -31,6 +31,8 @@ pub struct ApiError {
     pub message: String,
     /// Headers the answer needs (`Retry-After`, `WWW-Authenticate`).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Structured detail for errors with many parts (each refused feature of a file).
+    pub details: Option<Vec<ErrorItem>>,
 }
 
 /// Marks a response whose body already has the error shape.
@@ -51,11 +53,25 @@ pub struct ErrorDetail {
     /// For people; may change between versions.
     #[schema(example = "incident_type 010399 does not exist")]
     pub message: String,
+    /// Present when one request failed in several places (e.g. every refused feature of a
+    /// boundary file), each naming where and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Vec<ErrorItem>>,
+}
+
+/// One part of a failure with many parts.
+#[derive(Serialize, ToSchema, Debug, Clone)]
+pub struct ErrorItem {
+    /// Where: `feature 3 (440304 福田区)`, or `file`.
+    #[schema(example = "feature 3 (440304 福田区)")]
+    pub at: String,
+    #[schema(example = "ring 0.exterior is not closed (its first and last positions differ)")]
+    pub reason: String,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> ApiError {
-        ApiError { status, code: code.into(), message: message.into(), headers: Vec::new() }
+        ApiError { status, code: code.into(), message: message.into(), headers: Vec::new(), details: None }
     }
 
     pub fn with_header(mut self, name: HeaderName, value: impl ToString) -> ApiError {
@@ -88,7 +104,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code.into_owned(), message: self.message } };
+        let body = ErrorBody {
+            error: ErrorDetail { code: self.code.into_owned(), message: self.message, details: self.details },
+        };
         let mut response = (self.status, Json(body)).into_response();
         response.headers_mut().extend(self.headers);
         response.extensions_mut().insert(ShapedError);
@@ -161,6 +179,11 @@ impl From<EngineError> for ApiError {
             }
             EngineError::Jurisdiction(_) => unprocessable("invalid_jurisdiction"),
             EngineError::NotFound { entity, .. } => ApiError::not_found(not_found_code(entity), message),
+            EngineError::Boundaries(faults) => ApiError {
+                details: Some(faults.into_iter().map(|f| ErrorItem { at: f.feature, reason: f.reason }).collect()),
+                ..unprocessable("invalid_boundaries")
+            },
+            EngineError::OutsideCity { .. } => ApiError::not_found("outside_city", message),
             EngineError::Defaults(_) | EngineError::WrongKey { .. } => ApiError::internal(&error),
         }
     }

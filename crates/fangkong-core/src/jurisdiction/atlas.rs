@@ -50,6 +50,11 @@ impl Atlas {
         self.shapes.get(code)
     }
 
+    /// Every shape, by node code.
+    pub fn shapes(&self) -> &HashMap<String, Area> {
+        &self.shapes
+    }
+
     pub fn shape_count(&self) -> usize {
         self.shapes.len()
     }

@@ -245,6 +245,19 @@ impl JurisdictionTree {
         self.nodes.insert(node.code.clone(), node);
     }
 
+    /// Renames a node: only the names of `node` are taken (its kind and parent stay).
+    /// Returns whether the node exists.
+    pub fn rename(&mut self, node: &Jurisdiction) -> bool {
+        match self.nodes.get_mut(&node.code) {
+            Some(existing) => {
+                existing.name_zh = node.name_zh.clone();
+                existing.name_en = node.name_en.clone();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The chain of a node: the node itself and every ancestor, by level.
     pub fn chain_of(&self, code: &str) -> Option<Chain> {
         let mut chain = Chain::default();

@@ -10,7 +10,9 @@ use super::PgStore;
 use super::audit::append_in;
 use crate::StoreError;
 use crate::error::is_postgres_unique_violation;
-use crate::identity::{DEVICE_COLUMNS, EncodedNode, DeviceRow, JurisdictionRow, SESSION_COLUMNS, SessionRow, USER_COLUMNS, UserRow};
+use crate::identity::{
+    DEVICE_COLUMNS, DeviceRow, EncodedNode, JurisdictionRow, SESSION_COLUMNS, SessionRow, USER_COLUMNS, UserRow,
+};
 
 fn user_row(row: &Row) -> UserRow {
     UserRow {
@@ -128,9 +130,8 @@ impl PgStore {
 
     pub async fn list_jurisdiction_shapes(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let client = self.client().await?;
-        let rows = client
-            .query("SELECT code, shape FROM jurisdictions WHERE shape IS NOT NULL ORDER BY code", &[])
-            .await?;
+        let rows =
+            client.query("SELECT code, shape FROM jurisdictions WHERE shape IS NOT NULL ORDER BY code", &[]).await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 

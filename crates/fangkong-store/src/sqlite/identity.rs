@@ -10,7 +10,9 @@ use super::SqliteStore;
 use super::audit::append_in;
 use crate::StoreError;
 use crate::error::is_sqlite_unique_violation;
-use crate::identity::{DEVICE_COLUMNS, EncodedNode, DeviceRow, JurisdictionRow, SESSION_COLUMNS, SessionRow, USER_COLUMNS, UserRow};
+use crate::identity::{
+    DEVICE_COLUMNS, DeviceRow, EncodedNode, JurisdictionRow, SESSION_COLUMNS, SessionRow, USER_COLUMNS, UserRow,
+};
 
 fn user_row(row: &Row<'_>) -> rusqlite::Result<UserRow> {
     Ok(UserRow {
@@ -155,8 +157,8 @@ impl SqliteStore {
 
     pub async fn list_jurisdiction_shapes(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         self.read(|conn| {
-            let mut statement = conn
-                .prepare_cached("SELECT code, shape FROM jurisdictions WHERE shape IS NOT NULL ORDER BY code")?;
+            let mut statement =
+                conn.prepare_cached("SELECT code, shape FROM jurisdictions WHERE shape IS NOT NULL ORDER BY code")?;
             let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         })

@@ -99,7 +99,13 @@ fn shape(x: f64, y: f64) -> Area {
     let size = 0.031_415_926_535_897_93;
     Area::from_rings(vec![vec![
         vec![[x, y], [x + size, y], [x + size, y + size], [x, y + size], [x, y]],
-        vec![[x + 0.01, y + 0.01], [x + 0.01, y + 0.02], [x + 0.02, y + 0.02], [x + 0.02, y + 0.01], [x + 0.01, y + 0.01]],
+        vec![
+            [x + 0.01, y + 0.01],
+            [x + 0.01, y + 0.02],
+            [x + 0.02, y + 0.02],
+            [x + 0.02, y + 0.01],
+            [x + 0.01, y + 0.01],
+        ],
     ]])
     .unwrap()
 }
@@ -142,7 +148,10 @@ async fn an_update_of_a_missing_jurisdiction_writes_nothing(db: &TestDb) {
         write(node("440399", JurisdictionKind::District, Some("440300")), Some(shape(114.0, 22.5))),
     ];
     let result = db.store.save_jurisdictions(&added, &changed, T0, &system_entry("jurisdiction.import")).await;
-    assert!(matches!(&result, Err(StoreError::NotFound { entity: "jurisdiction", key }) if key == "440399"), "{result:?}");
+    assert!(
+        matches!(&result, Err(StoreError::NotFound { entity: "jurisdiction", key }) if key == "440399"),
+        "{result:?}"
+    );
     assert_eq!(db.store.list_jurisdictions().await.unwrap().len(), 3, "the new node was rolled back");
     assert!(db.store.list_jurisdiction_shapes().await.unwrap().is_empty(), "the shape change was rolled back");
     assert_eq!(audit_count(db).await, 1);
