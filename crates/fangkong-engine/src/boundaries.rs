@@ -95,6 +95,19 @@ fn fault(feature: impl Into<String>, reason: impl Into<String>) -> BoundaryFault
 /// Parses a GeoJSON FeatureCollection (or a single Feature) of Polygon/MultiPolygon
 /// features in `crs`. Returns every fault found, not just the first.
 pub fn parse_geojson(bytes: &[u8], crs: Crs) -> Result<Vec<BoundaryFeature>, Vec<BoundaryFault>> {
+    match parse_features(bytes, crs)? {
+        (features, faults) if faults.is_empty() => Ok(features),
+        (_, faults) => Err(faults),
+    }
+}
+
+/// The features that parsed and the faults of those that did not (so the good ones can
+/// still be checked against each other and the tree); `Err` when the file as a whole is
+/// not a feature collection.
+pub fn parse_features(
+    bytes: &[u8],
+    crs: Crs,
+) -> Result<(Vec<BoundaryFeature>, Vec<BoundaryFault>), Vec<BoundaryFault>> {
     let root: Value = serde_json::from_slice(bytes).map_err(|e| vec![fault("file", format!("not JSON: {e}"))])?;
     let features: Vec<&Value> = match root.get("type").and_then(Value::as_str) {
         Some("FeatureCollection") => match root.get("features").and_then(Value::as_array) {
@@ -120,7 +133,12 @@ pub fn parse_geojson(bytes: &[u8], crs: Crs) -> Result<Vec<BoundaryFeature>, Vec
             Err(f) => faults.push(f),
         }
     }
-    if faults.is_empty() { Ok(parsed) } else { Err(faults) }
+    Ok((parsed, faults))
+}
+
+/// Sorts faults by feature number (the file's own faults first).
+pub(crate) fn sort_faults(faults: &mut [BoundaryFault]) {
+    faults.sort_by_key(|f| feature_number(&f.feature));
 }
 
 /// A code-like property: a string, or an integer (as `adcode` often is).
@@ -324,7 +342,7 @@ pub(crate) fn plan_import(
     }
 
     if !faults.is_empty() {
-        faults.sort_by_key(|f| feature_number(&f.feature));
+        sort_faults(&mut faults);
         return Err(faults);
     }
     let mut plan = ImportPlan::default();

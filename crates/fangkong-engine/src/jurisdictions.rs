@@ -104,7 +104,8 @@ impl Engine {
         self.jurisdictions.read().expect("jurisdictions lock").scope_of(code)
     }
 
-    pub(crate) fn jurisdiction(&self, code: &str) -> Option<Jurisdiction> {
+    /// One node (no authorisation: for naming nodes a caller was already shown).
+    pub fn jurisdiction(&self, code: &str) -> Option<Jurisdiction> {
         self.jurisdictions.read().expect("jurisdictions lock").get(code).cloned()
     }
 
@@ -163,12 +164,22 @@ impl Engine {
         file: &[u8],
         options: &BoundaryImport,
     ) -> Result<ImportSummary, EngineError> {
-        let features = boundaries::parse_geojson(file, options.crs).map_err(EngineError::Boundaries)?;
+        // The role first, so a caller who may not import anything costs no parsing; each
+        // node's place is checked once the file says where its nodes go.
+        self.authorize(caller, Action::ManageJurisdictions, None, "jurisdiction.import", None).await?;
+        let (features, mut faults) = boundaries::parse_features(file, options.crs).map_err(EngineError::Boundaries)?;
         let _serial = self.admin_writes.lock().await;
         let mut tree = self.jurisdictions.read().expect("jurisdictions lock").clone();
         let atlas = self.atlas();
-        let plan =
-            boundaries::plan_import(&tree, atlas.shapes(), features, options).map_err(EngineError::Boundaries)?;
+        let plan = match boundaries::plan_import(&tree, atlas.shapes(), features, options) {
+            Ok(plan) if faults.is_empty() => plan,
+            Ok(_) => return Err(EngineError::Boundaries(faults)),
+            Err(more) => {
+                faults.extend(more);
+                boundaries::sort_faults(&mut faults);
+                return Err(EngineError::Boundaries(faults));
+            }
+        };
         for write in &plan.added {
             tree.check_insert(&write.node)?;
             tree.insert(write.node.clone());

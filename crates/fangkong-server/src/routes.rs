@@ -77,6 +77,14 @@ pub(crate) fn api_v1() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::verify_audit))
         .routes(routes!(jurisdictions::list_jurisdictions))
+        .routes(routes!(jurisdictions::lookup))
+        .routes(routes!(jurisdictions::list_features))
+        .routes(routes!(jurisdictions::get_feature))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(jurisdictions::import))
+                .layer(axum::extract::DefaultBodyLimit::max(jurisdictions::IMPORT_LIMIT_BYTES)),
+        )
         .routes(routes!(codes::list_codes, codes::create_code))
         .routes(routes!(codes::get_code, codes::update_code))
 }

@@ -69,6 +69,10 @@ const ROUTES: &[(&str, &str, Who, Place, bool)] = &[
     ("GET", "/api/v1/audit", Who::Roles(AUDITOR), Place::Unlocated, false),
     ("GET", "/api/v1/audit/verify", Who::Roles(AUDITOR), Place::Unlocated, false),
     ("GET", "/api/v1/jurisdictions", Who::SignedIn, Place::Unlocated, false),
+    ("GET", "/api/v1/jurisdictions/lookup", Who::SignedIn, Place::Unlocated, false),
+    ("GET", "/api/v1/jurisdictions/features", Who::SignedIn, Place::Unlocated, false),
+    ("GET", "/api/v1/jurisdictions/{code}", Who::SignedIn, Place::Unlocated, false),
+    ("POST", "/api/v1/jurisdictions/import", Who::Roles(ADMIN), Place::Located, false),
     ("GET", "/api/v1/codes/{kind}", Who::SignedIn, Place::Unlocated, false),
     ("POST", "/api/v1/codes/{kind}", Who::Roles(ADMIN), Place::Unlocated, false),
     ("GET", "/api/v1/codes/{kind}/{code}", Who::SignedIn, Place::Unlocated, false),
@@ -242,6 +246,23 @@ async fn prepare(server: &TestServer, method: &str, template: &str, subject: Sub
                 _ => new_device(server, FUTIAN).await.0,
             };
             template.replace("{unique_id}", &id)
+        }
+        ("GET", "/api/v1/jurisdictions/lookup") => format!("{template}?lat=22.54&lon=114.05"),
+        ("GET", "/api/v1/jurisdictions/features") => format!("{template}?kind=district"),
+        ("GET", "/api/v1/jurisdictions/{code}") => template.replace("{code}", FUTIAN),
+        ("POST", "/api/v1/jurisdictions/import") => {
+            // A new sub-district: a small square of its own inside the target district, so
+            // that no two cells' imports overlap.
+            let n = f64::from(NEXT.fetch_add(1, Ordering::Relaxed) % 5000);
+            let x = if inside { 114.0 } else { 114.1 } + (n % 90.0) * 0.001;
+            let y = 22.5 + (n / 90.0).floor() * 0.001;
+            let square = [[x, y], [x + 0.0005, y], [x + 0.0005, y + 0.0005], [x, y + 0.0005], [x, y]];
+            body = Some(json!({"type": "FeatureCollection", "features": [{
+                "type": "Feature",
+                "properties": {"code": fresh("sd"), "name_zh": "测试街道", "parent": area},
+                "geometry": {"type": "Polygon", "coordinates": [square]},
+            }]}));
+            format!("{template}?level=subdistrict")
         }
         ("POST", "/api/v1/codes/{kind}") => {
             body = Some(json!({"code": fresh("case_"), "name_zh": "测试处置", "name_en": "Test disposition"}));

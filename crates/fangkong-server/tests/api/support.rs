@@ -13,7 +13,8 @@ use fangkong_engine::bus::InProcessBus;
 use fangkong_engine::clock::ManualClock;
 use fangkong_engine::crypto::PasswordCost;
 use fangkong_engine::keys::KeyRing;
-use fangkong_engine::{Caller, Engine, EngineConfig};
+use fangkong_engine::{Caller, Engine, EngineConfig, NodeWrite};
+use fangkong_geo::Area;
 use fangkong_server::AppState;
 use fangkong_store::testing::TestDatabase;
 use http_body_util::BodyExt;
@@ -57,7 +58,11 @@ impl Reply {
         );
         let body = self.json();
         let error = body.get("error").and_then(|e| e.as_object()).unwrap_or_else(|| panic!("no error object: {body}"));
-        assert_eq!(error.len(), 2, "exactly code and message: {body}");
+        let keys: Vec<&str> = error.keys().map(String::as_str).collect();
+        assert!(
+            matches!(keys.as_slice(), ["code", "message"] | ["code", "details", "message"]),
+            "code and message (and details): {body}"
+        );
         assert_eq!(error["code"], code, "{body}");
         let message = error["message"].as_str().expect("message is text").to_string();
         assert!(!message.is_empty());
@@ -85,6 +90,13 @@ impl<'a> Call<'a> {
 
     pub fn purpose(self, purpose: &str) -> Call<'a> {
         self.header("x-purpose", purpose)
+    }
+
+    /// A raw body with its media type.
+    pub fn bytes(mut self, content_type: &str, body: Vec<u8>) -> Call<'a> {
+        self.request = self.request.header("content-type", content_type);
+        self.body = Body::from(body);
+        self
     }
 
     pub fn json(mut self, body: serde_json::Value) -> Call<'a> {
@@ -127,7 +139,23 @@ impl TestServer {
             node("440303001", Subdistrict, Some(LUOHU), "桂园街道"),
             node("PS440304-01", PoliceStation, Some(FUTIAN), "园岭派出所"),
         ];
-        engine.import_jurisdictions(&Caller::system("test"), tree).await.unwrap();
+        // The two districts get rectangles side by side (Futian west of 114.1°E, Luohu east),
+        // so lookups and boundary imports have ground to work on.
+        let rectangle = |x0: f64, x1: f64| {
+            Area::from_rings(vec![vec![vec![[x0, 22.50], [x1, 22.50], [x1, 22.58], [x0, 22.58], [x0, 22.50]]]]).unwrap()
+        };
+        let tree = tree
+            .into_iter()
+            .map(|node| {
+                let shape = match node.code.as_str() {
+                    FUTIAN => Some(rectangle(114.0, 114.1)),
+                    LUOHU => Some(rectangle(114.1, 114.2)),
+                    _ => None,
+                };
+                NodeWrite { node, shape }
+            })
+            .collect();
+        engine.add_jurisdictions(&Caller::system("test"), tree).await.unwrap();
         let router = fangkong_server::router(AppState::new(engine.clone()));
         TestServer { engine, router, clock, keys, db }
     }
