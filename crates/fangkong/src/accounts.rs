@@ -100,12 +100,12 @@ pub struct DeviceArgs {
 }
 
 /// The caller for terminal commands: the system, named after the operating-system user.
-fn terminal_caller() -> Caller {
+pub(crate) fn terminal_caller() -> Caller {
     let who = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
     Caller::system(format!("cli:{who}"))
 }
 
-async fn open(config: &ConfigArgs) -> anyhow::Result<Engine> {
+pub(crate) async fn open(config: &ConfigArgs) -> anyhow::Result<Engine> {
     let config = Config::load(config)?;
     init_logging(if config.log == "info" { "warn" } else { &config.log })?;
     serve::open_engine(&config.db, config.engine()?).await

@@ -8,7 +8,7 @@ use clap::Args;
 use fangkong_core::auth::Role;
 use fangkong_core::auth::account::NewUser;
 use fangkong_engine::keys::KeyRing;
-use fangkong_engine::{Caller, Engine};
+use fangkong_engine::{Caller, Engine, NodeWrite};
 
 use crate::config::{self, Config, Policies};
 use crate::{init_logging, print_line, serve};
@@ -100,7 +100,24 @@ async fn seed(engine: &Engine, admin_password: Option<&str>) -> anyhow::Result<O
     let system = Caller::system("demo");
     let existing = engine.jurisdictions(&system).await?;
     if existing.is_empty() {
-        engine.import_jurisdictions(&system, fangkong_sim::city::administrative_tree()).await?;
+        let started = std::time::Instant::now();
+        let city = fangkong_sim::city::shenzhen(&fangkong_sim::city::CityOptions::default());
+        let generated = started.elapsed();
+        let nodes: Vec<NodeWrite> = city
+            .nodes
+            .into_iter()
+            .map(|node| {
+                let shape = city.areas.get(&node.code).cloned();
+                NodeWrite { node, shape }
+            })
+            .collect();
+        let count = engine.add_jurisdictions(&system, nodes).await?;
+        tracing::info!(
+            nodes = count,
+            generated_ms = generated.as_millis() as u64,
+            stored_ms = (started.elapsed() - generated).as_millis() as u64,
+            "demo city created"
+        );
     }
     if engine.stats().users > 0 {
         return Ok(None);

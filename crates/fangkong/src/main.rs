@@ -9,6 +9,7 @@ mod accounts;
 mod audit;
 mod config;
 mod demo;
+mod import;
 mod serve;
 
 use std::path::PathBuf;
@@ -42,6 +43,9 @@ enum Command {
     /// Manage device credentials (trackers, alarm points, checkpoint terminals).
     #[command(subcommand)]
     Device(accounts::DeviceCommand),
+    /// Import official data (boundaries) into the database.
+    #[command(subcommand)]
+    Import(import::ImportCommand),
     /// Check the audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -125,6 +129,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(command) => accounts::user(command).await?,
         Command::Device(command) => accounts::device(command).await?,
         Command::Audit(command) => return audit::audit(command).await,
+        Command::Import(command) => return import::import(command).await,
         Command::Bench(BenchCommand::Store(args)) => bench_store(args).await?,
     }
     Ok(ExitCode::SUCCESS)
