@@ -438,8 +438,10 @@ fn spatial_parent(
     kind: JurisdictionKind,
 ) -> Result<String, String> {
     let candidates: Vec<&Jurisdiction> = tree.iter().filter(|n| n.kind == kind).collect();
-    if let [only] = candidates.as_slice() {
-        return Ok(only.code.clone());
+    match candidates.as_slice() {
+        [] => return Err(format!("the tree has no {kind} yet: import the {kind} level first (--level {kind})")),
+        [only] => return Ok(only.code.clone()),
+        _ => {}
     }
     let point = to_geo(shape).interior_point().ok_or("the shape has no interior point")?;
     let holders: Vec<&str> = candidates

@@ -208,6 +208,7 @@ fn every_command_has_help() {
         &["migrate", "--help"],
         &["bench", "--help"],
         &["bench", "store", "--help"],
+        &["import", "jurisdictions", "--help"],
     ] {
         let output = fangkong(args);
         assert!(output.status.success(), "{args:?}");
@@ -381,6 +382,13 @@ fn demo_serves_on_a_fresh_temporary_directory_and_removes_it() {
     assert!(dechunk(&body).contains("抢劫"));
     let (_, body) = server.get_with_token("/api/v1/jurisdictions", &token);
     assert!(dechunk(&body).contains("南园社区"), "the demo city's tree is loaded");
+    // Every level has shapes: a point in Futian resolves down to its grid and police district.
+    let (status, body) = server.get_with_token("/api/v1/jurisdictions/lookup?lat=22.5431&lon=114.0579", &token);
+    assert_eq!(status, 200, "{body}");
+    let location: serde_json::Value = serde_json::from_str(&dechunk(&body)).unwrap();
+    assert_eq!(location["chain"]["district"]["code"], "440304");
+    assert!(location["chain"]["grid"]["code"].as_str().is_some_and(|g| g.starts_with("440304")), "{location}");
+    assert!(location["chain"]["police_district"]["code"].is_string(), "{location}");
     assert!(server.stop().success());
     assert!(!std::path::Path::new(&data_line).exists(), "the temporary directory is removed on exit");
 }
@@ -476,4 +484,64 @@ fn bench_store_prints_json_lines_for_each_backend() {
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+// ---- boundary imports ---------------------------------------------------------------------
+
+const DISTRICTS_GCJ02: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fangkong-sim/data/shenzhen-districts.geojson");
+
+/// A fresh database gets its city (here a rectangle around Shenzhen), then the official
+/// district file in GCJ-02; a bad file is refused with every feature named and exit 1.
+#[test]
+fn import_builds_a_city_from_boundary_files_and_refuses_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path());
+    let db = format!("sqlite://{}", dir.path().join("fk.db").display());
+    let base = ["--db", db.as_str(), "--key-file", key.as_str()];
+    let import = |file: &std::path::Path, extra: &[&str]| {
+        let mut args = vec!["import", "jurisdictions", file.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&base);
+        fangkong(&args)
+    };
+
+    // Districts before the city: refused, saying what to do.
+    let output = import(std::path::Path::new(DISTRICTS_GCJ02), &["--level", "district", "--crs", "gcj02"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("feature 1 (440303 罗湖区): the tree has no city yet"), "{stderr}");
+    assert!(stderr.contains("refused (8 problems); nothing was imported"), "{stderr}");
+
+    let city = dir.path().join("city.geojson");
+    std::fs::write(&city, r#"{"type": "Feature", "properties": {"code": "440300", "name_zh": "深圳市", "name_en": "Shenzhen"},
+        "geometry": {"type": "Polygon", "coordinates": [[[113.7, 22.35], [114.7, 22.35], [114.7, 22.9], [113.7, 22.9], [113.7, 22.35]]]}}"#).unwrap();
+    let output = import(&city, &["--level", "city"]);
+    assert!(output.status.success(), "{output:?}");
+    let output = import(std::path::Path::new(DISTRICTS_GCJ02), &["--level", "district", "--crs", "gcj02"]);
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("8 district boundaries added, 0 updated"), "{stdout}");
+
+    // Two sub-districts: one wound clockwise, one reaching far outside Futian.
+    let bad = dir.path().join("bad.geojson");
+    std::fs::write(&bad, r#"{"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"code": "440304001", "name_zh": "园岭街道", "parent": "440304"},
+         "geometry": {"type": "Polygon", "coordinates": [[[114.08, 22.55], [114.08, 22.56], [114.09, 22.56], [114.09, 22.55], [114.08, 22.55]]]}},
+        {"type": "Feature", "properties": {"code": "440304002", "name_zh": "南园街道", "parent": "440304"},
+         "geometry": {"type": "Polygon", "coordinates": [[[114.08, 22.40], [114.09, 22.40], [114.09, 22.45], [114.08, 22.45], [114.08, 22.40]]]}}
+    ]}"#).unwrap();
+    let output = import(&bad, &["--level", "subdistrict"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("feature 1 (440304001 园岭街道): ring 0.exterior is wound clockwise"), "{stderr}");
+    assert!(
+        stderr.contains("feature 2 (440304002 南园街道):") && stderr.contains("outside its parent district 440304"),
+        "{stderr}"
+    );
+    check_failure(&["import", "jurisdictions", bad.to_str().unwrap(), "--level", "province"], 2, "--level");
+    check_failure(
+        &["import", "jurisdictions", "/nonexistent.geojson", "--level", "grid", "--db", &db, "--key-file", &key],
+        1,
+        "/nonexistent.geojson",
+    );
 }
