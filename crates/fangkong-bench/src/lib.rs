@@ -9,5 +9,6 @@
 //!
 //! Run them with `fangkong bench NAME`; `fangkong bench --help` lists them.
 
+pub mod geo;
 pub mod report;
 pub mod store;

@@ -30,6 +30,13 @@ pub struct AreaIndex<K> {
     candidates: Vec<u32>,
 }
 
+impl<K> Default for AreaIndex<K> {
+    /// An index of nothing.
+    fn default() -> AreaIndex<K> {
+        AreaIndex::new(Vec::new(), 1)
+    }
+}
+
 impl<K> AreaIndex<K> {
     /// Builds the index with about `cells_per_area` grid cells per area (16–64 are good
     /// values: most cells then fall wholly inside one area and need no polygon test).

@@ -79,6 +79,29 @@ struct KeygenArgs {
 enum BenchCommand {
     /// Durable single-row and batched inserts per second on SQLite and PostgreSQL.
     Store(BenchStoreArgs),
+    /// Point → full jurisdiction chain lookups per second on the full-scale city, beside
+    /// PostGIS.
+    Geo(BenchGeoArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchGeoArgs {
+    /// PostgreSQL with PostGIS to measure in the same run (the bench uses and drops a schema
+    /// of its own).
+    #[arg(long, value_name = "URL", env = "FANGKONG_BENCH_POSTGRES_URL")]
+    postgres: Option<String>,
+    /// Rounds per figure; the median is reported.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
+    /// Points per round.
+    #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u32).range(1..))]
+    points: u32,
+    /// Seed of the city and the points.
+    #[arg(long, default_value_t = 2003)]
+    seed: u64,
+    /// A tiny run that exercises every path (for smoke tests, not for figures).
+    #[arg(long)]
+    quick: bool,
 }
 
 #[derive(Args, Debug)]
@@ -131,6 +154,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(command) => return audit::audit(command).await,
         Command::Import(command) => return import::import(command).await,
         Command::Bench(BenchCommand::Store(args)) => bench_store(args).await?,
+        Command::Bench(BenchCommand::Geo(args)) => bench_geo(args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -191,6 +215,18 @@ async fn bench_store(args: BenchStoreArgs) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     fangkong_bench::store::run(&options, &mut stdout).await?;
     Ok(())
+}
+
+async fn bench_geo(args: BenchGeoArgs) -> anyhow::Result<()> {
+    let mut options = if args.quick { fangkong_bench::geo::GeoBenchOptions::quick() } else { Default::default() };
+    if !args.quick {
+        options.rounds = args.rounds as usize;
+        options.points = args.points as usize;
+    }
+    options.seed = args.seed;
+    options.postgres_url = args.postgres;
+    let mut stdout = std::io::stdout().lock();
+    fangkong_bench::geo::run(&options, &mut stdout).await
 }
 
 /// Lines meant for the person or script that started the command go to stdout.

@@ -545,3 +545,36 @@ fn import_builds_a_city_from_boundary_files_and_refuses_bad_ones() {
         "/nonexistent.geojson",
     );
 }
+
+/// `bench geo --quick`: the full-scale city, our lookups and (with PostgreSQL + PostGIS)
+/// the peer's, with the chains of both compared. Without PostGIS the peer part says it did
+/// not run (an error under CI=true).
+#[test]
+fn bench_geo_prints_json_lines_beside_postgis() {
+    let postgres = fangkong_store::testing::postgres_url();
+    let mut command = Command::new(BIN);
+    command.args(["bench", "geo", "--quick"]).env_remove("FANGKONG_BENCH_POSTGRES_URL");
+    if let Some(url) = &postgres {
+        command.args(["--postgres", url]);
+    }
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() && stderr.contains("PostGIS is not available") {
+        assert!(std::env::var("CI").is_err(), "CI=true but PostGIS is missing: {stderr}");
+        eprintln!("note: PostGIS is not installed; the PostGIS side of bench geo did not run");
+        return;
+    }
+    assert!(output.status.success(), "{stderr}");
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let metric = |name: &str| lines.iter().find(|l| l["metric"] == name).unwrap_or_else(|| panic!("{name}: {lines:?}"));
+    assert!(metric("grids")["value"].as_f64().unwrap() > 9_000.0, "the full-scale tree");
+    assert_eq!(metric("point_to_chain")["unit"], "lookups/s");
+    assert!(metric("point_to_chain_and_h3")["value"].as_f64().unwrap() > 0.0);
+    if postgres.is_some() {
+        assert!(metric("point_to_chain")["peer"].as_str().unwrap().starts_with("postgis"));
+        assert!(metric("point_to_chain")["ratio"].as_f64().unwrap() > 0.0);
+        assert_eq!(metric("chain_mismatches")["value"], 0.0, "PostGIS and the atlas agree");
+        assert!(metric("chains_compared")["value"].as_f64().unwrap() >= 300.0);
+    }
+}

@@ -19,7 +19,7 @@ mod atlas;
 use std::collections::BTreeMap;
 use std::fmt;
 
-pub use atlas::Atlas;
+pub use atlas::{Atlas, Placement};
 
 /// A level of either hierarchy.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
