@@ -12,3 +12,4 @@
 
 pub mod calls;
 pub mod city;
+pub mod population;

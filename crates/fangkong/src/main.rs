@@ -11,6 +11,7 @@ mod config;
 mod demo;
 mod import;
 mod serve;
+mod sim;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +50,9 @@ enum Command {
     /// Check the audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// The synthetic city: generate it at any scale, for benchmarks and imports.
+    #[command(subcommand)]
+    Sim(sim::SimCommand),
     /// Run a benchmark; prints one JSON object per line.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -153,6 +157,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Device(command) => accounts::device(command).await?,
         Command::Audit(command) => return audit::audit(command).await,
         Command::Import(command) => return import::import(command).await,
+        Command::Sim(command) => sim::sim(command)?,
         Command::Bench(BenchCommand::Store(args)) => bench_store(args).await?,
         Command::Bench(BenchCommand::Geo(args)) => bench_geo(args).await?,
     }

@@ -578,3 +578,43 @@ fn bench_geo_prints_json_lines_beside_postgis() {
         assert!(metric("chains_compared")["value"].as_f64().unwrap() >= 300.0);
     }
 }
+
+// ---- the synthetic city -------------------------------------------------------------------
+
+#[test]
+fn sim_generate_reports_counts_and_writes_csv_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("city");
+    let output = fangkong(&["sim", "generate", "--scale", "0.001", "--seed", "5", "--out", out.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let count = |name: &str| -> u64 {
+        let line =
+            stdout.lines().find(|l| l.trim_start().starts_with(name)).unwrap_or_else(|| panic!("{name}: {stdout}"));
+        line.split_whitespace().last().unwrap().replace(',', "").parse().unwrap()
+    };
+    assert!((9_000..=11_000).contains(&count("grids")), "the tree is always full-size: {stdout}");
+    let residents = count("residents");
+    assert!((19_000..=21_000).contains(&residents), "{stdout}");
+    assert!(stdout.contains("generated in"), "{stdout}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("100%"), "a progress bar");
+    // One row per resident (plus the header), and the files agree with the counts.
+    let lines = |file: &str| std::fs::read_to_string(out.join(file)).unwrap().lines().count() as u64;
+    assert_eq!(lines("residents.csv"), residents + 1);
+    let nodes: u64 = ["districts", "sub-districts", "communities", "grids", "police stations", "police districts"]
+        .into_iter()
+        .map(count)
+        .sum();
+    assert_eq!(lines("jurisdictions.csv"), 1 + nodes + 1, "the city, every node, the header");
+    assert_eq!(lines("force_members.csv"), count("force members") + 1);
+    let first = std::fs::read_to_string(out.join("residents.csv")).unwrap().lines().nth(1).unwrap().to_string();
+    let fields: Vec<&str> = first.split(',').collect();
+    assert_eq!(fields.len(), 9, "{first}");
+    assert_eq!(fields[4].len(), 18, "an 18-character identity number: {first}");
+    // The same seed gives the same files.
+    let again = dir.path().join("again");
+    let output = fangkong(&["sim", "generate", "--scale", "0.001", "--seed", "5", "--out", again.to_str().unwrap()]);
+    assert!(output.status.success());
+    assert_eq!(std::fs::read(out.join("tenancies.csv")).unwrap(), std::fs::read(again.join("tenancies.csv")).unwrap());
+    check_failure(&["sim", "generate", "--scale", "0"], 2, "--scale");
+}
