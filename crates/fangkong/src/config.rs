@@ -15,6 +15,7 @@
 //! lockout_threshold = 5
 //! lockout_minutes = 10
 //! audit_retention_days = 730
+//! h3_resolution = 9
 //! ```
 //!
 //! An unknown key is an error that names it, so a typo never silently means "default".
@@ -70,6 +71,7 @@ struct FileConfig {
     lockout_threshold: Option<u32>,
     lockout_minutes: Option<u32>,
     audit_retention_days: Option<u32>,
+    h3_resolution: Option<u8>,
 }
 
 /// The security policies a deployment may tune (file only: they are not per-run choices).
@@ -80,6 +82,8 @@ pub struct Policies {
     pub lockout_threshold: u32,
     pub lockout_minutes: u32,
     pub audit_retention_days: u32,
+    /// The H3 resolution of located records' cells (0–15).
+    pub h3_resolution: u8,
 }
 
 impl Default for Policies {
@@ -90,6 +94,7 @@ impl Default for Policies {
             lockout_threshold: 5,
             lockout_minutes: 10,
             audit_retention_days: 730,
+            h3_resolution: 9,
         }
     }
 }
@@ -118,7 +123,11 @@ impl Config {
             lockout_threshold: file.lockout_threshold.unwrap_or(defaults.lockout_threshold),
             lockout_minutes: file.lockout_minutes.unwrap_or(defaults.lockout_minutes),
             audit_retention_days: file.audit_retention_days.unwrap_or(defaults.audit_retention_days),
+            h3_resolution: file.h3_resolution.unwrap_or(defaults.h3_resolution),
         };
+        if policies.h3_resolution > 15 {
+            bail!("config: h3_resolution must be 0–15, not {}", policies.h3_resolution);
+        }
         if policies.session_idle_minutes == 0 || policies.session_max_hours == 0 || policies.lockout_threshold == 0 {
             bail!("config: session_idle_minutes, session_max_hours and lockout_threshold must be at least 1");
         }
@@ -156,6 +165,7 @@ pub fn engine_config(keys: KeyRing, policies: &Policies) -> EngineConfig {
             duration_millis: i64::from(policies.lockout_minutes) * minute,
         },
         audit_retention_days: policies.audit_retention_days,
+        h3_resolution: policies.h3_resolution,
         ..EngineConfig::new(keys)
     }
 }
@@ -224,7 +234,7 @@ mod tests {
     #[test]
     fn flags_beat_the_file_and_the_file_beats_defaults() {
         let toml = file(
-            "db = \"postgres://fk@db/fk\"\nlisten = \"0.0.0.0:9000\"\nshutdown_grace_secs = 5\nlockout_threshold = 3\n",
+            "db = \"postgres://fk@db/fk\"\nlisten = \"0.0.0.0:9000\"\nshutdown_grace_secs = 5\nlockout_threshold = 3\nh3_resolution = 10\n",
         );
         let args =
             ConfigArgs { config: Some(toml.path().into()), listen: Some("127.0.0.1:1".into()), ..Default::default() };
@@ -237,6 +247,7 @@ mod tests {
         let engine = engine_config(KeyRing::generate(), &config.policies);
         assert_eq!(engine.lockout.threshold, 3);
         assert_eq!(engine.sessions.idle_millis, 30 * 60_000);
+        assert_eq!(engine.h3_resolution, 10);
     }
 
     #[test]
@@ -256,6 +267,9 @@ mod tests {
         assert!(error.unwrap_err().to_string().contains("line 1"));
         let zero = file("lockout_threshold = 0\n");
         assert!(Config::load(&ConfigArgs { config: Some(zero.path().into()), ..Default::default() }).is_err());
+        let fine = file("h3_resolution = 16\n");
+        let error = Config::load(&ConfigArgs { config: Some(fine.path().into()), ..Default::default() }).unwrap_err();
+        assert!(error.to_string().contains("h3_resolution must be 0–15"), "{error}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use fangkong_geo::{Crs, LatLon};
 
 use super::*;
 use crate::test_support::{T0, config, start};
-use crate::{clock::ManualClock, keys::KeyRing};
+use crate::{EngineConfig, clock::ManualClock, keys::KeyRing};
 
 const DISTRICTS_WGS84: &[u8] =
     include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../fangkong-sim/data/shenzhen-districts-wgs84.geojson"));
@@ -193,4 +193,24 @@ fn vertex_distances_m(a: &Area, b: &Area) -> Vec<f64> {
                 .fold(f64::INFINITY, f64::min)
         })
         .collect()
+}
+
+#[tokio::test]
+async fn the_h3_resolution_is_configurable() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("fk.db").display());
+    let config = EngineConfig { h3_resolution: 7, ..config(&KeyRing::generate()) };
+    let engine = start(&url, &ManualClock::new(T0), config).await.unwrap();
+    let city = Jurisdiction {
+        code: "440300".into(),
+        kind: JurisdictionKind::City,
+        parent: None,
+        name_zh: "深圳市".into(),
+        name_en: None,
+    };
+    engine.import_jurisdictions(&system(), vec![city]).await.unwrap();
+    engine.import_boundaries(&system(), DISTRICTS_WGS84, &district_import(Crs::Wgs84)).await.unwrap();
+    let point = LatLon::new(22.5431, 114.0579).unwrap();
+    let location = engine.place(point).unwrap();
+    assert_eq!((location.h3_resolution, location.h3_cell), (7, point.h3_cell(7).unwrap()));
 }
