@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod avl;
 pub mod codes;
 pub mod event;
 pub mod jurisdiction;

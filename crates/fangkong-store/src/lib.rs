@@ -74,9 +74,11 @@ macro_rules! dispatch {
 // After the macro, so that these modules can use it.
 mod audit;
 mod identity;
+mod positions;
 
 pub use audit::{AuditHead, AuditQuery};
 pub use identity::NodeWrite;
+pub use positions::{RejectedFix, StoredFix};
 
 impl Store {
     /// Opens (and for SQLite creates) the database named by `url`, without migrating it.

@@ -34,6 +34,7 @@ pub static SQLITE: &[Migration] = &[
     Migration { version: 1, name: "foundation", sql: include_str!("../migrations/sqlite/0001_foundation.sql") },
     Migration { version: 2, name: "identity", sql: include_str!("../migrations/sqlite/0002_identity.sql") },
     Migration { version: 3, name: "geometry", sql: include_str!("../migrations/sqlite/0003_geometry.sql") },
+    Migration { version: 4, name: "positions", sql: include_str!("../migrations/sqlite/0004_positions.sql") },
 ];
 
 /// PostgreSQL migrations, in order, with the same versions and meaning as [`SQLITE`].
@@ -41,6 +42,7 @@ pub static POSTGRES: &[Migration] = &[
     Migration { version: 1, name: "foundation", sql: include_str!("../migrations/postgres/0001_foundation.sql") },
     Migration { version: 2, name: "identity", sql: include_str!("../migrations/postgres/0002_identity.sql") },
     Migration { version: 3, name: "geometry", sql: include_str!("../migrations/postgres/0003_geometry.sql") },
+    Migration { version: 4, name: "positions", sql: include_str!("../migrations/postgres/0004_positions.sql") },
 ];
 
 /// A row of `schema_migrations`.

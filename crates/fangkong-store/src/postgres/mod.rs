@@ -8,6 +8,7 @@
 mod audit;
 mod codes;
 mod identity;
+mod positions;
 
 use std::time::Duration;
 

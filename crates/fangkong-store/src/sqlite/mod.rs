@@ -15,6 +15,7 @@
 mod audit;
 mod codes;
 mod identity;
+mod positions;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};

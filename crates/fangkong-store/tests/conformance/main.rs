@@ -40,3 +40,4 @@ mod identity;
 mod lifecycle;
 mod meta;
 mod migrations;
+mod positions;
