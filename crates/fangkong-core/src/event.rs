@@ -90,6 +90,8 @@ pub enum Event {
     DeviceChanged(DeviceSummary),
     /// A device reported that it is alive.
     DeviceSeen { unique_id: String, at: Timestamp },
+    /// A tracker raised an alarm (`sos`…) with a fix: someone on patrol needs help there.
+    PanicAlarm { unique_id: String, unit: Option<String>, alarm: String, lat: f64, lon: f64, fixed_at: Timestamp },
 }
 
 impl Event {
@@ -106,6 +108,7 @@ impl Event {
             Event::SessionsEnded { .. } => "session.ended_all",
             Event::DeviceChanged(_) => "device.changed",
             Event::DeviceSeen { .. } => "device.seen",
+            Event::PanicAlarm { .. } => "device.panic",
         }
     }
 
@@ -121,7 +124,7 @@ impl Event {
                 format!("user/{user_id}")
             }
             Event::DeviceChanged(device) => format!("device/{}", device.unique_id),
-            Event::DeviceSeen { unique_id, .. } => format!("device/{unique_id}"),
+            Event::DeviceSeen { unique_id, .. } | Event::PanicAlarm { unique_id, .. } => format!("device/{unique_id}"),
         }
     }
 }

@@ -12,6 +12,7 @@
 //! drive it through the same commands, and the benchmarks time it.
 
 mod audit;
+pub mod avl;
 pub mod boundaries;
 pub mod bus;
 mod caller;
@@ -91,6 +92,12 @@ pub enum EngineError {
     /// A boundary file was refused; every fault names its feature. Nothing was stored.
     #[error("the boundary file was refused ({} problems): {}", .0.len(), summarize_faults(.0))]
     Boundaries(Vec<BoundaryFault>),
+    /// No tracker is registered with this unique id.
+    #[error("unknown device {unique_id}")]
+    UnknownDevice { unique_id: String },
+    /// The position history is behind and its queue is full: try again shortly.
+    #[error("the server is overloaded; retry shortly")]
+    Overloaded,
     /// No district of the city holds the point.
     #[error("{point} (lat,lon) is outside the city's jurisdictions")]
     OutsideCity { point: LatLon },
@@ -129,6 +136,8 @@ pub struct EngineConfig {
     pub audit_retention_days: u32,
     /// The H3 resolution of located records' cells (0–15; 9 ≈ 0.1 km² hexagons).
     pub h3_resolution: u8,
+    /// The position pipeline.
+    pub avl: avl::AvlConfig,
 }
 
 impl EngineConfig {
@@ -140,6 +149,7 @@ impl EngineConfig {
             password_cost: PasswordCost::default(),
             audit_retention_days: 730,
             h3_resolution: 9,
+            avl: avl::AvlConfig::default(),
         }
     }
 }
@@ -157,7 +167,7 @@ pub struct EngineStats {
 
 #[derive(Debug)]
 pub struct Engine {
-    store: Store,
+    store: Arc<Store>,
     bus: Arc<dyn EventBus>,
     clock: Arc<dyn Clock>,
     config: EngineConfig,
@@ -172,6 +182,7 @@ pub struct Engine {
     /// The shapes and the point lookup, swapped whole when an import changes them.
     atlas: RwLock<Arc<Atlas>>,
     identity: identity::IdentityState,
+    avl: avl::AvlState,
 }
 
 const KEY_CHECK: &str = "key.check";
@@ -202,6 +213,8 @@ impl Engine {
         store.set_audit_key(config.keys.audit_chain())?;
         let started_at = clock.now();
         let identity = identity::IdentityState::new(config.password_cost);
+        let store = Arc::new(store);
+        let avl = avl::AvlState::start(Arc::clone(&store), &config.avl);
         let engine = Engine {
             store,
             bus,
@@ -214,6 +227,7 @@ impl Engine {
             jurisdictions: RwLock::default(),
             atlas: RwLock::default(),
             identity,
+            avl,
         };
         engine.seed_defaults().await?;
         engine.load_codes().await?;
@@ -276,6 +290,7 @@ impl Engine {
         self.flush_session_touches().await?;
         self.refresh_identity().await?;
         self.enforce_audit_retention().await?;
+        self.enforce_position_retention().await?;
         Ok(())
     }
 
@@ -285,6 +300,7 @@ impl Engine {
         if let Err(error) = self.flush_session_touches().await {
             tracing::warn!(%error, "could not record session use at shutdown");
         }
+        self.avl.close().await;
         self.store.close().await;
         tracing::info!("engine stopped; all accepted writes are stored");
     }

@@ -99,10 +99,12 @@ pub enum Action {
     ReadDevices,
     ManageDevices,
     ReadAudit,
+    /// Live positions and tracks of patrol units (where officers are: sensitive).
+    ReadPositions,
 }
 
 impl Action {
-    pub const ALL: [Action; 10] = [
+    pub const ALL: [Action; 11] = [
         Action::ManageOwnAccount,
         Action::ReadCodes,
         Action::ManageCodes,
@@ -113,6 +115,7 @@ impl Action {
         Action::ReadDevices,
         Action::ManageDevices,
         Action::ReadAudit,
+        Action::ReadPositions,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -127,6 +130,7 @@ impl Action {
             Action::ReadDevices => "read_devices",
             Action::ManageDevices => "manage_devices",
             Action::ReadAudit => "read_audit",
+            Action::ReadPositions => "read_positions",
         }
     }
 }
@@ -153,6 +157,11 @@ pub const PERMISSIONS: &[(Action, &[Role])] = &[
     (Action::ReadDevices, ADMINISTRATORS),
     (Action::ManageDevices, ADMINISTRATORS),
     (Action::ReadAudit, &[Role::Auditor]),
+    // The people who send, lead or are units, and the analyst who measures coverage.
+    (
+        Action::ReadPositions,
+        &[Role::Commander, Role::Dispatcher, Role::PatrolMember, Role::CommunityOfficer, Role::Analyst],
+    ),
 ];
 
 /// Whether the table lets `role` take `action`.

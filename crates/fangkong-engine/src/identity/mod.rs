@@ -45,7 +45,7 @@ struct LiveSession {
 pub(crate) struct IdentityState {
     users: RwLock<Users>,
     sessions: RwLock<HashMap<[u8; 32], LiveSession>>,
-    devices: RwLock<HashMap<String, Device>>,
+    pub(crate) devices: RwLock<HashMap<String, Device>>,
     unknown_logins: Mutex<HashMap<String, LoginState>>,
     /// A hash to verify against when the username does not exist, so that the answer takes
     /// as long as for a real account.
