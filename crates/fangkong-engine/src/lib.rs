@@ -35,7 +35,7 @@ use fangkong_core::codes::{CodeError, CodeKind, CodeTable};
 use fangkong_core::jurisdiction::{Atlas, JurisdictionError, JurisdictionTree};
 use fangkong_core::time::Timestamp;
 use fangkong_geo::LatLon;
-pub use fangkong_store::{AuditQuery, Backend, MigrationReport, Store, StoreError};
+pub use fangkong_store::{AuditQuery, Backend, MigrationReport, RejectedFix, Store, StoreError, StoredFix};
 
 use crate::bus::{EventBus, InProcessBus};
 pub use crate::caller::Caller;

@@ -184,6 +184,10 @@ impl From<EngineError> for ApiError {
                 ..unprocessable("invalid_boundaries")
             },
             EngineError::OutsideCity { .. } => ApiError::not_found("outside_city", message),
+            EngineError::UnknownDevice { .. } => ApiError::new(StatusCode::FORBIDDEN, "unknown_device", message),
+            EngineError::Overloaded => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message).with_header(RETRY_AFTER, 1)
+            }
             EngineError::Defaults(_) | EngineError::WrongKey { .. } => ApiError::internal(&error),
         }
     }

@@ -16,6 +16,8 @@ mod extract;
 mod health;
 mod metrics;
 mod middleware;
+pub mod mqtt;
+pub mod osmand;
 mod routes;
 
 use std::future::Future;
@@ -73,6 +75,15 @@ pub fn with_layers(routes: Router) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
+/// The listeners and subscriptions beside the API that feed the engine.
+#[derive(Debug, Default)]
+pub struct Edges {
+    /// The OsmAnd tracker protocol ([`osmand`]).
+    pub osmand: Option<TcpListener>,
+    /// An MQTT subscription for positions ([`mqtt`]).
+    pub mqtt: Option<mqtt::MqttOptions>,
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves, then shuts down gracefully:
 /// no new connections, requests in flight run to completion (for at most `grace`), and the
 /// engine closes the store once every accepted write is durable.
@@ -83,24 +94,65 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: finishing requests in flight");
-            let _ = stopping_tx.send(());
-        });
+    serve_with_edges(listener, Edges::default(), router, engine, shutdown, grace).await
+}
+
+/// [`serve`], with the tracker listeners of `edges` started beside the API and stopped
+/// with it (before the engine closes, so their last fixes are stored).
+pub async fn serve_with_edges(
+    listener: TcpListener,
+    edges: Edges,
+    router: Router,
+    engine: Arc<Engine>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing requests in flight");
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    };
+    let api = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let osmand = edges.osmand.map(|listener| {
+        let app = osmand::router(engine.clone()).layer(TraceLayer::new_for_http());
+        tokio::spawn(
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(stopped(stop_rx.clone()))
+                .into_future(),
+        )
+    });
+    let mqtt = edges.mqtt.map(|options| {
+        tokio::spawn(mqtt::run(engine.clone(), options, Arc::new(mqtt::MqttCounters::default()), stop_rx.clone()))
+    });
     let maintenance = tokio::spawn(maintain_periodically(engine.clone()));
-    let deadline = async move {
-        if stopping_rx.await.is_ok() {
+    let deadline = {
+        let stop = stop_rx.clone();
+        async move {
+            stopped(stop).await;
             tokio::time::sleep(grace).await;
-        } else {
-            std::future::pending::<()>().await;
         }
     };
     tokio::select! {
-        result = server => result?,
+        result = api => result?,
         () = deadline => tracing::warn!(?grace, "requests still running after the grace period; closing them"),
+    }
+    if let Some(task) = osmand {
+        match tokio::time::timeout(grace, task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => tracing::warn!(%error, "the OsmAnd listener failed"),
+            Ok(Err(error)) => tracing::warn!(%error, "the OsmAnd listener panicked"),
+            Err(_) => tracing::warn!("the OsmAnd listener did not stop within the grace period"),
+        }
+    }
+    if let Some(task) = mqtt
+        && tokio::time::timeout(grace, task).await.is_err()
+    {
+        tracing::warn!("the MQTT subscriber did not stop within the grace period");
     }
     maintenance.abort();
     engine.shutdown().await;

@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::api::{audit, auth, codes, devices, jurisdictions, system, users};
+use crate::api::{audit, auth, codes, devices, jurisdictions, positions, system, users};
 use crate::error::ApiError;
 use crate::{AppState, health, metrics};
 
@@ -33,6 +33,7 @@ use crate::{AppState, health, metrics};
         (name = "devices", description = "Trackers, alarm points and checkpoint terminals with their own credentials"),
         (name = "audit", description = "The tamper-evident audit trail (auditors)"),
         (name = "jurisdictions", description = "The jurisdiction tree (辖区)"),
+        (name = "positions", description = "Live positions of trackers and their history (AVL)"),
         (name = "codes", description = "Code tables (代码表): incident types, sources, dispositions"),
     ),
     components(schemas(crate::error::ErrorBody)),
@@ -74,6 +75,9 @@ pub(crate) fn api_v1() -> OpenApiRouter<AppState> {
         .routes(routes!(devices::list_devices, devices::add_device))
         .routes(routes!(devices::revoke_device))
         .routes(routes!(devices::device_heartbeat))
+        .routes(routes!(positions::live_positions))
+        .routes(routes!(positions::track))
+        .routes(routes!(positions::refused))
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::verify_audit))
         .routes(routes!(jurisdictions::list_jurisdictions))

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod codes;
 pub mod devices;
 pub mod jurisdictions;
+pub mod positions;
 pub mod system;
 pub mod users;
 

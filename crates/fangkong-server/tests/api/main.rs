@@ -10,5 +10,6 @@ mod jurisdictions;
 mod matrix;
 mod metrics;
 mod openapi;
+mod positions;
 mod shutdown;
 mod system;

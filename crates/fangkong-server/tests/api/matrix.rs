@@ -44,6 +44,9 @@ enum Place {
 
 const ADMIN: &[Role] = &[Role::Administrator];
 const AUDITOR: &[Role] = &[Role::Auditor];
+/// Who sees where units are: those who send, lead or are units, and analysts.
+const POSITIONS: &[Role] =
+    &[Role::Commander, Role::Dispatcher, Role::PatrolMember, Role::CommunityOfficer, Role::Analyst];
 
 /// The oracle: method, path template, who, place, and whether a successful call reads
 /// personal data.
@@ -66,6 +69,9 @@ const ROUTES: &[(&str, &str, Who, Place, bool)] = &[
     ("POST", "/api/v1/devices", Who::Roles(ADMIN), Place::Located, false),
     ("POST", "/api/v1/devices/{unique_id}/revoke", Who::Roles(ADMIN), Place::Located, false),
     ("POST", "/api/v1/devices/{unique_id}/heartbeat", Who::Devices, Place::Located, false),
+    ("GET", "/api/v1/positions", Who::Roles(POSITIONS), Place::Unlocated, false),
+    ("GET", "/api/v1/devices/{unique_id}/track", Who::Roles(POSITIONS), Place::Located, false),
+    ("GET", "/api/v1/devices/{unique_id}/refused", Who::Roles(POSITIONS), Place::Located, false),
     ("GET", "/api/v1/audit", Who::Roles(AUDITOR), Place::Unlocated, false),
     ("GET", "/api/v1/audit/verify", Who::Roles(AUDITOR), Place::Unlocated, false),
     ("GET", "/api/v1/jurisdictions", Who::SignedIn, Place::Unlocated, false),
@@ -263,6 +269,10 @@ async fn prepare(server: &TestServer, method: &str, template: &str, subject: Sub
                 "geometry": {"type": "Polygon", "coordinates": [square]},
             }]}));
             format!("{template}?level=subdistrict")
+        }
+        ("GET", "/api/v1/devices/{unique_id}/track" | "/api/v1/devices/{unique_id}/refused") => {
+            let (id, _) = new_device(server, area).await;
+            template.replace("{unique_id}", &id)
         }
         ("POST", "/api/v1/codes/{kind}") => {
             body = Some(json!({"code": fresh("case_"), "name_zh": "测试处置", "name_en": "Test disposition"}));
