@@ -40,8 +40,17 @@ pub struct MqttCounters {
     pub connected: AtomicU64,
 }
 
+/// A broker's address and the credentials to present.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Broker {
+    pub host: String,
+    pub port: u16,
+    /// User and password.
+    pub credentials: Option<(String, String)>,
+}
+
 /// Splits an MQTT URL into host, port and credentials.
-pub fn parse_url(url: &str) -> Result<(String, u16, Option<(String, String)>), String> {
+pub fn parse_url(url: &str) -> Result<Broker, String> {
     let rest = url
         .strip_prefix("mqtt://")
         .or_else(|| url.strip_prefix("tcp://"))
@@ -61,7 +70,7 @@ pub fn parse_url(url: &str) -> Result<(String, u16, Option<(String, String)>), S
     if host.is_empty() {
         return Err(format!("{url:?}: no host"));
     }
-    Ok((host.to_string(), port, credentials))
+    Ok(Broker { host: host.to_string(), port, credentials })
 }
 
 /// Subscribes and ingests until `stop` turns true. Reconnects (every 2 s) when the broker
@@ -72,8 +81,8 @@ pub async fn run(
     counters: Arc<MqttCounters>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let (host, port, credentials) = match parse_url(&options.url) {
-        Ok(parts) => parts,
+    let Broker { host, port, credentials } = match parse_url(&options.url) {
+        Ok(broker) => broker,
         Err(error) => {
             tracing::error!(%error, "MQTT subscriber not started");
             return;
@@ -157,12 +166,14 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(parse_url("mqtt://127.0.0.1:1883"), Ok(("127.0.0.1".into(), 1883, None)));
-        assert_eq!(parse_url("mqtt://broker.internal"), Ok(("broker.internal".into(), 1883, None)));
-        assert_eq!(
-            parse_url("tcp://fk:secret@mq:2883/"),
-            Ok(("mq".into(), 2883, Some(("fk".into(), "secret".into()))))
-        );
+        let broker = |host: &str, port, credentials: Option<(&str, &str)>| Broker {
+            host: host.into(),
+            port,
+            credentials: credentials.map(|(u, p)| (u.into(), p.into())),
+        };
+        assert_eq!(parse_url("mqtt://127.0.0.1:1883"), Ok(broker("127.0.0.1", 1883, None)));
+        assert_eq!(parse_url("mqtt://broker.internal"), Ok(broker("broker.internal", 1883, None)));
+        assert_eq!(parse_url("tcp://fk:secret@mq:2883/"), Ok(broker("mq", 2883, Some(("fk", "secret")))));
         assert!(parse_url("mqtts://mq").is_err());
         assert!(parse_url("mqtt://mq:port").is_err());
         assert!(parse_url("mqtt://").is_err());

@@ -8,6 +8,9 @@
 //! db = "postgres://fangkong@db.internal/fangkong"
 //! key_file = "/etc/fangkong/fangkong.key"
 //! listen = "0.0.0.0:8080"
+//! osmand_listen = "0.0.0.0:5055"
+//! mqtt_url = "mqtt://fangkong:secret@broker.internal:1883"
+//! mqtt_topic = "fangkong/positions/#"
 //! log = "info,fangkong_server=debug"
 //! shutdown_grace_secs = 30
 //! session_idle_minutes = 30
@@ -16,6 +19,7 @@
 //! lockout_minutes = 10
 //! audit_retention_days = 730
 //! h3_resolution = 9
+//! position_retention_days = 90
 //! ```
 //!
 //! An unknown key is an error that names it, so a typo never silently means "default".
@@ -34,6 +38,8 @@ pub const DEFAULT_DB: &str = "sqlite://fangkong.db";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_LOG: &str = "info";
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
+pub const DEFAULT_OSMAND_LISTEN: &str = "127.0.0.1:5055";
+pub const DEFAULT_MQTT_TOPIC: &str = "fangkong/positions/#";
 
 /// Flags shared by every command that works on a database.
 #[derive(Args, Debug, Default, Clone)]
@@ -56,6 +62,23 @@ pub struct ConfigArgs {
     /// Seconds requests in flight may take to finish after SIGTERM [default: 30]
     #[arg(long, value_name = "SECONDS", env = "FANGKONG_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,
+    #[command(flatten)]
+    pub trackers: TrackerArgs,
+}
+
+/// Where trackers report.
+#[derive(Args, Debug, Default, Clone)]
+pub struct TrackerArgs {
+    /// Address of the OsmAnd tracker listener (Traccar Client and compatible devices), or
+    /// `off` [default: 127.0.0.1:5055; use 0.0.0.0:5055 to take trackers from the network]
+    #[arg(long, value_name = "ADDR", env = "FANGKONG_OSMAND_LISTEN")]
+    pub osmand_listen: Option<String>,
+    /// MQTT broker to take positions from, mqtt://[user:password@]host[:port] [default: none]
+    #[arg(long, value_name = "URL", env = "FANGKONG_MQTT_URL")]
+    pub mqtt_url: Option<String>,
+    /// Topic filter of position messages [default: fangkong/positions/#]
+    #[arg(long, value_name = "TOPIC", env = "FANGKONG_MQTT_TOPIC")]
+    pub mqtt_topic: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -66,12 +89,16 @@ struct FileConfig {
     listen: Option<String>,
     log: Option<String>,
     shutdown_grace_secs: Option<u64>,
+    osmand_listen: Option<String>,
+    mqtt_url: Option<String>,
+    mqtt_topic: Option<String>,
     session_idle_minutes: Option<u32>,
     session_max_hours: Option<u32>,
     lockout_threshold: Option<u32>,
     lockout_minutes: Option<u32>,
     audit_retention_days: Option<u32>,
     h3_resolution: Option<u8>,
+    position_retention_days: Option<u32>,
 }
 
 /// The security policies a deployment may tune (file only: they are not per-run choices).
@@ -84,6 +111,8 @@ pub struct Policies {
     pub audit_retention_days: u32,
     /// The H3 resolution of located records' cells (0–15).
     pub h3_resolution: u8,
+    /// Tracker history older than this is purged.
+    pub position_retention_days: u32,
 }
 
 impl Default for Policies {
@@ -95,6 +124,7 @@ impl Default for Policies {
             lockout_minutes: 10,
             audit_retention_days: 730,
             h3_resolution: 9,
+            position_retention_days: 90,
         }
     }
 }
@@ -107,6 +137,10 @@ pub struct Config {
     pub listen: String,
     pub log: String,
     pub shutdown_grace_secs: u64,
+    /// `None`: no OsmAnd listener.
+    pub osmand_listen: Option<String>,
+    pub mqtt_url: Option<String>,
+    pub mqtt_topic: String,
     pub policies: Policies,
 }
 
@@ -124,6 +158,7 @@ impl Config {
             lockout_minutes: file.lockout_minutes.unwrap_or(defaults.lockout_minutes),
             audit_retention_days: file.audit_retention_days.unwrap_or(defaults.audit_retention_days),
             h3_resolution: file.h3_resolution.unwrap_or(defaults.h3_resolution),
+            position_retention_days: file.position_retention_days.unwrap_or(defaults.position_retention_days),
         };
         if policies.h3_resolution > 15 {
             bail!("config: h3_resolution must be 0–15, not {}", policies.h3_resolution);
@@ -140,6 +175,18 @@ impl Config {
                 .shutdown_grace_secs
                 .or(file.shutdown_grace_secs)
                 .unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECS),
+            osmand_listen: match args.trackers.osmand_listen.clone().or(file.osmand_listen) {
+                Some(off) if off == "off" => None,
+                Some(address) => Some(address),
+                None => Some(DEFAULT_OSMAND_LISTEN.into()),
+            },
+            mqtt_url: args.trackers.mqtt_url.clone().or(file.mqtt_url).filter(|u| !u.is_empty()),
+            mqtt_topic: args
+                .trackers
+                .mqtt_topic
+                .clone()
+                .or(file.mqtt_topic)
+                .unwrap_or_else(|| DEFAULT_MQTT_TOPIC.into()),
             policies,
         })
     }
@@ -166,6 +213,10 @@ pub fn engine_config(keys: KeyRing, policies: &Policies) -> EngineConfig {
         },
         audit_retention_days: policies.audit_retention_days,
         h3_resolution: policies.h3_resolution,
+        avl: fangkong_engine::avl::AvlConfig {
+            retention_days: policies.position_retention_days,
+            ..fangkong_engine::avl::AvlConfig::default()
+        },
         ..EngineConfig::new(keys)
     }
 }
@@ -225,6 +276,9 @@ mod tests {
                 listen: DEFAULT_LISTEN.into(),
                 log: "info".into(),
                 shutdown_grace_secs: 30,
+                osmand_listen: Some(DEFAULT_OSMAND_LISTEN.into()),
+                mqtt_url: None,
+                mqtt_topic: DEFAULT_MQTT_TOPIC.into(),
                 policies: Policies::default(),
             }
         );
@@ -234,7 +288,7 @@ mod tests {
     #[test]
     fn flags_beat_the_file_and_the_file_beats_defaults() {
         let toml = file(
-            "db = \"postgres://fk@db/fk\"\nlisten = \"0.0.0.0:9000\"\nshutdown_grace_secs = 5\nlockout_threshold = 3\nh3_resolution = 10\n",
+            "db = \"postgres://fk@db/fk\"\nlisten = \"0.0.0.0:9000\"\nshutdown_grace_secs = 5\nlockout_threshold = 3\nh3_resolution = 10\nosmand_listen = \"off\"\nmqtt_url = \"mqtt://mq:1883\"\nposition_retention_days = 30\n",
         );
         let args =
             ConfigArgs { config: Some(toml.path().into()), listen: Some("127.0.0.1:1".into()), ..Default::default() };
@@ -248,6 +302,9 @@ mod tests {
         assert_eq!(engine.lockout.threshold, 3);
         assert_eq!(engine.sessions.idle_millis, 30 * 60_000);
         assert_eq!(engine.h3_resolution, 10);
+        assert_eq!(engine.avl.retention_days, 30);
+        assert_eq!((config.osmand_listen, config.mqtt_url.as_deref()), (None, Some("mqtt://mq:1883")));
+        assert_eq!(config.mqtt_topic, DEFAULT_MQTT_TOPIC);
     }
 
     #[test]

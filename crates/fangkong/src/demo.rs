@@ -26,6 +26,8 @@ pub struct DemoArgs {
     /// generated and printed.
     #[arg(long, value_name = "PASSWORD", env = "FANGKONG_ADMIN_PASSWORD", hide_env_values = true)]
     admin_password: Option<String>,
+    #[command(flatten)]
+    trackers: config::TrackerArgs,
     /// Log filter (error, warn, info, debug, trace, or a tracing directive).
     #[arg(long, value_name = "FILTER", env = "FANGKONG_LOG", default_value = "info")]
     log: String,
@@ -69,6 +71,13 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         listen: args.listen.clone(),
         log: args.log.clone(),
         shutdown_grace_secs: config::DEFAULT_SHUTDOWN_GRACE_SECS,
+        osmand_listen: match args.trackers.osmand_listen.clone() {
+            Some(off) if off == "off" => None,
+            Some(address) => Some(address),
+            None => Some(config::DEFAULT_OSMAND_LISTEN.into()),
+        },
+        mqtt_url: args.trackers.mqtt_url.clone(),
+        mqtt_topic: args.trackers.mqtt_topic.clone().unwrap_or_else(|| config::DEFAULT_MQTT_TOPIC.into()),
         policies: Policies::default(),
     };
     let engine = serve::open_engine(&config.db, config.engine()?).await?;

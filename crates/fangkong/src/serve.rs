@@ -43,15 +43,46 @@ pub async fn serve_with_banner(
             bail!("cannot listen on {address}: {error} (choose another with --listen)");
         }
     };
+    let osmand = match &config.osmand_listen {
+        None => None,
+        Some(osmand) => {
+            let address: SocketAddr = osmand
+                .parse()
+                .with_context(|| format!("--osmand-listen {osmand:?} is not an address like 0.0.0.0:5055 (or off)"))?;
+            match tokio::net::TcpListener::bind(address).await {
+                Ok(listener) => Some(listener),
+                Err(error) => {
+                    engine.shutdown().await;
+                    bail!(
+                        "cannot listen for trackers on {address}: {error} (choose another with --osmand-listen, or off)"
+                    );
+                }
+            }
+        }
+    };
+    let mqtt = config.mqtt_url.as_ref().map(|url| fangkong_server::mqtt::MqttOptions {
+        url: url.clone(),
+        topic: config.mqtt_topic.clone(),
+        client_id: format!("fangkong-{}", std::process::id()),
+    });
+    if let Some(options) = &mqtt {
+        fangkong_server::mqtt::parse_url(&options.url).map_err(|error| anyhow::anyhow!("--mqtt-url: {error}"))?;
+    }
     let bound = listener.local_addr()?;
     tracing::info!(%bound, store = engine.backend().as_str(), "listening");
+    if let Some(osmand) = &osmand {
+        let address = osmand.local_addr()?;
+        tracing::info!(%address, "listening for OsmAnd trackers");
+        print_line(&format!("trackers (OsmAnd protocol): http://{address}/?id=…&lat=…&lon=…"));
+    }
     match banner {
         Some(banner) => banner(bound),
         None => print_line(&format!("fangkong listening on http://{bound}/")),
     }
     let router = fangkong_server::router(AppState::new(engine.clone()));
     let grace = Duration::from_secs(config.shutdown_grace_secs);
-    fangkong_server::serve(listener, router, engine, shutdown_signal(), grace).await?;
+    let edges = fangkong_server::Edges { osmand, mqtt };
+    fangkong_server::serve_with_edges(listener, edges, router, engine, shutdown_signal(), grace).await?;
     Ok(())
 }
 

@@ -42,6 +42,8 @@ impl Running {
             .env_remove("FANGKONG_LISTEN")
             .env_remove("FANGKONG_KEY_FILE")
             .env("FANGKONG_LOG", "warn")
+            // Tests run side by side: trackers on a free port, not the default 5055.
+            .env("FANGKONG_OSMAND_LISTEN", "127.0.0.1:0")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -319,6 +321,50 @@ fn serve_on_sqlite_answers_and_stops_cleanly_on_sigterm() {
     assert!(
         !dir.path().join("fk.db-wal").exists() || std::fs::metadata(dir.path().join("fk.db-wal")).unwrap().len() == 0,
         "the WAL was checkpointed at shutdown"
+    );
+}
+
+/// The OsmAnd listener runs beside the API on its own port: a real socket, a real refusal.
+#[test]
+fn serve_listens_for_trackers_on_their_own_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("fk.db").display());
+    let key = keygen(dir.path());
+    let server = Running::start(&["serve", "--db", &db, "--key-file", &key, "--listen", "127.0.0.1:0"]);
+    let trackers = server
+        .stdout_lines
+        .iter()
+        .find_map(|l| l.strip_prefix("trackers (OsmAnd protocol): http://"))
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no tracker line: {:?}", server.stdout_lines))
+        .to_string();
+    let (status, body) = http(&trackers, "GET", "/?id=unregistered&lat=22.54&lon=114.05", &[], "");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("unknown device unregistered"), "{body}");
+    let (status, body) = http(&trackers, "GET", "/?id=x&lat=north", &[], "");
+    assert_eq!(status, 400, "{body}");
+    assert!(server.stop().success());
+    check_failure(
+        &["serve", "--db", &db, "--key-file", &key, "--listen", "127.0.0.1:0", "--osmand-listen", "nowhere"],
+        1,
+        "--osmand-listen",
+    );
+    check_failure(
+        &[
+            "serve",
+            "--db",
+            &db,
+            "--key-file",
+            &key,
+            "--listen",
+            "127.0.0.1:0",
+            "--osmand-listen",
+            "off",
+            "--mqtt-url",
+            "http://x",
+        ],
+        1,
+        "--mqtt-url",
     );
 }
 

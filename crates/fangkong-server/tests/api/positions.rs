@@ -169,7 +169,7 @@ async fn positions_are_seen_inside_the_callers_jurisdiction_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fix_published_over_mqtt_reaches_the_live_index_and_the_history() {
     let url = std::env::var("FANGKONG_TEST_MQTT_URL").unwrap_or_else(|_| "mqtt://127.0.0.1:1883".into());
-    let (host, port, _) = fangkong_server::mqtt::parse_url(&url).unwrap();
+    let fangkong_server::mqtt::Broker { host, port, .. } = fangkong_server::mqtt::parse_url(&url).unwrap();
     if tokio::net::TcpStream::connect((host.as_str(), port)).await.is_err() {
         assert!(std::env::var("CI").is_err(), "CI=true but no MQTT broker at {url}");
         eprintln!("note: no MQTT broker at {url}; this MQTT test did not run");

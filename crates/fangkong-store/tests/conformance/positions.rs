@@ -30,7 +30,7 @@ fn fix(device_id: i64, seconds: i64) -> StoredFix {
 
 fn full(device_id: i64, seconds: i64) -> StoredFix {
     let mut stored = fix(device_id, seconds);
-    stored.h3 = Some(0x8941_1caa_05bf_fff);
+    stored.h3 = Some(0x0894_11ca_a05b_ffff);
     let fix = &mut stored.fix;
     fix.speed_mps = Some(12.5);
     fix.course_deg = Some(271.0);
