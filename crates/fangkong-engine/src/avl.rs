@@ -46,8 +46,8 @@ impl Default for AvlConfig {
     fn default() -> AvlConfig {
         AvlConfig {
             filter: FilterPolicy::default(),
-            queue: 262_144,
-            batch: 16_384,
+            queue: 524_288,
+            batch: 131_072,
             enqueue_timeout_ms: 2_000,
             retention_days: 90,
         }

@@ -86,6 +86,25 @@ enum BenchCommand {
     /// Point → full jurisdiction chain lookups per second on the full-scale city, beside
     /// PostGIS.
     Geo(BenchGeoArgs),
+    /// Tracker positions per second through the pipeline (in process and over the OsmAnd
+    /// protocol) with durable history on SQLite, and a unit-day history query.
+    Avl(BenchAvlArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchAvlArgs {
+    /// Directory for the SQLite files; default: the system's temporary directory.
+    #[arg(long, value_name = "DIR")]
+    sqlite_dir: Option<PathBuf>,
+    /// Rounds per figure; the median is reported.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
+    /// Rows in the history table for the query figure.
+    #[arg(long, default_value_t = 100_000_000)]
+    history_rows: u64,
+    /// A tiny run that exercises every path (for smoke tests, not for figures).
+    #[arg(long)]
+    quick: bool,
 }
 
 #[derive(Args, Debug)]
@@ -160,6 +179,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sim(command) => sim::sim(command)?,
         Command::Bench(BenchCommand::Store(args)) => bench_store(args).await?,
         Command::Bench(BenchCommand::Geo(args)) => bench_geo(args).await?,
+        Command::Bench(BenchCommand::Avl(args)) => bench_avl(args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -232,6 +252,17 @@ async fn bench_geo(args: BenchGeoArgs) -> anyhow::Result<()> {
     options.postgres_url = args.postgres;
     let mut stdout = std::io::stdout().lock();
     fangkong_bench::geo::run(&options, &mut stdout).await
+}
+
+async fn bench_avl(args: BenchAvlArgs) -> anyhow::Result<()> {
+    let mut options = if args.quick { fangkong_bench::avl::AvlBenchOptions::quick() } else { Default::default() };
+    if !args.quick {
+        options.rounds = args.rounds as usize;
+        options.history_rows = args.history_rows;
+    }
+    options.sqlite_dir = args.sqlite_dir;
+    let mut stdout = std::io::stdout().lock();
+    fangkong_bench::avl::run(&options, &mut stdout).await
 }
 
 /// Lines meant for the person or script that started the command go to stdout.

@@ -669,3 +669,24 @@ fn sim_generate_reports_counts_and_writes_csv_files() {
     assert_eq!(std::fs::read(out.join("tenancies.csv")).unwrap(), std::fs::read(again.join("tenancies.csv")).unwrap());
     check_failure(&["sim", "generate", "--scale", "0"], 2, "--scale");
 }
+
+/// `bench avl --quick`: every figure of the position pipeline is printed.
+#[test]
+fn bench_avl_prints_its_figures() {
+    let output = fangkong(&["bench", "avl", "--quick"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for metric in [
+        "in_process_durable",
+        "in_process_visible",
+        "receive_to_visible_p99",
+        "http_osmand_durable",
+        "http_osmand_p99",
+        "history_rows",
+        "unit_day_query_median",
+    ] {
+        let line = lines.iter().find(|l| l["metric"] == metric).unwrap_or_else(|| panic!("{metric}: {lines:?}"));
+        assert!(line["value"].as_f64().unwrap() > 0.0, "{line}");
+    }
+}
