@@ -325,7 +325,8 @@ impl Engine {
     }
 
     /// A tracker's latest position, if the caller may see it.
-    pub fn live_position_of(&self, caller: &Caller, device_id: i64) -> Option<LivePosition> {
+    pub fn live_position_of(&self, caller: &Caller, unique_id: &str) -> Option<LivePosition> {
+        let device_id = self.identity.devices.read().expect("devices lock").get(unique_id)?.id;
         let live = self.avl.shard(device_id).lock().expect("live shard").get(&device_id).cloned()?;
         caller.actor.check_in(Action::ReadPositions, &live.chain).is_ok().then_some(live)
     }

@@ -100,6 +100,11 @@ impl Engine {
         self.jurisdictions.read().expect("jurisdictions lock").chain_of(code)
     }
 
+    /// The ground of a node: everything at or below it.
+    pub fn scope(&self, code: &str) -> Result<Scope, EngineError> {
+        self.scope_of(code).map_err(|_| EngineError::NotFound { entity: "jurisdiction", key: code.to_string() })
+    }
+
     pub(crate) fn scope_of(&self, code: &str) -> Result<Scope, JurisdictionError> {
         self.jurisdictions.read().expect("jurisdictions lock").scope_of(code)
     }

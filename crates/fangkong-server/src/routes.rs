@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::api::{audit, auth, codes, devices, jurisdictions, positions, system, users};
+use crate::api::{audit, auth, codes, devices, jurisdictions, positions, stream, system, users};
 use crate::error::ApiError;
 use crate::{AppState, health, metrics};
 
@@ -78,6 +78,7 @@ pub(crate) fn api_v1() -> OpenApiRouter<AppState> {
         .routes(routes!(positions::live_positions))
         .routes(routes!(positions::track))
         .routes(routes!(positions::refused))
+        .routes(routes!(stream::stream))
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::verify_audit))
         .routes(routes!(jurisdictions::list_jurisdictions))

@@ -297,6 +297,17 @@ impl Engine {
     /// The user behind a bearer token, if the session is open; using it resets the idle
     /// clock.
     pub fn authenticate(&self, token: &str) -> Result<Authenticated, EngineError> {
+        self.check_session(token, true)
+    }
+
+    /// Whether `token`'s session is still open, without counting this as use (for a live
+    /// stream that re-checks its session: watching is not activity, so the idle timeout
+    /// still ends an unattended console's session).
+    pub fn session_still_open(&self, token: &str) -> Result<Authenticated, EngineError> {
+        self.check_session(token, false)
+    }
+
+    fn check_session(&self, token: &str, touch: bool) -> Result<Authenticated, EngineError> {
         let hash = crypto::token_hash(token);
         let now = self.now();
         let mut sessions = self.identity.sessions.write().expect("sessions lock");
@@ -314,7 +325,9 @@ impl Engine {
             sessions.remove(&hash);
             return Err(EngineError::Unauthenticated);
         }
-        live.session.last_used_at = now;
+        if touch {
+            live.session.last_used_at = now;
+        }
         let ends_at = policy.ends_at(live.session.created_at, now);
         drop(sessions);
         Ok(Authenticated { actor: self.user_actor(&user)?, ends_at })

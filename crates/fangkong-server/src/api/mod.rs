@@ -9,6 +9,7 @@ pub mod codes;
 pub mod devices;
 pub mod jurisdictions;
 pub mod positions;
+pub mod stream;
 pub mod system;
 pub mod users;
 

@@ -12,4 +12,5 @@ mod metrics;
 mod openapi;
 mod positions;
 mod shutdown;
+mod stream;
 mod system;

@@ -70,6 +70,8 @@ const ROUTES: &[(&str, &str, Who, Place, bool)] = &[
     ("POST", "/api/v1/devices/{unique_id}/revoke", Who::Roles(ADMIN), Place::Located, false),
     ("POST", "/api/v1/devices/{unique_id}/heartbeat", Who::Devices, Place::Located, false),
     ("GET", "/api/v1/positions", Who::Roles(POSITIONS), Place::Unlocated, false),
+    // A plain GET passes the checks and is then told to upgrade (426): counted as allowed.
+    ("GET", "/api/v1/stream", Who::Roles(POSITIONS), Place::Unlocated, false),
     ("GET", "/api/v1/devices/{unique_id}/track", Who::Roles(POSITIONS), Place::Located, false),
     ("GET", "/api/v1/devices/{unique_id}/refused", Who::Roles(POSITIONS), Place::Located, false),
     ("GET", "/api/v1/audit", Who::Roles(AUDITOR), Place::Unlocated, false),
@@ -312,6 +314,7 @@ async fn run_matrix(db: TestDatabase) {
                 let reply = call.send().await;
                 let verdict = match reply.status {
                     s if s.is_success() => Verdict::Allowed,
+                    StatusCode::UPGRADE_REQUIRED if template == "/api/v1/stream" => Verdict::Allowed,
                     StatusCode::FORBIDDEN => Verdict::Denied,
                     StatusCode::UNAUTHORIZED => Verdict::Unauthenticated,
                     other => {
