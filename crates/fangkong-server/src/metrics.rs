@@ -67,6 +67,19 @@ pub struct Metrics {
     events_published: Gauge,
     event_subscribers: Gauge,
     events_lagged: Gauge,
+    fixes_accepted: Gauge,
+    fixes_refused: Family<ReasonLabels, Gauge>,
+    fixes_stored: Gauge,
+    fixes_queued: Gauge,
+    fixes_overloaded: Gauge,
+    fixes_unknown_device: Gauge,
+    history_write_retries: Gauge,
+    live_trackers: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
 }
 
 impl Default for Metrics {
@@ -93,6 +106,14 @@ impl Metrics {
             events_published: Gauge::default(),
             event_subscribers: Gauge::default(),
             events_lagged: Gauge::default(),
+            fixes_accepted: Gauge::default(),
+            fixes_refused: Family::default(),
+            fixes_stored: Gauge::default(),
+            fixes_queued: Gauge::default(),
+            fixes_overloaded: Gauge::default(),
+            fixes_unknown_device: Gauge::default(),
+            history_write_retries: Gauge::default(),
+            live_trackers: Gauge::default(),
         };
         registry.register("http_requests", "HTTP requests answered", metrics.requests.clone());
         registry.register(
@@ -115,6 +136,34 @@ impl Metrics {
             "Events slow subscribers missed because they fell behind",
             metrics.events_lagged.clone(),
         );
+        registry.register("fixes_accepted", "Tracker fixes accepted since start", metrics.fixes_accepted.clone());
+        registry.register(
+            "fixes_refused",
+            "Tracker fixes refused since start, by reason",
+            metrics.fixes_refused.clone(),
+        );
+        registry.register(
+            "fixes_stored",
+            "Tracker fixes written to the history since start",
+            metrics.fixes_stored.clone(),
+        );
+        registry.register("fixes_queued", "Fixes waiting for the history writer", metrics.fixes_queued.clone());
+        registry.register(
+            "fixes_overloaded",
+            "Fixes answered 503 because the history queue was full",
+            metrics.fixes_overloaded.clone(),
+        );
+        registry.register(
+            "fixes_unknown_device",
+            "Reports from unregistered tracker ids",
+            metrics.fixes_unknown_device.clone(),
+        );
+        registry.register(
+            "history_write_retries",
+            "Failed history writes that were retried",
+            metrics.history_write_retries.clone(),
+        );
+        registry.register("live_trackers", "Trackers with a position in the live index", metrics.live_trackers.clone());
         *metrics.registry.lock().expect("metrics lock") = registry;
         metrics
     }
@@ -144,6 +193,17 @@ impl Metrics {
         self.events_published.set(stats.bus.published as i64);
         self.event_subscribers.set(stats.bus.subscribers as i64);
         self.events_lagged.set(stats.bus.lagged as i64);
+        let avl = engine.avl_stats();
+        self.fixes_accepted.set(avl.accepted as i64);
+        for (reason, count) in &avl.rejected {
+            self.fixes_refused.get_or_create(&ReasonLabels { reason: reason.as_str().into() }).set(*count as i64);
+        }
+        self.fixes_stored.set(avl.stored as i64);
+        self.fixes_queued.set(avl.queued as i64);
+        self.fixes_overloaded.set(avl.overloaded as i64);
+        self.fixes_unknown_device.set(avl.unknown_device as i64);
+        self.history_write_retries.set(avl.store_retries as i64);
+        self.live_trackers.set(avl.live_devices as i64);
 
         let mut text = String::new();
         let registry = self.registry.lock().expect("metrics lock");

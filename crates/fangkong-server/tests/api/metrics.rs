@@ -60,3 +60,26 @@ async fn domain_gauges_come_from_the_engine() {
     assert_eq!(sample(&text, "fangkong_jurisdictions"), Some(7.0));
     assert_eq!(sample(&text, "fangkong_users"), Some(0.0));
 }
+
+#[tokio::test]
+async fn tracker_figures_are_exported() {
+    let server = TestServer::start().await;
+    let system = fangkong_engine::Caller::system("test");
+    let new = fangkong_engine::NewDevice {
+        unique_id: "T1".into(),
+        kind: fangkong_core::auth::DeviceKind::Tracker,
+        unit: None,
+        jurisdiction: crate::support::FUTIAN.into(),
+    };
+    server.engine.add_device(&system, new).await.unwrap();
+    let at = fangkong_core::time::Timestamp::from_millis(crate::support::T0_MILLIS);
+    let fix = |lat| fangkong_core::avl::Fix::new(at, fangkong_geo::LatLon::new(lat, 114.05).unwrap());
+    server.engine.ingest_fix("T1", fix(22.55)).await.unwrap();
+    server.engine.ingest_fix("T1", fix(22.5501)).await.unwrap(); // same time: a duplicate
+    let _ = server.engine.ingest_fix("stranger", fix(22.55)).await;
+    let text = server.get("/metrics").await.text;
+    assert_eq!(sample(&text, "fangkong_fixes_accepted"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "fangkong_fixes_refused{reason=\"duplicate\"}"), Some(1.0));
+    assert_eq!(sample(&text, "fangkong_fixes_unknown_device"), Some(1.0));
+    assert_eq!(sample(&text, "fangkong_live_trackers"), Some(1.0));
+}
