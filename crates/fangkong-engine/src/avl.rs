@@ -46,8 +46,8 @@ impl Default for AvlConfig {
     fn default() -> AvlConfig {
         AvlConfig {
             filter: FilterPolicy::default(),
-            queue: 524_288,
-            batch: 131_072,
+            queue: 1_048_576,
+            batch: 262_144,
             enqueue_timeout_ms: 2_000,
             retention_days: 90,
         }

@@ -11,9 +11,12 @@ use crate::positions::{POSITION_COLUMNS, PositionRow, RejectedFix, StoredFix, re
 impl SqliteStore {
     pub async fn write_positions(
         &self,
-        accepted: Vec<StoredFix>,
+        mut accepted: Vec<StoredFix>,
         rejected: Vec<RejectedFix>,
     ) -> Result<u64, StoreError> {
+        // In key order, each insert lands next to the previous one: the B-tree descends
+        // through pages already in hand instead of jumping across the table.
+        accepted.sort_unstable_by_key(|stored| (stored.device_id, stored.fix.fixed_at));
         self.write(move |conn| {
             let mut inserted = 0u64;
             let mut insert = conn.prepare_cached(&format!(
