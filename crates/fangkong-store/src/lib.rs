@@ -73,10 +73,12 @@ macro_rules! dispatch {
 
 // After the macro, so that these modules can use it.
 mod audit;
+mod forces;
 mod identity;
 mod positions;
 
 pub use audit::{AuditHead, AuditQuery};
+pub use forces::SealedMember;
 pub use identity::NodeWrite;
 pub use positions::{RejectedFix, StoredFix};
 

@@ -35,6 +35,7 @@ pub static SQLITE: &[Migration] = &[
     Migration { version: 2, name: "identity", sql: include_str!("../migrations/sqlite/0002_identity.sql") },
     Migration { version: 3, name: "geometry", sql: include_str!("../migrations/sqlite/0003_geometry.sql") },
     Migration { version: 4, name: "positions", sql: include_str!("../migrations/sqlite/0004_positions.sql") },
+    Migration { version: 5, name: "forces", sql: include_str!("../migrations/sqlite/0005_forces.sql") },
 ];
 
 /// PostgreSQL migrations, in order, with the same versions and meaning as [`SQLITE`].
@@ -43,6 +44,7 @@ pub static POSTGRES: &[Migration] = &[
     Migration { version: 2, name: "identity", sql: include_str!("../migrations/postgres/0002_identity.sql") },
     Migration { version: 3, name: "geometry", sql: include_str!("../migrations/postgres/0003_geometry.sql") },
     Migration { version: 4, name: "positions", sql: include_str!("../migrations/postgres/0004_positions.sql") },
+    Migration { version: 5, name: "forces", sql: include_str!("../migrations/postgres/0005_forces.sql") },
 ];
 
 /// A row of `schema_migrations`.

@@ -7,6 +7,7 @@
 
 mod audit;
 mod codes;
+mod forces;
 mod identity;
 mod positions;
 

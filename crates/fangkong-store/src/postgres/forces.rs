@@ -1,0 +1,229 @@
+//! The force registry on PostgreSQL.
+
+use fangkong_core::audit::{AuditEntry, AuditRecord};
+use fangkong_core::forces::{Beat, Shift, Unit};
+use fangkong_core::time::Timestamp;
+
+use super::PgStore;
+use super::audit::append_in;
+use crate::StoreError;
+use crate::error::is_postgres_unique_violation;
+use crate::forces::{SealedMember, category, equipment_list, equipment_text, index_bytes, mode, shape};
+
+impl PgStore {
+    pub async fn save_beat(
+        &self,
+        key: [u8; 32],
+        beat: Beat,
+        at: Timestamp,
+        entry: &AuditEntry,
+    ) -> Result<AuditRecord, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "INSERT INTO beats (code, station, name, shape, updated_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (code) DO UPDATE SET station = excluded.station, name = excluded.name,
+                 shape = excluded.shape, updated_at = excluded.updated_at",
+            &[&beat.code, &beat.station, &beat.name, &beat.shape.to_wkb(), &at.as_millis()],
+        )
+        .await?;
+        let record = append_in(&tx, &key, entry).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    pub async fn list_beats(&self) -> Result<Vec<Beat>, StoreError> {
+        let client = self.client().await?;
+        let rows = client.query("SELECT code, station, name, shape FROM beats ORDER BY code", &[]).await?;
+        rows.iter()
+            .map(|r| {
+                let code: String = r.get(0);
+                Ok(Beat { shape: shape(&code, r.get::<_, &[u8]>(3))?, station: r.get(1), name: r.get(2), code })
+            })
+            .collect()
+    }
+
+    pub async fn save_unit(
+        &self,
+        key: [u8; 32],
+        unit: Unit,
+        at: Timestamp,
+        entry: &AuditEntry,
+    ) -> Result<AuditRecord, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "INSERT INTO force_units (code, call_sign, station, category, mode, equipment, beat, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (code) DO UPDATE SET call_sign = excluded.call_sign, station = excluded.station,
+                 category = excluded.category, mode = excluded.mode, equipment = excluded.equipment,
+                 beat = excluded.beat, updated_at = excluded.updated_at",
+            &[
+                &unit.code,
+                &unit.call_sign,
+                &unit.station,
+                &unit.category.as_str(),
+                &unit.mode.as_str(),
+                &equipment_text(&unit.equipment),
+                &unit.beat,
+                &at.as_millis(),
+            ],
+        )
+        .await?;
+        let record = append_in(&tx, &key, entry).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    pub async fn list_units(&self) -> Result<Vec<Unit>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT code, call_sign, station, category, mode, equipment, beat FROM force_units ORDER BY code",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Unit {
+                    code: r.get(0),
+                    call_sign: r.get(1),
+                    station: r.get(2),
+                    category: category(r.get(3))?,
+                    mode: mode(r.get(4))?,
+                    equipment: equipment_list(r.get(5)),
+                    beat: r.get(6),
+                })
+            })
+            .collect()
+    }
+
+    pub async fn insert_shifts(
+        &self,
+        key: [u8; 32],
+        shifts: Vec<Shift>,
+        entry: &AuditEntry,
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let insert = tx
+            .prepare_cached("INSERT INTO shifts (unit, beat, starts_at, ends_at) VALUES ($1, $2, $3, $4) RETURNING id")
+            .await?;
+        let mut ids = Vec::with_capacity(shifts.len());
+        for shift in &shifts {
+            let row = tx
+                .query_one(
+                    &insert,
+                    &[&shift.unit, &shift.beat, &shift.starts_at.as_millis(), &shift.ends_at.as_millis()],
+                )
+                .await?;
+            ids.push(row.get(0));
+        }
+        append_in(&tx, &key, entry).await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    pub async fn shifts_between(&self, from: Timestamp, to: Timestamp) -> Result<Vec<(i64, Shift)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, unit, beat, starts_at, ends_at FROM shifts
+                 WHERE starts_at < $2::bigint AND starts_at >= $1::bigint - 86400000 AND ends_at > $1::bigint ORDER BY starts_at, id",
+                &[&from.as_millis(), &to.as_millis()],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    Shift {
+                        unit: r.get(1),
+                        beat: r.get(2),
+                        starts_at: Timestamp::from_millis(r.get(3)),
+                        ends_at: Timestamp::from_millis(r.get(4)),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    pub async fn delete_shift(&self, key: [u8; 32], id: i64, entry: &AuditEntry) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        if tx.execute("DELETE FROM shifts WHERE id = $1", &[&id]).await? == 0 {
+            return Err(StoreError::NotFound { entity: "shift", key: id.to_string() });
+        }
+        append_in(&tx, &key, entry).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn insert_member(
+        &self,
+        key: [u8; 32],
+        member: SealedMember,
+        entry: &AuditEntry,
+    ) -> Result<i64, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_one(
+                "INSERT INTO force_members (category, station, unit, name_sealed, id_number_sealed, id_number_index,
+                     phone_sealed, active, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                &[
+                    &member.category.as_str(),
+                    &member.station,
+                    &member.unit,
+                    &member.name_sealed,
+                    &member.id_number_sealed,
+                    &&member.id_number_index[..],
+                    &member.phone_sealed,
+                    &member.active,
+                    &member.created_at.as_millis(),
+                    &member.updated_at.as_millis(),
+                ],
+            )
+            .await
+            .map_err(|e| {
+                if is_postgres_unique_violation(&e) {
+                    StoreError::Conflict { entity: "force member", key: "identity number".into() }
+                } else {
+                    e.into()
+                }
+            })?;
+        append_in(&tx, &key, entry).await?;
+        tx.commit().await?;
+        Ok(row.get(0))
+    }
+
+    pub async fn list_members(&self) -> Result<Vec<SealedMember>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, category, station, unit, name_sealed, id_number_sealed, id_number_index, phone_sealed,
+                        active, created_at, updated_at FROM force_members ORDER BY id",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SealedMember {
+                    id: r.get(0),
+                    category: category(r.get(1))?,
+                    station: r.get(2),
+                    unit: r.get(3),
+                    name_sealed: r.get(4),
+                    id_number_sealed: r.get(5),
+                    id_number_index: index_bytes(r.get::<_, &[u8]>(6))?,
+                    phone_sealed: r.get(7),
+                    active: r.get(8),
+                    created_at: Timestamp::from_millis(r.get(9)),
+                    updated_at: Timestamp::from_millis(r.get(10)),
+                })
+            })
+            .collect()
+    }
+}
