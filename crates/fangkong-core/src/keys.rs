@@ -17,6 +17,10 @@ pub const AUDIT_CHAIN: &str = "audit-chain/v1";
 pub const TOTP_SECRETS: &str = "totp-secrets/v1";
 /// Hashing of device credentials.
 pub const DEVICE_SECRETS: &str = "device-secrets/v1";
+/// Encrypts personal data at rest (names, identity numbers, phones).
+pub const PERSONAL_DATA: &str = "personal-data/v1";
+/// Keys the blind indexes that find personal data by value (identity numbers).
+pub const BLIND_INDEX: &str = "blind-index/v1";
 const KEY_CHECK: &str = "key-check/v1";
 
 /// HMAC-SHA256 of `message` under `key`.

@@ -458,7 +458,7 @@ fn spatial_parent(
 
 // ---- geometry through the `geo` crate --------------------------------------------------------
 
-fn to_geo(area: &Area) -> geo::MultiPolygon<f64> {
+pub(crate) fn to_geo(area: &Area) -> geo::MultiPolygon<f64> {
     let ring = |positions: &Vec<Position>| {
         geo::LineString::from(positions.iter().chain(positions.first()).map(|&[x, y]| (x, y)).collect::<Vec<_>>())
     };
@@ -468,6 +468,36 @@ fn to_geo(area: &Area) -> geo::MultiPolygon<f64> {
             .map(|p| geo::Polygon::new(ring(&p.exterior), p.holes.iter().map(ring).collect()))
             .collect(),
     )
+}
+
+/// An area from the `geo` crate's output (e.g. a union), with RFC 7946 winding.
+pub(crate) fn from_geo(shape: &geo::MultiPolygon<f64>) -> Result<Area, String> {
+    let ring = |line: &geo::LineString<f64>, counter_clockwise: bool| {
+        let mut positions: Vec<Position> = line.coords().map(|c| [c.x, c.y]).collect();
+        if positions.first() != positions.last()
+            && let Some(&first) = positions.first()
+        {
+            positions.push(first);
+        }
+        let open = &positions[..positions.len().saturating_sub(1)];
+        if (fangkong_geo::shape::signed_area2(open) > 0.0) != counter_clockwise {
+            positions.reverse();
+        }
+        positions
+    };
+    let polygons = shape
+        .0
+        .iter()
+        .map(|p| {
+            std::iter::once(ring(p.exterior(), true)).chain(p.interiors().iter().map(|h| ring(h, false))).collect()
+        })
+        .collect();
+    Area::from_rings(polygons).map_err(|e| e.to_string())
+}
+
+/// [`check_validity`] for other use cases' shapes (beats).
+pub(crate) fn check_area(area: &Area) -> Result<(), String> {
+    check_validity(area)
 }
 
 /// Self-intersections, holes outside their polygon, crossing rings, overlapping parts.

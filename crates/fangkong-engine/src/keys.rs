@@ -83,6 +83,14 @@ impl KeyRing {
     pub fn device_secrets(&self) -> [u8; KEY_BYTES] {
         keys::derive(&self.master, keys::DEVICE_SECRETS)
     }
+
+    pub fn personal_data(&self) -> [u8; KEY_BYTES] {
+        keys::derive(&self.master, keys::PERSONAL_DATA)
+    }
+
+    pub fn blind_index(&self) -> [u8; KEY_BYTES] {
+        keys::derive(&self.master, keys::BLIND_INDEX)
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub mod clock;
 mod codes;
 pub mod crypto;
 mod defaults;
+mod forces;
 mod identity;
 mod jurisdictions;
 pub mod keys;
@@ -47,6 +48,7 @@ pub use audit::AuditVerification;
 pub use boundaries::{BoundaryFault, BoundaryImport};
 pub use codes::{CodeChange, NewCode};
 pub use fangkong_store::NodeWrite;
+pub use forces::{BeatCoverage, NewBeat, NewMember};
 pub use identity::{Authenticated, LoginSuccess, NewDevice, TotpSetup, UserChange};
 pub use jurisdictions::{ImportSummary, Location, Placed};
 
@@ -183,6 +185,7 @@ pub struct Engine {
     atlas: RwLock<Arc<Atlas>>,
     identity: identity::IdentityState,
     avl: avl::AvlState,
+    forces: RwLock<forces::ForceState>,
 }
 
 const KEY_CHECK: &str = "key.check";
@@ -228,10 +231,12 @@ impl Engine {
             atlas: RwLock::default(),
             identity,
             avl,
+            forces: RwLock::default(),
         };
         engine.seed_defaults().await?;
         engine.load_codes().await?;
         engine.load_jurisdictions().await?;
+        engine.load_forces().await?;
         engine.load_identity().await?;
         tracing::info!(
             backend = engine.store.backend().as_str(),

@@ -101,10 +101,16 @@ pub enum Action {
     ReadAudit,
     /// Live positions and tracks of patrol units (where officers are: sensitive).
     ReadPositions,
+    /// Units, beats, the roster and coverage reports.
+    ReadForces,
+    /// Change units, beats, the roster and members.
+    ManageForces,
+    /// Members' names, identity numbers and phones (personal data).
+    ReadForceMembers,
 }
 
 impl Action {
-    pub const ALL: [Action; 11] = [
+    pub const ALL: [Action; 14] = [
         Action::ManageOwnAccount,
         Action::ReadCodes,
         Action::ManageCodes,
@@ -116,6 +122,9 @@ impl Action {
         Action::ManageDevices,
         Action::ReadAudit,
         Action::ReadPositions,
+        Action::ReadForces,
+        Action::ManageForces,
+        Action::ReadForceMembers,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -131,6 +140,9 @@ impl Action {
             Action::ManageDevices => "manage_devices",
             Action::ReadAudit => "read_audit",
             Action::ReadPositions => "read_positions",
+            Action::ReadForces => "read_forces",
+            Action::ManageForces => "manage_forces",
+            Action::ReadForceMembers => "read_force_members",
         }
     }
 }
@@ -162,6 +174,13 @@ pub const PERMISSIONS: &[(Action, &[Role])] = &[
         Action::ReadPositions,
         &[Role::Commander, Role::Dispatcher, Role::PatrolMember, Role::CommunityOfficer, Role::Analyst],
     ),
+    (
+        Action::ReadForces,
+        &[Role::Commander, Role::Dispatcher, Role::PatrolMember, Role::CommunityOfficer, Role::Analyst],
+    ),
+    // The commander runs the force; the administrator keeps its registry.
+    (Action::ManageForces, &[Role::Commander, Role::Administrator]),
+    (Action::ReadForceMembers, &[Role::Commander, Role::Administrator]),
 ];
 
 /// Whether the table lets `role` take `action`.

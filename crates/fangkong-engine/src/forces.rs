@@ -1,0 +1,433 @@
+//! The force registry: beats, units, the roster, members (personal data), and the coverage
+//! report that compares the roster with where on-duty units actually were.
+//!
+//! Beats and units are few (thousands) and read often: they live in memory and are written
+//! through to the store. Shifts are read by time window from the store. Members are
+//! personal data: their name, identity number and phone are sealed under the personal-data
+//! key (bound to the member's blind index, so a sealed value moved to another row does not
+//! open), the identity number is found by a keyed blind index, and every read is audited
+//! with its purpose.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use fangkong_core::audit::Outcome;
+use fangkong_core::auth::Action;
+use fangkong_core::forces::{
+    Beat, ForceCategory, HourCoverage, Member, Shift, Trace, Unit, check_id_number, check_shift, coverage,
+};
+use fangkong_core::jurisdiction::{Chain, JurisdictionKind};
+use fangkong_core::keys::hmac_sha256;
+use fangkong_core::time::Timestamp;
+use fangkong_geo::Area;
+use fangkong_store::SealedMember;
+use geo::BooleanOps;
+
+use crate::{Caller, Engine, EngineError, crypto};
+
+/// What the engine holds of the registry.
+#[derive(Debug, Default)]
+pub(crate) struct ForceState {
+    beats: BTreeMap<String, Beat>,
+    units: BTreeMap<String, Unit>,
+}
+
+/// A beat to save: drawn (`shape`) or made of grids (`grids`, their union).
+#[derive(Clone, Debug)]
+pub struct NewBeat {
+    pub code: String,
+    pub station: String,
+    pub name: String,
+    pub shape: Option<Area>,
+    pub grids: Vec<String>,
+}
+
+/// A member to register.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewMember {
+    pub category: ForceCategory,
+    pub station: String,
+    pub unit: Option<String>,
+    pub name: String,
+    pub id_number: String,
+    pub phone: Option<String>,
+}
+
+/// One beat's coverage over a period, hour by hour.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BeatCoverage {
+    pub beat: String,
+    pub station: String,
+    pub hours: Vec<(Timestamp, HourCoverage)>,
+}
+
+fn check_code(field: &'static str, code: &str) -> Result<(), EngineError> {
+    if (1..=32).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        Ok(())
+    } else {
+        Err(EngineError::Invalid { field, message: "1–32 letters, digits, - or _".into() })
+    }
+}
+
+fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), EngineError> {
+    if text.trim().is_empty() || text.chars().count() > max || text.chars().any(char::is_control) {
+        Err(EngineError::Invalid { field, message: format!("1–{max} characters, no control characters") })
+    } else {
+        Ok(())
+    }
+}
+
+impl Engine {
+    pub(crate) async fn load_forces(&self) -> Result<(), EngineError> {
+        let beats = self.store.list_beats().await?;
+        let units = self.store.list_units().await?;
+        let mut state = self.forces.write().expect("forces lock");
+        state.beats = beats.into_iter().map(|b| (b.code.clone(), b)).collect();
+        state.units = units.into_iter().map(|u| (u.code.clone(), u)).collect();
+        Ok(())
+    }
+
+    /// The chain of a police station, which must exist.
+    fn station_chain(&self, station: &str) -> Result<Chain, EngineError> {
+        match self.jurisdiction(station) {
+            Some(node) if node.kind == JurisdictionKind::PoliceStation => {
+                Ok(self.chain_of(station).unwrap_or_default())
+            }
+            Some(node) => Err(EngineError::Invalid {
+                field: "station",
+                message: format!("{station} is a {}, not a police station", node.kind),
+            }),
+            None => Err(EngineError::NotFound { entity: "jurisdiction", key: station.into() }),
+        }
+    }
+
+    /// Saves (adds or replaces) a beat under a police station in the caller's jurisdiction.
+    pub async fn save_beat(&self, caller: &Caller, new: NewBeat) -> Result<Beat, EngineError> {
+        check_code("code", &new.code)?;
+        check_text("name", &new.name, 64)?;
+        let place = self.station_chain(&new.station)?;
+        self.authorize(caller, Action::ManageForces, Some(&place), "beat.save", Some(("beat", &new.code))).await?;
+        let shape = match (new.shape, new.grids.is_empty()) {
+            (Some(shape), true) => shape,
+            (None, false) => self.union_of_grids(&new.grids)?,
+            _ => {
+                return Err(EngineError::Invalid { field: "shape", message: "give either a shape or grids".into() });
+            }
+        };
+        crate::boundaries::check_area(&shape).map_err(|message| EngineError::Invalid { field: "shape", message })?;
+        let beat = Beat { code: new.code, station: new.station, name: new.name, shape };
+        let _serial = self.admin_writes.lock().await;
+        let entry = caller.entry(self.now(), "beat.save", Outcome::Allowed).target("beat", &beat.code);
+        self.store.save_beat(&beat, self.now(), &entry).await?;
+        self.forces.write().expect("forces lock").beats.insert(beat.code.clone(), beat.clone());
+        Ok(beat)
+    }
+
+    fn union_of_grids(&self, grids: &[String]) -> Result<Area, EngineError> {
+        let atlas = self.atlas();
+        let mut union: Option<geo::MultiPolygon<f64>> = None;
+        for code in grids {
+            let shape = atlas.shape(code).ok_or_else(|| EngineError::NotFound { entity: "grid", key: code.clone() })?;
+            let shape = crate::boundaries::to_geo(shape);
+            union = Some(match union {
+                None => shape,
+                Some(sum) => sum.union(&shape),
+            });
+        }
+        let union = union.ok_or_else(|| EngineError::Invalid { field: "grids", message: "no grids".into() })?;
+        crate::boundaries::from_geo(&union).map_err(|message| EngineError::Invalid { field: "grids", message })
+    }
+
+    /// Beats under the police stations in the caller's jurisdiction.
+    pub async fn beats(&self, caller: &Caller) -> Result<Vec<Beat>, EngineError> {
+        self.authorize(caller, Action::ReadForces, None, "beat.list", None).await?;
+        let state = self.forces.read().expect("forces lock");
+        Ok(state.beats.values().filter(|b| self.sees(caller, Action::ReadForces, &b.station)).cloned().collect())
+    }
+
+    fn sees(&self, caller: &Caller, action: Action, station: &str) -> bool {
+        self.chain_of(station).is_some_and(|chain| caller.actor.check_in(action, &chain).is_ok())
+    }
+
+    /// Saves (adds or replaces) a unit at a police station in the caller's jurisdiction.
+    pub async fn save_unit(&self, caller: &Caller, unit: Unit) -> Result<Unit, EngineError> {
+        check_code("code", &unit.code)?;
+        check_text("call_sign", &unit.call_sign, 32)?;
+        if unit.equipment.len() > 64 || unit.equipment.iter().any(|e| check_text("equipment", e, 64).is_err()) {
+            return Err(EngineError::Invalid {
+                field: "equipment",
+                message: "at most 64 items of 1–64 characters".into(),
+            });
+        }
+        let place = self.station_chain(&unit.station)?;
+        self.authorize(caller, Action::ManageForces, Some(&place), "unit.save", Some(("unit", &unit.code))).await?;
+        if let Some(beat) = &unit.beat
+            && !self.forces.read().expect("forces lock").beats.contains_key(beat)
+        {
+            return Err(EngineError::NotFound { entity: "beat", key: beat.clone() });
+        }
+        let _serial = self.admin_writes.lock().await;
+        let entry = caller.entry(self.now(), "unit.save", Outcome::Allowed).target("unit", &unit.code);
+        self.store.save_unit(&unit, self.now(), &entry).await?;
+        self.forces.write().expect("forces lock").units.insert(unit.code.clone(), unit.clone());
+        Ok(unit)
+    }
+
+    /// Units at the police stations in the caller's jurisdiction.
+    pub async fn units(&self, caller: &Caller) -> Result<Vec<Unit>, EngineError> {
+        self.authorize(caller, Action::ReadForces, None, "unit.list", None).await?;
+        let state = self.forces.read().expect("forces lock");
+        Ok(state.units.values().filter(|u| self.sees(caller, Action::ReadForces, &u.station)).cloned().collect())
+    }
+
+    /// Adds shifts to the roster, all or none: each unit and beat must exist, the unit's
+    /// station lie in the caller's jurisdiction, and no shift overlap another of its unit.
+    pub async fn add_shifts(&self, caller: &Caller, shifts: Vec<Shift>) -> Result<Vec<i64>, EngineError> {
+        if shifts.is_empty() || shifts.len() > 10_000 {
+            return Err(EngineError::Invalid { field: "shifts", message: "1–10,000 shifts".into() });
+        }
+        let stations: Vec<String> = {
+            let state = self.forces.read().expect("forces lock");
+            shifts
+                .iter()
+                .map(|shift| {
+                    if !state.beats.contains_key(&shift.beat) {
+                        return Err(EngineError::NotFound { entity: "beat", key: shift.beat.clone() });
+                    }
+                    state
+                        .units
+                        .get(&shift.unit)
+                        .map(|u| u.station.clone())
+                        .ok_or_else(|| EngineError::NotFound { entity: "unit", key: shift.unit.clone() })
+                })
+                .collect::<Result<_, _>>()?
+        };
+        for (shift, station) in shifts.iter().zip(&stations) {
+            let place = self.chain_of(station).unwrap_or_default();
+            self.authorize(caller, Action::ManageForces, Some(&place), "roster.add", Some(("unit", &shift.unit)))
+                .await?;
+        }
+        let _serial = self.admin_writes.lock().await;
+        let from = shifts.iter().map(|s| s.starts_at).min().unwrap_or_default();
+        let to = shifts.iter().map(|s| s.ends_at).max().unwrap_or_default();
+        let mut known: Vec<Shift> = self.store.shifts_between(from, to).await?.into_iter().map(|(_, s)| s).collect();
+        for shift in &shifts {
+            check_shift(shift, &known).map_err(|e| EngineError::Invalid { field: "shifts", message: e.to_string() })?;
+            known.push(shift.clone());
+        }
+        let entry = caller.entry(self.now(), "roster.add", Outcome::Allowed).detail(format!(
+            "{} shifts, {} to {}",
+            shifts.len(),
+            from,
+            to
+        ));
+        Ok(self.store.insert_shifts(&shifts, &entry).await?)
+    }
+
+    /// The shifts running in `from..to` of the units the caller may see.
+    pub async fn roster(
+        &self,
+        caller: &Caller,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(i64, Shift)>, EngineError> {
+        self.authorize(caller, Action::ReadForces, None, "roster.read", None).await?;
+        let shifts = self.store.shifts_between(from, to).await?;
+        let state = self.forces.read().expect("forces lock");
+        Ok(shifts
+            .into_iter()
+            .filter(|(_, shift)| {
+                state.units.get(&shift.unit).is_some_and(|u| self.sees(caller, Action::ReadForces, &u.station))
+            })
+            .collect())
+    }
+
+    /// Coverage of every beat inside `within` (a node in the caller's jurisdiction), hour by
+    /// hour from the hour holding `from` to `to`: minutes with an on-duty unit inside,
+    /// against the minutes the roster planned. Units' positions come from their trackers'
+    /// history (devices registered with the unit's code).
+    pub async fn coverage_report(
+        &self,
+        caller: &Caller,
+        within: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<BeatCoverage>, EngineError> {
+        let place = self
+            .chain_of(within)
+            .ok_or_else(|| EngineError::NotFound { entity: "jurisdiction", key: within.into() })?;
+        self.authorize(caller, Action::ReadForces, Some(&place), "coverage.read", None).await?;
+        let hour_ms = 3_600_000;
+        let first = Timestamp::from_millis(from.as_millis().div_euclid(hour_ms) * hour_ms);
+        let hours: Vec<Timestamp> =
+            (0..).map(|h| first.plus_millis(h * hour_ms)).take_while(|h| *h < to).take(24 * 31).collect();
+        let scope = self.scope(within)?;
+        let beats: Vec<Beat> = {
+            let state = self.forces.read().expect("forces lock");
+            state
+                .beats
+                .values()
+                .filter(|b| self.chain_of(&b.station).is_some_and(|c| scope.covers(&c)))
+                .cloned()
+                .collect()
+        };
+        let shifts: Vec<Shift> = self.store.shifts_between(first, to).await?.into_iter().map(|(_, s)| s).collect();
+        // Traces of every unit on duty in the window (a unit from elsewhere passing
+        // through covers a beat too).
+        let units: BTreeSet<&str> = shifts.iter().map(|s| s.unit.as_str()).collect();
+        let devices: Vec<(String, i64)> = self
+            .identity
+            .devices
+            .read()
+            .expect("devices lock")
+            .values()
+            .filter_map(|d| d.unit.as_ref().filter(|u| units.contains(u.as_str())).map(|u| (u.clone(), d.id)))
+            .collect();
+        let mut traces: BTreeMap<String, Trace> = BTreeMap::new();
+        let end = hours.last().map_or(to, |h| h.plus_millis(hour_ms));
+        for (unit, device) in devices {
+            let fixes =
+                self.store.track(device, first.plus_millis(-fangkong_core::forces::FIX_HOLD_MS), end, 200_000).await?;
+            let trace = traces.entry(unit.clone()).or_insert_with(|| Trace { unit, fixes: Vec::new() });
+            trace.fixes.extend(fixes.into_iter().map(|f| (f.fix.fixed_at, f.fix.point)));
+        }
+        let traces: Vec<Trace> = traces
+            .into_values()
+            .map(|mut t| {
+                t.fixes.sort_by_key(|(at, _)| *at);
+                t
+            })
+            .collect();
+        Ok(beats
+            .iter()
+            .map(|beat| BeatCoverage {
+                beat: beat.code.clone(),
+                station: beat.station.clone(),
+                hours: coverage(&beat.code, &beat.shape, &hours, &shifts, &traces).into_iter().collect(),
+            })
+            .collect())
+    }
+
+    // ---- members (personal data) ------------------------------------------------------------
+
+    fn member_index(&self, id_number: &str) -> [u8; 32] {
+        hmac_sha256(&self.config.keys.blind_index(), id_number.to_ascii_uppercase().as_bytes())
+    }
+
+    fn member_context(index: &[u8; 32], field: &str) -> Vec<u8> {
+        [b"force-member:".as_slice(), index, b":", field.as_bytes()].concat()
+    }
+
+    /// Registers a member at a police station in the caller's jurisdiction.
+    pub async fn add_member(&self, caller: &Caller, new: NewMember) -> Result<Member, EngineError> {
+        check_text("name", &new.name, 32)?;
+        let id_number = new.id_number.trim().to_ascii_uppercase();
+        if !check_id_number(&id_number) {
+            return Err(EngineError::Invalid {
+                field: "id_number",
+                message: "18 characters: 17 digits and the GB 11643 check character".into(),
+            });
+        }
+        if let Some(phone) = &new.phone
+            && !(phone.len() <= 20 && phone.bytes().all(|b| b.is_ascii_digit() || b == b'+' || b == b'-'))
+        {
+            return Err(EngineError::Invalid { field: "phone", message: "digits, + and -, at most 20".into() });
+        }
+        let place = self.station_chain(&new.station)?;
+        self.authorize(caller, Action::ManageForces, Some(&place), "member.add", None).await?;
+        if let Some(unit) = &new.unit
+            && !self.forces.read().expect("forces lock").units.contains_key(unit)
+        {
+            return Err(EngineError::NotFound { entity: "unit", key: unit.clone() });
+        }
+        let key = self.config.keys.personal_data();
+        let index = self.member_index(&id_number);
+        let seal =
+            |field: &str, value: &str| crypto::seal(&key, &Engine::member_context(&index, field), value.as_bytes());
+        let now = self.now();
+        let sealed = SealedMember {
+            id: 0,
+            category: new.category,
+            station: new.station.clone(),
+            unit: new.unit.clone(),
+            name_sealed: seal("name", &new.name),
+            id_number_sealed: seal("id_number", &id_number),
+            id_number_index: index,
+            phone_sealed: new.phone.as_deref().map(|p| seal("phone", p)),
+            active: true,
+            created_at: now,
+            updated_at: now,
+        };
+        // The record names the member by category and station, never by name or number.
+        let entry = caller.entry(now, "member.add", Outcome::Allowed).detail(format!(
+            "{} at {}",
+            new.category.as_str(),
+            new.station
+        ));
+        let id = self.store.insert_member(&sealed, &entry).await?;
+        Ok(Member {
+            id,
+            category: new.category,
+            station: new.station,
+            unit: new.unit,
+            name: new.name,
+            id_number,
+            phone: new.phone,
+            active: true,
+        })
+    }
+
+    fn open_member(&self, sealed: &SealedMember) -> Result<Member, EngineError> {
+        let key = self.config.keys.personal_data();
+        let open = |field: &str, bytes: &[u8]| {
+            crypto::open(&key, &Engine::member_context(&sealed.id_number_index, field), bytes)
+                .and_then(|plain| String::from_utf8(plain).ok())
+                .ok_or_else(|| {
+                    EngineError::Store(fangkong_store::StoreError::Corrupt(format!(
+                        "member {} {field} does not open",
+                        sealed.id
+                    )))
+                })
+        };
+        Ok(Member {
+            id: sealed.id,
+            category: sealed.category,
+            station: sealed.station.clone(),
+            unit: sealed.unit.clone(),
+            name: open("name", &sealed.name_sealed)?,
+            id_number: open("id_number", &sealed.id_number_sealed)?,
+            phone: sealed.phone_sealed.as_deref().map(|p| open("phone", p)).transpose()?,
+            active: sealed.active,
+        })
+    }
+
+    /// Members at the stations in the caller's jurisdiction (personal data: audited with the
+    /// caller's purpose before anything is returned).
+    pub async fn members(&self, caller: &Caller, station: Option<&str>) -> Result<Vec<Member>, EngineError> {
+        self.authorize(caller, Action::ReadForceMembers, None, "member.list", None).await?;
+        let target = station.unwrap_or("*");
+        self.audit_personal_read(caller, "member.list", ("station", target), None).await?;
+        let sealed = self.store.list_members().await?;
+        sealed
+            .iter()
+            .filter(|m| station.is_none_or(|s| m.station == s))
+            .filter(|m| self.sees(caller, Action::ReadForceMembers, &m.station))
+            .map(|m| self.open_member(m))
+            .collect()
+    }
+
+    /// The member with this identity number, found by its blind index (audited).
+    pub async fn member_by_id_number(&self, caller: &Caller, id_number: &str) -> Result<Member, EngineError> {
+        self.authorize(caller, Action::ReadForceMembers, None, "member.find", None).await?;
+        self.audit_personal_read(caller, "member.find", ("member", "by identity number"), None).await?;
+        let index = self.member_index(id_number.trim());
+        let sealed = self.store.list_members().await?;
+        let found = sealed.iter().find(|m| m.id_number_index == index);
+        match found {
+            Some(m) if self.sees(caller, Action::ReadForceMembers, &m.station) => self.open_member(m),
+            _ => Err(EngineError::NotFound { entity: "member", key: "with this identity number".into() }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
