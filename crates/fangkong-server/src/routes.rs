@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::api::{audit, auth, codes, devices, jurisdictions, positions, stream, system, users};
+use crate::api::{audit, auth, codes, devices, forces, jurisdictions, positions, stream, system, users};
 use crate::error::ApiError;
 use crate::{AppState, health, metrics};
 
@@ -34,6 +34,7 @@ use crate::{AppState, health, metrics};
         (name = "audit", description = "The tamper-evident audit trail (auditors)"),
         (name = "jurisdictions", description = "The jurisdiction tree (辖区)"),
         (name = "positions", description = "Live positions of trackers and their history (AVL)"),
+        (name = "forces", description = "The force registry: beats (巡区), units, the roster, coverage, members"),
         (name = "codes", description = "Code tables (代码表): incident types, sources, dispositions"),
     ),
     components(schemas(crate::error::ErrorBody)),
@@ -79,6 +80,11 @@ pub(crate) fn api_v1() -> OpenApiRouter<AppState> {
         .routes(routes!(positions::track))
         .routes(routes!(positions::refused))
         .routes(routes!(stream::stream))
+        .routes(routes!(forces::list_beats, forces::save_beat))
+        .routes(routes!(forces::list_units, forces::save_unit))
+        .routes(routes!(forces::roster, forces::add_shifts))
+        .routes(routes!(forces::coverage))
+        .routes(routes!(forces::list_members, forces::add_member))
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::verify_audit))
         .routes(routes!(jurisdictions::list_jurisdictions))

@@ -6,6 +6,7 @@ mod support;
 mod auth;
 mod codes;
 mod errors;
+mod forces;
 mod jurisdictions;
 mod matrix;
 mod metrics;

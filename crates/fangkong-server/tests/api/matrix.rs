@@ -44,6 +44,8 @@ enum Place {
 
 const ADMIN: &[Role] = &[Role::Administrator];
 const AUDITOR: &[Role] = &[Role::Auditor];
+/// Who runs the force and keeps its registry.
+const FORCE_MANAGERS: &[Role] = &[Role::Commander, Role::Administrator];
 /// Who sees where units are: those who send, lead or are units, and analysts.
 const POSITIONS: &[Role] =
     &[Role::Commander, Role::Dispatcher, Role::PatrolMember, Role::CommunityOfficer, Role::Analyst];
@@ -70,6 +72,15 @@ const ROUTES: &[(&str, &str, Who, Place, bool)] = &[
     ("POST", "/api/v1/devices/{unique_id}/revoke", Who::Roles(ADMIN), Place::Located, false),
     ("POST", "/api/v1/devices/{unique_id}/heartbeat", Who::Devices, Place::Located, false),
     ("GET", "/api/v1/positions", Who::Roles(POSITIONS), Place::Unlocated, false),
+    ("GET", "/api/v1/beats", Who::Roles(POSITIONS), Place::Unlocated, false),
+    ("POST", "/api/v1/beats", Who::Roles(FORCE_MANAGERS), Place::Located, false),
+    ("GET", "/api/v1/units", Who::Roles(POSITIONS), Place::Unlocated, false),
+    ("POST", "/api/v1/units", Who::Roles(FORCE_MANAGERS), Place::Located, false),
+    ("GET", "/api/v1/roster", Who::Roles(POSITIONS), Place::Unlocated, false),
+    ("POST", "/api/v1/roster", Who::Roles(FORCE_MANAGERS), Place::Located, false),
+    ("GET", "/api/v1/coverage", Who::Roles(POSITIONS), Place::Located, false),
+    ("GET", "/api/v1/members", Who::Roles(FORCE_MANAGERS), Place::Unlocated, true),
+    ("POST", "/api/v1/members", Who::Roles(FORCE_MANAGERS), Place::Located, false),
     // A plain GET passes the checks and is then told to upgrade (426): counted as allowed.
     ("GET", "/api/v1/stream", Who::Roles(POSITIONS), Place::Unlocated, false),
     ("GET", "/api/v1/devices/{unique_id}/track", Who::Roles(POSITIONS), Place::Located, false),
@@ -143,6 +154,20 @@ fn expected(who: Who, place: Place, subject: Subject, inside: bool) -> Verdict {
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(1);
+
+/// The police station inside (Futian) or outside (Luohu) the callers' jurisdiction.
+fn station(inside: bool) -> &'static str {
+    if inside { "PS440304-01" } else { "PS440303-01" }
+}
+
+/// A valid identity number not used before in this run.
+fn fresh_id_number() -> String {
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let first17 = format!("110105{:04}0101{:03}", 1950 + n / 1000, n % 1000);
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = first17.bytes().zip(WEIGHTS).map(|(b, w)| u32::from(b - b'0') * w).sum();
+    format!("{first17}{}", b"10X98765432"[(sum % 11) as usize] as char)
+}
 
 fn fresh(prefix: &str) -> String {
     format!("{prefix}{}", NEXT.fetch_add(1, Ordering::Relaxed))
@@ -275,6 +300,61 @@ async fn prepare(server: &TestServer, method: &str, template: &str, subject: Sub
         ("GET", "/api/v1/devices/{unique_id}/track" | "/api/v1/devices/{unique_id}/refused") => {
             let (id, _) = new_device(server, area).await;
             template.replace("{unique_id}", &id)
+        }
+        ("POST", "/api/v1/beats") => {
+            let n = f64::from(NEXT.fetch_add(1, Ordering::Relaxed) % 5000);
+            let (x, y) = (114.0 + (n % 90.0) * 0.001, 22.5 + (n / 90.0).floor() * 0.001);
+            body = Some(json!({"code": fresh("b"), "station": station(inside), "name": "巡区",
+                "geometry": {"type": "Polygon", "coordinates": [[[x, y], [x + 0.0005, y], [x + 0.0005, y + 0.0005], [x, y + 0.0005], [x, y]]]}}));
+            template.to_string()
+        }
+        ("POST", "/api/v1/units") => {
+            body = Some(
+                json!({"code": fresh("u"), "call_sign": "巡逻", "station": station(inside), "category": "police", "mode": "foot"}),
+            );
+            template.to_string()
+        }
+        ("POST", "/api/v1/roster") => {
+            let unit = fresh("ru");
+            let beat = fresh("rb");
+            let system = Caller::system("test");
+            let square = fangkong_geo::Area::from_rings(vec![vec![vec![
+                [114.0, 22.5],
+                [114.001, 22.5],
+                [114.001, 22.501],
+                [114.0, 22.501],
+                [114.0, 22.5],
+            ]]])
+            .unwrap();
+            let new_beat = fangkong_engine::NewBeat {
+                code: beat.clone(),
+                station: station(inside).into(),
+                name: "巡区".into(),
+                shape: Some(square),
+                grids: Vec::new(),
+            };
+            server.engine.save_beat(&system, new_beat).await.unwrap();
+            let new_unit = fangkong_core::forces::Unit {
+                code: unit.clone(),
+                call_sign: "巡逻".into(),
+                station: station(inside).into(),
+                category: fangkong_core::forces::ForceCategory::Police,
+                mode: fangkong_core::forces::PatrolMode::Foot,
+                equipment: Vec::new(),
+                beat: None,
+            };
+            server.engine.save_unit(&system, new_unit).await.unwrap();
+            body = Some(
+                json!({"shifts": [{"unit": unit, "beat": beat, "starts_at": "2025-11-28T00:00:00Z", "ends_at": "2025-11-28T08:00:00Z"}]}),
+            );
+            template.to_string()
+        }
+        ("GET", "/api/v1/coverage") => format!("{template}?within={area}"),
+        ("POST", "/api/v1/members") => {
+            body = Some(
+                json!({"category": "volunteer", "station": station(inside), "name": "张伟", "id_number": fresh_id_number()}),
+            );
+            template.to_string()
         }
         ("POST", "/api/v1/codes/{kind}") => {
             body = Some(json!({"code": fresh("case_"), "name_zh": "测试处置", "name_en": "Test disposition"}));

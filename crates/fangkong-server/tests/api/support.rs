@@ -138,6 +138,7 @@ impl TestServer {
             node("440304001001", Community, Some("440304001"), "园东社区"),
             node("440303001", Subdistrict, Some(LUOHU), "桂园街道"),
             node("PS440304-01", PoliceStation, Some(FUTIAN), "园岭派出所"),
+            node("PS440303-01", PoliceStation, Some(LUOHU), "桂园派出所"),
         ];
         // The two districts get rectangles side by side (Futian west of 114.1°E, Luohu east),
         // so lookups and boundary imports have ground to work on.
