@@ -52,6 +52,14 @@ pub struct NewMember {
     pub phone: Option<String>,
 }
 
+/// A unit on duty: its shift and where its trackers are.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OnDuty {
+    pub unit: Unit,
+    pub shift: Shift,
+    pub positions: Vec<crate::avl::LivePosition>,
+}
+
 /// One beat's coverage over a period, hour by hour.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BeatCoverage {
@@ -177,6 +185,38 @@ impl Engine {
         self.authorize(caller, Action::ReadForces, None, "unit.list", None).await?;
         let state = self.forces.read().expect("forces lock");
         Ok(state.units.values().filter(|u| self.sees(caller, Action::ReadForces, &u.station)).cloned().collect())
+    }
+
+    /// The trackers registered with a unit (no authorisation: for showing a unit the caller
+    /// was already allowed to see).
+    pub fn unit_devices(&self, unit: &str) -> Vec<String> {
+        let devices = self.identity.devices.read().expect("devices lock");
+        let mut ids: Vec<String> = devices
+            .values()
+            .filter(|d| d.unit.as_deref() == Some(unit) && d.revoked_at.is_none())
+            .map(|d| d.unique_id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// The units on duty at `at` (on a shift of the roster) that the caller may see, with
+    /// their shift and the latest position of their trackers.
+    pub async fn on_duty(&self, caller: &Caller, at: Timestamp) -> Result<Vec<OnDuty>, EngineError> {
+        let shifts = self.roster(caller, at, at.plus_millis(1)).await?;
+        let units = self.forces.read().expect("forces lock").units.clone();
+        Ok(shifts
+            .into_iter()
+            .filter_map(|(_, shift)| {
+                let unit = units.get(&shift.unit)?.clone();
+                let positions = self
+                    .unit_devices(&unit.code)
+                    .iter()
+                    .filter_map(|device| self.live_position_of(caller, device))
+                    .collect();
+                Some(OnDuty { unit, shift, positions })
+            })
+            .collect())
     }
 
     /// Adds shifts to the roster, all or none: each unit and beat must exist, the unit's

@@ -48,7 +48,7 @@ pub use audit::AuditVerification;
 pub use boundaries::{BoundaryFault, BoundaryImport};
 pub use codes::{CodeChange, NewCode};
 pub use fangkong_store::NodeWrite;
-pub use forces::{BeatCoverage, NewBeat, NewMember};
+pub use forces::{BeatCoverage, NewBeat, NewMember, OnDuty};
 pub use identity::{Authenticated, LoginSuccess, NewDevice, TotpSetup, UserChange};
 pub use jurisdictions::{ImportSummary, Location, Placed};
 

@@ -82,6 +82,7 @@ pub(crate) fn api_v1() -> OpenApiRouter<AppState> {
         .routes(routes!(stream::stream))
         .routes(routes!(forces::list_beats, forces::save_beat))
         .routes(routes!(forces::list_units, forces::save_unit))
+        .routes(routes!(forces::on_duty))
         .routes(routes!(forces::roster, forces::add_shifts))
         .routes(routes!(forces::coverage))
         .routes(routes!(forces::list_members, forces::add_member))

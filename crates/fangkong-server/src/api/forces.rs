@@ -122,6 +122,9 @@ pub struct UnitBody {
     #[serde(default)]
     pub equipment: Vec<String>,
     pub beat: Option<String>,
+    /// Its trackers (devices registered with the unit's code); read only.
+    #[serde(default, skip_deserializing)]
+    pub devices: Vec<String>,
 }
 
 impl From<&Unit> for UnitBody {
@@ -134,15 +137,67 @@ impl From<&Unit> for UnitBody {
             mode: unit.mode.as_str().into(),
             equipment: unit.equipment.clone(),
             beat: unit.beat.clone(),
+            devices: Vec::new(),
         }
     }
+}
+
+fn unit_body(state: &AppState, unit: &Unit) -> UnitBody {
+    UnitBody { devices: state.engine.unit_devices(&unit.code), ..UnitBody::from(unit) }
 }
 
 /// Units at the police stations in your jurisdiction.
 #[utoipa::path(get, path = "/units", tag = "forces", security(("bearer" = [])),
     responses((status = 200, description = "units", body = [UnitBody]), (status = 403, description = "forbidden", body = ErrorBody)))]
 pub async fn list_units(State(state): State<AppState>, session: UserSession) -> Result<Json<Vec<UnitBody>>, ApiError> {
-    Ok(Json(state.engine.units(&session.caller).await?.iter().map(UnitBody::from).collect()))
+    Ok(Json(state.engine.units(&session.caller).await?.iter().map(|u| unit_body(&state, u)).collect()))
+}
+
+#[derive(Serialize, ToSchema, Debug)]
+pub struct OnDutyBody {
+    pub unit: UnitBody,
+    pub shift: ShiftBody,
+    /// The latest positions of its trackers that you may see.
+    pub positions: Vec<crate::api::positions::LivePositionBody>,
+}
+
+#[derive(Deserialize, IntoParams, Debug)]
+#[into_params(parameter_in = Query)]
+pub struct AtQuery {
+    /// The instant (RFC 3339); default: now.
+    pub at: Option<String>,
+}
+
+/// The units on duty (on a shift of the roster) at an instant, with their shift and where
+/// their trackers are.
+#[utoipa::path(get, path = "/units/on-duty", tag = "forces", security(("bearer" = [])), params(AtQuery),
+    responses((status = 200, description = "units on duty", body = [OnDutyBody]), (status = 403, description = "forbidden", body = ErrorBody)))]
+pub async fn on_duty(
+    State(state): State<AppState>,
+    session: UserSession,
+    Query(query): Query<AtQuery>,
+) -> Result<Json<Vec<OnDutyBody>>, ApiError> {
+    let at = match &query.at {
+        Some(text) => parse_rfc3339("at", text)?,
+        None => state.engine.now(),
+    };
+    let on_duty = state.engine.on_duty(&session.caller, at).await?;
+    Ok(Json(
+        on_duty
+            .iter()
+            .map(|d| OnDutyBody {
+                unit: unit_body(&state, &d.unit),
+                shift: ShiftBody {
+                    id: None,
+                    unit: d.shift.unit.clone(),
+                    beat: d.shift.beat.clone(),
+                    starts_at: rfc3339(d.shift.starts_at),
+                    ends_at: rfc3339(d.shift.ends_at),
+                },
+                positions: d.positions.iter().map(crate::api::positions::LivePositionBody::from).collect(),
+            })
+            .collect(),
+    ))
 }
 
 /// Adds or replaces a unit.
@@ -165,7 +220,7 @@ pub async fn save_unit(
         equipment: body.equipment,
         beat: body.beat,
     };
-    Ok(Json(UnitBody::from(&state.engine.save_unit(&session.caller, unit).await?)))
+    Ok(Json(unit_body(&state, &state.engine.save_unit(&session.caller, unit).await?)))
 }
 
 // ---- the roster ---------------------------------------------------------------------------

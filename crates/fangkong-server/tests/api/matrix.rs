@@ -76,6 +76,7 @@ const ROUTES: &[(&str, &str, Who, Place, bool)] = &[
     ("POST", "/api/v1/beats", Who::Roles(FORCE_MANAGERS), Place::Located, false),
     ("GET", "/api/v1/units", Who::Roles(POSITIONS), Place::Unlocated, false),
     ("POST", "/api/v1/units", Who::Roles(FORCE_MANAGERS), Place::Located, false),
+    ("GET", "/api/v1/units/on-duty", Who::Roles(POSITIONS), Place::Unlocated, false),
     ("GET", "/api/v1/roster", Who::Roles(POSITIONS), Place::Unlocated, false),
     ("POST", "/api/v1/roster", Who::Roles(FORCE_MANAGERS), Place::Located, false),
     ("GET", "/api/v1/coverage", Who::Roles(POSITIONS), Place::Located, false),
