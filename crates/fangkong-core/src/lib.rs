@@ -12,6 +12,7 @@ pub mod audit;
 pub mod auth;
 pub mod avl;
 pub mod codes;
+pub mod dispatch;
 pub mod event;
 pub mod forces;
 pub mod jurisdiction;
