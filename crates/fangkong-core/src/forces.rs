@@ -96,6 +96,10 @@ pub struct Unit {
     pub equipment: Vec<String>,
     /// Its usual beat.
     pub beat: Option<String>,
+    /// What kinds of incident it is trained and equipped for beyond general patrol
+    /// (`traffic`, `fire`, `medical`…): the dispatch configuration maps incident types to
+    /// the capability they prefer.
+    pub capabilities: Vec<String>,
 }
 
 /// A member of the force. Personal data: the store keeps name, identity number and phone

@@ -73,11 +73,13 @@ macro_rules! dispatch {
 
 // After the macro, so that these modules can use it.
 mod audit;
+mod dispatch;
 mod forces;
 mod identity;
 mod positions;
 
 pub use audit::{AuditHead, AuditQuery};
+pub use dispatch::{DispatchChange, HISTORY_CELL_RESOLUTION, Inserted, NewIncident, chain_column};
 pub use forces::SealedMember;
 pub use identity::NodeWrite;
 pub use positions::{RejectedFix, StoredFix};

@@ -70,15 +70,26 @@ impl TestDatabase {
 
     /// Runs SQL on the database directly, behind the store's back (to simulate tampering).
     pub async fn execute_raw(&self, sql: &str) {
+        if let Err(error) = self.try_execute_raw(sql).await {
+            panic!("raw SQL failed: {error}");
+        }
+    }
+
+    /// [`TestDatabase::execute_raw`], returning the database's refusal instead of panicking
+    /// (to show that a trigger or constraint holds).
+    pub async fn try_execute_raw(&self, sql: &str) -> Result<(), String> {
         match &self.kind {
             Kind::Sqlite { dir } => {
-                let conn = rusqlite::Connection::open(dir.path().join("fangkong.db")).unwrap();
-                conn.execute_batch(sql).unwrap();
+                let conn = rusqlite::Connection::open(dir.path().join("fangkong.db")).map_err(|e| e.to_string())?;
+                conn.execute_batch(sql).map_err(|e| e.to_string())
             }
             Kind::Postgres { .. } => {
                 let (client, connection) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await.unwrap();
                 tokio::spawn(connection);
-                client.batch_execute(sql).await.unwrap();
+                client
+                    .batch_execute(sql)
+                    .await
+                    .map_err(|e| e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string()))
             }
         }
     }

@@ -36,6 +36,7 @@ fn unit(code: &str, beat: Option<&str>) -> Unit {
         mode: PatrolMode::Foot,
         equipment: vec!["对讲机".into()],
         beat: beat.map(Into::into),
+        capabilities: Vec::new(),
     }
 }
 

@@ -122,6 +122,10 @@ pub struct UnitBody {
     #[serde(default)]
     pub equipment: Vec<String>,
     pub beat: Option<String>,
+    /// What it is trained and equipped for beyond patrol (`traffic`, `fire`, `medical`…);
+    /// dispatch prefers such units for the incident types configured to need them.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
     /// Its trackers (devices registered with the unit's code); read only.
     #[serde(default, skip_deserializing)]
     pub devices: Vec<String>,
@@ -137,6 +141,7 @@ impl From<&Unit> for UnitBody {
             mode: unit.mode.as_str().into(),
             equipment: unit.equipment.clone(),
             beat: unit.beat.clone(),
+            capabilities: unit.capabilities.clone(),
             devices: Vec::new(),
         }
     }
@@ -219,6 +224,7 @@ pub async fn save_unit(
         station: body.station,
         equipment: body.equipment,
         beat: body.beat,
+        capabilities: body.capabilities,
     };
     Ok(Json(unit_body(&state, &state.engine.save_unit(&session.caller, unit).await?)))
 }

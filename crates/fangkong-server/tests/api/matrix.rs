@@ -343,6 +343,7 @@ async fn prepare(server: &TestServer, method: &str, template: &str, subject: Sub
                 mode: fangkong_core::forces::PatrolMode::Foot,
                 equipment: Vec::new(),
                 beat: None,
+                capabilities: Vec::new(),
             };
             server.engine.save_unit(&system, new_unit).await.unwrap();
             body = Some(

@@ -53,11 +53,12 @@ impl PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         tx.execute(
-            "INSERT INTO force_units (code, call_sign, station, category, mode, equipment, beat, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            "INSERT INTO force_units (code, call_sign, station, category, mode, equipment, beat, updated_at,
+                 capabilities)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (code) DO UPDATE SET call_sign = excluded.call_sign, station = excluded.station,
                  category = excluded.category, mode = excluded.mode, equipment = excluded.equipment,
-                 beat = excluded.beat, updated_at = excluded.updated_at",
+                 beat = excluded.beat, updated_at = excluded.updated_at, capabilities = excluded.capabilities",
             &[
                 &unit.code,
                 &unit.call_sign,
@@ -67,6 +68,7 @@ impl PgStore {
                 &equipment_text(&unit.equipment),
                 &unit.beat,
                 &at.as_millis(),
+                &equipment_text(&unit.capabilities),
             ],
         )
         .await?;
@@ -79,7 +81,7 @@ impl PgStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT code, call_sign, station, category, mode, equipment, beat FROM force_units ORDER BY code",
+                "SELECT code, call_sign, station, category, mode, equipment, beat, capabilities FROM force_units ORDER BY code",
                 &[],
             )
             .await?;
@@ -93,6 +95,7 @@ impl PgStore {
                     mode: mode(r.get(4))?,
                     equipment: equipment_list(r.get(5)),
                     beat: r.get(6),
+                    capabilities: equipment_list(r.get(7)),
                 })
             })
             .collect()

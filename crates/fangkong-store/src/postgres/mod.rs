@@ -7,6 +7,7 @@
 
 mod audit;
 mod codes;
+mod dispatch;
 mod forces;
 mod identity;
 mod positions;

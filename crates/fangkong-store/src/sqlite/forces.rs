@@ -55,11 +55,12 @@ impl SqliteStore {
         let entry = entry.clone();
         self.write(move |conn| {
             conn.prepare_cached(
-                "INSERT INTO force_units (code, call_sign, station, category, mode, equipment, beat, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                "INSERT INTO force_units (code, call_sign, station, category, mode, equipment, beat, updated_at,
+                     capabilities)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT (code) DO UPDATE SET call_sign = excluded.call_sign, station = excluded.station,
                      category = excluded.category, mode = excluded.mode, equipment = excluded.equipment,
-                     beat = excluded.beat, updated_at = excluded.updated_at",
+                     beat = excluded.beat, updated_at = excluded.updated_at, capabilities = excluded.capabilities",
             )?
             .execute(params![
                 unit.code,
@@ -69,7 +70,8 @@ impl SqliteStore {
                 unit.mode.as_str(),
                 equipment_text(&unit.equipment),
                 unit.beat,
-                at.as_millis()
+                at.as_millis(),
+                equipment_text(&unit.capabilities)
             ])?;
             append_in(conn, &key, &entry)
         })
@@ -79,7 +81,8 @@ impl SqliteStore {
     pub async fn list_units(&self) -> Result<Vec<Unit>, StoreError> {
         self.read(|conn| {
             let mut statement = conn.prepare_cached(
-                "SELECT code, call_sign, station, category, mode, equipment, beat FROM force_units ORDER BY code",
+                "SELECT code, call_sign, station, category, mode, equipment, beat, capabilities FROM force_units
+                 ORDER BY code",
             )?;
             let rows = statement
                 .query_map([], |r| {
@@ -91,11 +94,12 @@ impl SqliteStore {
                         r.get::<_, String>(4)?,
                         r.get::<_, String>(5)?,
                         r.get::<_, Option<String>>(6)?,
+                        r.get::<_, String>(7)?,
                     ))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             rows.into_iter()
-                .map(|(code, call_sign, station, c, m, equipment, beat)| {
+                .map(|(code, call_sign, station, c, m, equipment, beat, capabilities)| {
                     Ok(Unit {
                         code,
                         call_sign,
@@ -104,6 +108,7 @@ impl SqliteStore {
                         mode: mode(&m)?,
                         equipment: equipment_list(&equipment),
                         beat,
+                        capabilities: equipment_list(&capabilities),
                     })
                 })
                 .collect()

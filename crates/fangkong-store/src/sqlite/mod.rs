@@ -14,6 +14,7 @@
 
 mod audit;
 mod codes;
+mod dispatch;
 mod forces;
 mod identity;
 mod positions;

@@ -54,6 +54,7 @@ fn unit(code: &str) -> Unit {
         mode: PatrolMode::Bicycle,
         equipment: vec!["对讲机".into(), "执法记录仪".into()],
         beat: Some("B1".into()),
+        capabilities: vec!["traffic".into()],
     }
 }
 

@@ -36,6 +36,7 @@ macro_rules! conformance {
 
 mod audit;
 mod codes;
+mod dispatch;
 mod forces;
 mod identity;
 mod lifecycle;

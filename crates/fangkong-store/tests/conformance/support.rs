@@ -40,4 +40,9 @@ impl TestDb {
     pub async fn execute_raw(&self, sql: &str) {
         self.database.execute_raw(sql).await;
     }
+
+    /// Raw SQL that the database may refuse; its error message if it does.
+    pub async fn try_execute_raw(&self, sql: &str) -> Result<(), String> {
+        self.database.try_execute_raw(sql).await
+    }
 }

@@ -7,6 +7,14 @@
 //! "invalid call", "mediated"…), reopen, cancel. A prank or invalid call is closed with a
 //! disposition straight from `New`, never deleted.
 
+mod incident;
+
+pub use incident::{
+    AreaClass, Assignment, DuplicateRule, GroupMeasures, Incident, ResponseTargets, ResponseTimes, TimelineEntry,
+    TimelineKind, UnitState, group_measures, mask_phone, quantile,
+};
+
+use crate::forces::PatrolMode;
 use crate::time::Timestamp;
 use fangkong_geo::LatLon;
 
@@ -269,6 +277,20 @@ pub enum Mobility {
     Foot,
 }
 
+impl Mobility {
+    /// How a unit on this mode of duty gets to a scene: fixed posts, checkpoints and
+    /// plain-clothes teams respond on foot.
+    pub const fn of(mode: PatrolMode) -> Mobility {
+        match mode {
+            PatrolMode::Vehicle => Mobility::Vehicle,
+            PatrolMode::Bicycle => Mobility::Bicycle,
+            PatrolMode::Foot | PatrolMode::PlainClothes | PatrolMode::FixedPost | PatrolMode::Checkpoint => {
+                Mobility::Foot
+            }
+        }
+    }
+}
+
 /// A unit the recommendation may choose.
 #[derive(Clone, PartialEq, Debug)]
 pub struct Candidate {
@@ -304,29 +326,47 @@ impl TravelModel {
     pub fn eta_s(&self, distance_m: f64, mobility: Mobility) -> f64 {
         distance_m * self.road_factor / self.speed(mobility)
     }
+
+    /// The ranking score: the estimate less the beat bonus for the beat's own unit.
+    pub fn score(&self, eta_s: f64, owns_beat: bool) -> f64 {
+        eta_s - if owns_beat { self.beat_bonus_s } else { 0.0 }
+    }
+
+    /// The lowest score any unit at least `distance_m` away can have: the fastest mode,
+    /// with the beat bonus. A search may stop once this exceeds the scores it holds.
+    pub fn score_bound(&self, distance_m: f64) -> f64 {
+        let fastest = self.vehicle_mps.max(self.bicycle_mps).max(self.foot_mps);
+        distance_m * self.road_factor / fastest - self.beat_bonus_s
+    }
+}
+
+/// The order of recommendations: suitable units first, then by score, then by unit code.
+pub fn recommendation_order(a: &Recommendation, b: &Recommendation, model: &TravelModel) -> std::cmp::Ordering {
+    (!a.suitable)
+        .cmp(&!b.suitable)
+        .then(model.score(a.eta_s, a.owns_beat).total_cmp(&model.score(b.eta_s, b.owns_beat)))
+        .then_with(|| a.unit.cmp(&b.unit))
 }
 
 /// The best `limit` candidates for a place: suitable units first, then by estimated arrival
 /// (less the beat bonus for the beat's own units), then by unit code for a stable order.
 pub fn rank(place: LatLon, candidates: &[Candidate], model: &TravelModel, limit: usize) -> Vec<Recommendation> {
-    let mut scored: Vec<(bool, f64, Recommendation)> = candidates
+    let mut ranked: Vec<Recommendation> = candidates
         .iter()
         .map(|c| {
             let distance_m = c.position.distance_m(place);
-            let eta_s = model.eta_s(distance_m, c.mobility);
-            let score = eta_s - if c.owns_beat { model.beat_bonus_s } else { 0.0 };
-            let recommendation = Recommendation {
+            Recommendation {
                 unit: c.unit.clone(),
                 distance_m,
-                eta_s,
+                eta_s: model.eta_s(distance_m, c.mobility),
                 owns_beat: c.owns_beat,
                 suitable: c.suitable,
-            };
-            (!c.suitable, score, recommendation)
+            }
         })
         .collect();
-    scored.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then_with(|| a.2.unit.cmp(&b.2.unit)));
-    scored.into_iter().take(limit).map(|(_, _, r)| r).collect()
+    ranked.sort_by(|a, b| recommendation_order(a, b, model));
+    ranked.truncate(limit);
+    ranked
 }
 
 #[cfg(test)]
