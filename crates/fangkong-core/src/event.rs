@@ -12,6 +12,7 @@
 use crate::auth::account::{Device, User};
 use crate::auth::{DeviceKind, Role};
 use crate::codes::CodeEntry;
+use crate::dispatch::{Incident, UnitState, UnitStatus};
 use crate::jurisdiction::Jurisdiction;
 use crate::time::Timestamp;
 
@@ -92,6 +93,12 @@ pub enum Event {
     DeviceSeen { unique_id: String, at: Timestamp },
     /// A tracker raised an alarm (`sos`…) with a fix: someone on patrol needs help there.
     PanicAlarm { unique_id: String, unit: Option<String>, alarm: String, lat: f64, lon: f64, fixed_at: Timestamp },
+    /// An incident was created or changed: its new state (without the caller's details).
+    IncidentChanged(Box<Incident>),
+    /// A unit's dispatch status changed.
+    UnitStatusChanged { state: UnitState, station: String },
+    /// A unit has been in its status longer than the configured limit.
+    UnitOverdue { unit: String, station: String, status: UnitStatus, since: Timestamp, limit_ms: i64 },
 }
 
 impl Event {
@@ -109,6 +116,9 @@ impl Event {
             Event::DeviceChanged(_) => "device.changed",
             Event::DeviceSeen { .. } => "device.seen",
             Event::PanicAlarm { .. } => "device.panic",
+            Event::IncidentChanged(_) => "incident.changed",
+            Event::UnitStatusChanged { .. } => "unit.status",
+            Event::UnitOverdue { .. } => "unit.overdue",
         }
     }
 
@@ -125,6 +135,9 @@ impl Event {
             }
             Event::DeviceChanged(device) => format!("device/{}", device.unique_id),
             Event::DeviceSeen { unique_id, .. } | Event::PanicAlarm { unique_id, .. } => format!("device/{unique_id}"),
+            Event::IncidentChanged(incident) => format!("incident/{}", incident.id),
+            Event::UnitStatusChanged { state, .. } => format!("unit/{}", state.unit),
+            Event::UnitOverdue { unit, .. } => format!("unit/{unit}"),
         }
     }
 }

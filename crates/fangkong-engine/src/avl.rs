@@ -258,6 +258,9 @@ impl Engine {
             live
         };
         avl.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        if let Some(unit) = &live.unit {
+            self.dispatch_position(unit, live.fix.point, live.fix.fixed_at);
+        }
         if live.fix.is_panic() {
             self.publish(
                 received_at,
@@ -270,6 +273,8 @@ impl Engine {
                     fixed_at: live.fix.fixed_at,
                 },
             );
+            let alarm = live.fix.alarm.clone().unwrap_or_default();
+            self.raise_panic(&live.unique_id, live.unit.as_deref(), live.fix.point, &alarm).await;
         }
         let _ = avl.feed.send(live);
         Ok(Ingested::Accepted)

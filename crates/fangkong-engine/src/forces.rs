@@ -84,6 +84,16 @@ fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), EngineE
     }
 }
 
+impl ForceState {
+    pub(crate) fn units(&self) -> impl Iterator<Item = &Unit> {
+        self.units.values()
+    }
+
+    pub(crate) fn beats(&self) -> impl Iterator<Item = &Beat> {
+        self.beats.values()
+    }
+}
+
 impl Engine {
     pub(crate) async fn load_forces(&self) -> Result<(), EngineError> {
         let beats = self.store.list_beats().await?;
@@ -127,6 +137,7 @@ impl Engine {
         let entry = caller.entry(self.now(), "beat.save", Outcome::Allowed).target("beat", &beat.code);
         self.store.save_beat(&beat, self.now(), &entry).await?;
         self.forces.write().expect("forces lock").beats.insert(beat.code.clone(), beat.clone());
+        self.dispatch_beats_changed();
         Ok(beat)
     }
 
@@ -177,6 +188,7 @@ impl Engine {
         let entry = caller.entry(self.now(), "unit.save", Outcome::Allowed).target("unit", &unit.code);
         self.store.save_unit(&unit, self.now(), &entry).await?;
         self.forces.write().expect("forces lock").units.insert(unit.code.clone(), unit.clone());
+        self.dispatch_unit_saved(&unit);
         Ok(unit)
     }
 

@@ -20,6 +20,7 @@ pub mod clock;
 mod codes;
 pub mod crypto;
 mod defaults;
+pub mod dispatch;
 mod forces;
 mod identity;
 mod jurisdictions;
@@ -47,6 +48,9 @@ use crate::keys::KeyRing;
 pub use audit::AuditVerification;
 pub use boundaries::{BoundaryFault, BoundaryImport};
 pub use codes::{CodeChange, NewCode};
+pub use dispatch::{
+    CallerDetails, Created, DispatchConfig, MeasuresReport, NewIncident, PanicRule, PriorIncident, UnitOnBoard,
+};
 pub use fangkong_store::NodeWrite;
 pub use forces::{BeatCoverage, NewBeat, NewMember, OnDuty};
 pub use identity::{Authenticated, LoginSuccess, NewDevice, TotpSetup, UserChange};
@@ -105,6 +109,12 @@ pub enum EngineError {
     OutsideCity { point: LatLon },
     #[error("{entity} {key} does not exist")]
     NotFound { entity: &'static str, key: String },
+    /// A dispatch rule refused the change (a unit's or an incident's status).
+    #[error(transparent)]
+    Dispatch(#[from] fangkong_core::dispatch::DispatchError),
+    /// The idempotency key was used before with a different request.
+    #[error("the idempotency key {key:?} was already used for a different request")]
+    IdempotencyKeyReused { key: String },
     /// Invalid input that no typed rule covers; names the field.
     #[error("{field}: {message}")]
     Invalid { field: &'static str, message: String },
@@ -140,6 +150,8 @@ pub struct EngineConfig {
     pub h3_resolution: u8,
     /// The position pipeline.
     pub avl: avl::AvlConfig,
+    /// Dispatch: duplicates, history, travel model, timers, targets, suitability, panic.
+    pub dispatch: DispatchConfig,
 }
 
 impl EngineConfig {
@@ -152,6 +164,7 @@ impl EngineConfig {
             audit_retention_days: 730,
             h3_resolution: 9,
             avl: avl::AvlConfig::default(),
+            dispatch: DispatchConfig::default(),
         }
     }
 }
@@ -186,6 +199,7 @@ pub struct Engine {
     identity: identity::IdentityState,
     avl: avl::AvlState,
     forces: RwLock<forces::ForceState>,
+    dispatch: dispatch::DispatchState,
 }
 
 const KEY_CHECK: &str = "key.check";
@@ -232,11 +246,13 @@ impl Engine {
             identity,
             avl,
             forces: RwLock::default(),
+            dispatch: dispatch::DispatchState::default(),
         };
         engine.seed_defaults().await?;
         engine.load_codes().await?;
         engine.load_jurisdictions().await?;
         engine.load_forces().await?;
+        engine.load_dispatch().await?;
         engine.load_identity().await?;
         tracing::info!(
             backend = engine.store.backend().as_str(),

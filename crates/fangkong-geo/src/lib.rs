@@ -8,6 +8,7 @@
 
 pub mod gcj02;
 pub mod index;
+pub mod points;
 pub mod prepared;
 pub mod shape;
 pub mod split;
@@ -16,6 +17,7 @@ pub mod wkb;
 use std::fmt;
 
 pub use index::AreaIndex;
+pub use points::{PointGrid, SlotId};
 pub use prepared::PreparedArea;
 pub use shape::{Area, BBox, Polygon, Position, ShapeError};
 pub use wkb::WkbError;
@@ -74,6 +76,18 @@ impl LatLon {
         let resolution = h3o::Resolution::try_from(resolution).ok()?;
         let point = h3o::LatLng::new(self.lat, self.lon).ok()?;
         Some(u64::from(point.to_cell(resolution)))
+    }
+
+    /// The H3 cells at `resolution` that may hold a point within `radius_m` of this one:
+    /// the disk of rings around its cell wide enough to contain the circle.
+    pub fn h3_cells_within(self, resolution: u8, radius_m: f64) -> Vec<u64> {
+        let Some(cell) = self.h3_cell(resolution).and_then(|c| h3o::CellIndex::try_from(c).ok()) else {
+            return Vec::new();
+        };
+        // Neighbouring centres are √3 edges apart; a point may sit an edge from its centre.
+        let edge_m = cell.resolution().edge_length_m().max(1.0);
+        let rings = ((radius_m.max(0.0) + 2.0 * edge_m) / (1.5 * edge_m)).ceil() as u32;
+        cell.grid_disk::<Vec<_>>(rings.min(64)).into_iter().map(u64::from).collect()
     }
 
     /// From GCJ-02 (Chinese map providers' datum) to WGS84.

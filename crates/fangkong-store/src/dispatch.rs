@@ -278,6 +278,16 @@ impl Store {
         dispatch!(self.incident(id))
     }
 
+    /// The incident `created_by` created with this idempotency key, and the hash of the
+    /// request it came with.
+    pub async fn incident_by_idempotency(
+        &self,
+        created_by: &str,
+        key: &str,
+    ) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+        dispatch!(self.incident_by_idempotency(created_by.to_string(), key.to_string()))
+    }
+
     /// The sealed caller details of an incident (`None` if the incident has none).
     pub async fn incident_caller(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
         dispatch!(self.incident_caller(id))

@@ -107,10 +107,14 @@ pub enum Action {
     ManageForces,
     /// Members' names, identity numbers and phones (personal data).
     ReadForceMembers,
+    ReadIncidents,
+    ManageIncidents,
+    UpdateUnitStatus,
+    ReadIncidentCallers,
 }
 
 impl Action {
-    pub const ALL: [Action; 14] = [
+    pub const ALL: [Action; 18] = [
         Action::ManageOwnAccount,
         Action::ReadCodes,
         Action::ManageCodes,
@@ -125,6 +129,10 @@ impl Action {
         Action::ReadForces,
         Action::ManageForces,
         Action::ReadForceMembers,
+        Action::ReadIncidents,
+        Action::ManageIncidents,
+        Action::UpdateUnitStatus,
+        Action::ReadIncidentCallers,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -143,6 +151,10 @@ impl Action {
             Action::ReadForces => "read_forces",
             Action::ManageForces => "manage_forces",
             Action::ReadForceMembers => "read_force_members",
+            Action::ReadIncidents => "read_incidents",
+            Action::ManageIncidents => "manage_incidents",
+            Action::UpdateUnitStatus => "update_unit_status",
+            Action::ReadIncidentCallers => "read_incident_callers",
         }
     }
 }
@@ -181,6 +193,18 @@ pub const PERMISSIONS: &[(Action, &[Role])] = &[
     // The commander runs the force; the administrator keeps its registry.
     (Action::ManageForces, &[Role::Commander, Role::Administrator]),
     (Action::ReadForceMembers, &[Role::Commander, Role::Administrator]),
+    // The live board and incident history: those who send, lead or are units, the
+    // community officers whose ground it is, and analysts.
+    (
+        Action::ReadIncidents,
+        &[Role::Commander, Role::Dispatcher, Role::PatrolMember, Role::CommunityOfficer, Role::Analyst],
+    ),
+    // Taking calls, sending units, closing incidents: the 110 centre.
+    (Action::ManageIncidents, &[Role::Dispatcher, Role::Commander]),
+    // A unit reports its own progress (en route, on scene, clear); the centre may set it too.
+    (Action::UpdateUnitStatus, &[Role::Dispatcher, Role::Commander, Role::PatrolMember]),
+    // Who called (name, phone) is personal data: only the centre, to call back.
+    (Action::ReadIncidentCallers, &[Role::Dispatcher, Role::Commander]),
 ];
 
 /// Whether the table lets `role` take `action`.

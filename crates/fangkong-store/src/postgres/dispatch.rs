@@ -309,6 +309,21 @@ impl PgStore {
         Ok(attach(vec![incident_row(&row)], assignments)?.pop())
     }
 
+    pub async fn incident_by_idempotency(
+        &self,
+        created_by: String,
+        key: String,
+    ) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT id, idempotency_hash FROM incidents WHERE created_by = $1 AND idempotency_key = $2",
+                &[&created_by, &key],
+            )
+            .await?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
     pub async fn incident_caller(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
         let client = self.client().await?;
         let row = client.query_opt("SELECT caller_sealed FROM incidents WHERE id = $1", &[&id]).await?;

@@ -273,6 +273,22 @@ impl SqliteStore {
         .await
     }
 
+    pub async fn incident_by_idempotency(
+        &self,
+        created_by: String,
+        key: String,
+    ) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT id, idempotency_hash FROM incidents WHERE created_by = ?1 AND idempotency_key = ?2",
+                )?
+                .query_row(params![created_by, key], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?)
+        })
+        .await
+    }
+
     pub async fn incident_caller(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
         self.read(move |conn| {
             let sealed: Option<Option<Vec<u8>>> = conn
