@@ -187,6 +187,9 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     config: EngineConfig,
     started_at: Timestamp,
+    /// Names this run of the bus: sequence numbers restart with the process, so a client
+    /// resuming from a sequence must name the epoch it came from.
+    epoch: String,
     schema_version: u32,
     codes: RwLock<CodeTable>,
     /// Serialises administrative changes (codes, jurisdictions, accounts, devices): each is
@@ -238,6 +241,7 @@ impl Engine {
             clock,
             config,
             started_at,
+            epoch: crypto::random_bytes::<8>().iter().map(|b| format!("{b:02x}")).collect(),
             schema_version: report.version,
             codes: RwLock::default(),
             admin_writes: tokio::sync::Mutex::new(()),
@@ -273,6 +277,11 @@ impl Engine {
 
     pub fn started_at(&self) -> Timestamp {
         self.started_at
+    }
+
+    /// The bus epoch (see [`bus`]): changes with every start.
+    pub fn epoch(&self) -> &str {
+        &self.epoch
     }
 
     pub fn now(&self) -> Timestamp {

@@ -188,6 +188,11 @@ impl From<EngineError> for ApiError {
             EngineError::Overloaded => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message).with_header(RETRY_AFTER, 1)
             }
+            EngineError::Dispatch(fangkong_core::dispatch::DispatchError::NoDisposition) => {
+                unprocessable("disposition_required")
+            }
+            EngineError::Dispatch(_) => ApiError::new(StatusCode::CONFLICT, "invalid_transition", message),
+            EngineError::IdempotencyKeyReused { .. } => unprocessable("idempotency_key_reused"),
             EngineError::Defaults(_) | EngineError::WrongKey { .. } => ApiError::internal(&error),
         }
     }
@@ -198,6 +203,8 @@ fn not_found_code(entity: &str) -> &'static str {
         "user" => "user_not_found",
         "device" => "device_not_found",
         "jurisdiction" => "jurisdiction_not_found",
+        "incident" | "open incident" => "incident_not_found",
+        "unit" => "unit_not_found",
         _ => "not_found",
     }
 }

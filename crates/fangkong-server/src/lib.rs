@@ -130,6 +130,7 @@ pub async fn serve_with_edges(
         tokio::spawn(mqtt::run(engine.clone(), options, Arc::new(mqtt::MqttCounters::default()), stop_rx.clone()))
     });
     let maintenance = tokio::spawn(maintain_periodically(engine.clone()));
+    let timers = tokio::spawn(check_timers_periodically(engine.clone()));
     let deadline = {
         let stop = stop_rx.clone();
         async move {
@@ -155,12 +156,25 @@ pub async fn serve_with_edges(
         tracing::warn!("the MQTT subscriber did not stop within the grace period");
     }
     maintenance.abort();
+    timers.abort();
     engine.shutdown().await;
     Ok(())
 }
 
 /// How often the engine's upkeep runs (session use, audit retention).
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How often units' status timers are checked (overdue alerts).
+const TIMER_INTERVAL: Duration = Duration::from_secs(5);
+
+async fn check_timers_periodically(engine: Arc<Engine>) {
+    let mut ticks = tokio::time::interval(TIMER_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        engine.check_timers();
+    }
+}
 
 async fn maintain_periodically(engine: Arc<Engine>) {
     let mut ticks = tokio::time::interval(MAINTENANCE_INTERVAL);

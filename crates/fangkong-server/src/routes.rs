@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::api::{audit, auth, codes, devices, forces, jurisdictions, positions, stream, system, users};
+use crate::api::{audit, auth, codes, devices, forces, incidents, jurisdictions, positions, stream, system, users};
 use crate::error::ApiError;
 use crate::{AppState, health, metrics};
 
@@ -35,6 +35,7 @@ use crate::{AppState, health, metrics};
         (name = "jurisdictions", description = "The jurisdiction tree (辖区)"),
         (name = "positions", description = "Live positions of trackers and their history (AVL)"),
         (name = "forces", description = "The force registry: beats (巡区), units, the roster, coverage, members"),
+        (name = "dispatch", description = "Command and dispatch (110): incidents, recommendations, units' statuses, measures"),
         (name = "codes", description = "Code tables (代码表): incident types, sources, dispositions"),
     ),
     components(schemas(crate::error::ErrorBody)),
@@ -86,6 +87,25 @@ pub(crate) fn api_v1() -> OpenApiRouter<AppState> {
         .routes(routes!(forces::roster, forces::add_shifts))
         .routes(routes!(forces::coverage))
         .routes(routes!(forces::list_members, forces::add_member))
+        .routes(routes!(incidents::list_incidents, incidents::create_incident))
+        .routes(routes!(incidents::get_incident))
+        .routes(routes!(incidents::incident_timeline))
+        .routes(routes!(incidents::incident_caller))
+        .routes(routes!(incidents::incident_history))
+        .routes(routes!(incidents::recommendations))
+        .routes(routes!(incidents::assign_units))
+        .routes(routes!(incidents::resolve_incident))
+        .routes(routes!(incidents::close_incident))
+        .routes(routes!(incidents::reopen_incident))
+        .routes(routes!(incidents::cancel_incident))
+        .routes(routes!(incidents::merge_incident))
+        .routes(routes!(incidents::keep_incident))
+        .routes(routes!(incidents::note_incident))
+        .routes(routes!(incidents::unit_board))
+        .routes(routes!(incidents::set_unit_status))
+        .routes(routes!(incidents::response_measures))
+        .routes(routes!(incidents::list_area_classes))
+        .routes(routes!(incidents::set_area_class))
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::verify_audit))
         .routes(routes!(jurisdictions::list_jurisdictions))

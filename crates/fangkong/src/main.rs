@@ -172,7 +172,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::demo(args).await?,
         Command::Migrate(args) => migrate(args).await?,
         Command::Keygen(args) => keygen(&args.file)?,
-        Command::User(command) => accounts::user(command).await?,
+        Command::User(command) => Box::pin(accounts::user(command)).await?,
         Command::Device(command) => accounts::device(command).await?,
         Command::Audit(command) => return audit::audit(command).await,
         Command::Import(command) => return import::import(command).await,

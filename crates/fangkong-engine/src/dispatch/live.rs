@@ -227,7 +227,7 @@ impl LiveUnits {
     fn reindex(&mut self, i: u32) {
         let live = &self.units[i as usize];
         let wanted = live.state.status.can_be_dispatched() && live.position.is_some();
-        if wanted == !live.slots.is_empty() {
+        if wanted != live.slots.is_empty() {
             return;
         }
         if !wanted {

@@ -986,7 +986,7 @@ impl Engine {
             .filter(|p| p.distance_m <= config.history_radius_m)
             .filter(|p| caller.actor.check_in(Action::ReadIncidents, &p.incident.chain).is_ok())
             .collect();
-        prior.sort_by(|a, b| b.incident.created_at.cmp(&a.incident.created_at));
+        prior.sort_by_key(|p| std::cmp::Reverse(p.incident.created_at));
         prior.truncate(100);
         Ok(prior)
     }

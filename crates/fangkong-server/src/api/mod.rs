@@ -8,6 +8,7 @@ pub mod auth;
 pub mod codes;
 pub mod devices;
 pub mod forces;
+pub mod incidents;
 pub mod jurisdictions;
 pub mod positions;
 pub mod stream;

@@ -1,13 +1,19 @@
-//! The live stream: a WebSocket that carries tracker positions (throttled per client) and
-//! panic alarms to the console.
+//! The live stream: a WebSocket that carries the live board to the console — tracker
+//! positions (throttled per client), incidents, units' statuses, overdue alerts and panic
+//! alarms — each inside the caller's jurisdiction.
 //!
 //! Browsers cannot set headers on a WebSocket, so the token may come as `?access_token=`
 //! instead of `Authorization: Bearer` (the query string is never logged). On connecting the
-//! client gets a `snapshot` of every position it may see; then, every `throttle_ms`
-//! (default 1,000, at least 100), a `positions` message with the latest fix of each tracker
-//! that moved since the last one; and at once, a `panic` message when a tracker it may see
-//! raises an alarm. Every message is JSON with a `type`. The stream checks its session
-//! every 30 s (without counting that as use) and closes with code 4001 when it has ended.
+//! client gets a `snapshot`: every position, open incident and unit it may see, with the
+//! bus `epoch` and the `seq` it is current to. Then, at once, `incident`, `unit`,
+//! `unit_overdue` and `panic` messages, each with its `seq`; and every `throttle_ms`
+//! (default 1,000, at least 100) a `positions` message with the latest fix of each tracker
+//! that moved. A client that lost its connection reconnects with `resume_after=SEQ` and
+//! `epoch=EPOCH` and gets `resumed` and then everything it missed; if the server cannot
+//! replay that (restarted, or too long ago) it gets a fresh `snapshot` with `reload: true`,
+//! as it does if it falls behind. Every message is JSON with a `type`. The stream checks
+//! its session every 30 s (without counting that as use) and closes with code 4001 when it
+//! has ended.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,8 +28,9 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use fangkong_core::auth::{Action, Actor};
 use fangkong_core::event::Event;
-use fangkong_core::jurisdiction::Scope;
+use fangkong_core::jurisdiction::{Chain, Scope};
 use fangkong_engine::avl::LivePosition;
+use fangkong_engine::bus::Envelope;
 use fangkong_engine::{Caller, Engine};
 use serde::Deserialize;
 use serde_json::json;
@@ -31,6 +38,7 @@ use tokio::sync::broadcast::error::RecvError;
 use utoipa::IntoParams;
 
 use crate::AppState;
+use crate::api::incidents::{IncidentBody, UnitOnBoardBody, UnitStateBody};
 use crate::api::positions::LivePositionBody;
 use crate::auth::RequestMeta;
 use crate::error::{ApiError, ErrorBody};
@@ -72,8 +80,12 @@ pub struct StreamQuery {
     pub access_token: Option<String>,
     /// Milliseconds between position messages (default 1,000, at least 100).
     pub throttle_ms: Option<u64>,
-    /// Only trackers inside this jurisdiction node (and inside yours).
+    /// Only records inside this jurisdiction node (and inside yours).
     pub within: Option<String>,
+    /// Resume after this sequence number (from a message received before a disconnect)…
+    pub resume_after: Option<u64>,
+    /// …of this bus epoch (from the snapshot).
+    pub epoch: Option<String>,
 }
 
 /// The live stream (WebSocket): positions and panic alarms. A plain GET without the
@@ -112,7 +124,70 @@ pub async fn stream(
         ));
     };
     let engine = state.engine.clone();
-    Ok(upgrade.on_upgrade(move |socket| run(socket, engine, session, within, throttle, snapshot)).into_response())
+    let resume = match (query.resume_after, query.epoch) {
+        (Some(seq), Some(epoch)) => Some((seq, epoch)),
+        _ => None,
+    };
+    Ok(upgrade
+        .on_upgrade(move |socket| run(socket, engine, session, within, throttle, snapshot, resume))
+        .into_response())
+}
+
+/// Whether a dispatch event concerns the caller, and the message that says it.
+fn dispatch_message(
+    engine: &Engine,
+    caller: &Caller,
+    within: Option<&Scope>,
+    envelope: &Envelope,
+) -> Option<serde_json::Value> {
+    let sees = |chain: &Chain| {
+        caller.actor.check_in(Action::ReadIncidents, chain).is_ok() && within.is_none_or(|scope| scope.covers(chain))
+    };
+    let station = |code: &str| engine.chain_of(code).filter(|chain| sees(chain));
+    let seq = envelope.seq;
+    match &envelope.event {
+        Event::IncidentChanged(incident) if sees(&incident.chain) => {
+            Some(json!({"type": "incident", "seq": seq, "incident": IncidentBody::from(incident.as_ref())}))
+        }
+        Event::UnitStatusChanged { state, station: code } if station(code).is_some() => {
+            Some(json!({"type": "unit", "seq": seq, "state": UnitStateBody::from(state)}))
+        }
+        Event::UnitOverdue { unit, station: code, status, since, limit_ms } if station(code).is_some() => Some(json!({
+            "type": "unit_overdue", "seq": seq, "unit": unit, "status": status.as_str(),
+            "since": crate::api::rfc3339(*since), "limit_s": limit_ms / 1000,
+        })),
+        _ => None,
+    }
+}
+
+/// The full picture for a (re)connecting client.
+async fn snapshot_message(
+    engine: &Engine,
+    caller: &Caller,
+    within: Option<&Scope>,
+    within_code: Option<&str>,
+    seq: u64,
+    reload: bool,
+) -> serde_json::Value {
+    let positions: Vec<LivePositionBody> = engine
+        .live_positions(caller, within_code)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(LivePositionBody::from)
+        .collect();
+    let incidents: Vec<IncidentBody> =
+        engine.open_incidents(caller, within_code).await.unwrap_or_default().iter().map(IncidentBody::from).collect();
+    let units: Vec<UnitOnBoardBody> = engine
+        .unit_board(caller)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|u| within.is_none_or(|scope| engine.chain_of(&u.unit.station).is_some_and(|c| scope.covers(&c))))
+        .map(UnitOnBoardBody::from)
+        .collect();
+    json!({"type": "snapshot", "epoch": engine.epoch(), "seq": seq, "reload": reload,
+        "positions": positions, "incidents": incidents, "units": units})
 }
 
 fn visible(caller: &Caller, within: Option<&Scope>, live: &LivePosition) -> bool {
@@ -131,13 +206,48 @@ async fn run(
     within: Option<Scope>,
     throttle: Duration,
     snapshot: Vec<LivePosition>,
+    resume: Option<(u64, String)>,
 ) {
+    drop(snapshot); // the checks are done; the snapshot below is taken after subscribing
     let mut feed = engine.position_feed();
-    let mut events = engine.bus().subscribe();
-    let positions: Vec<LivePositionBody> = snapshot.iter().map(LivePositionBody::from).collect();
-    if !send(&mut socket, json!({"type": "snapshot", "positions": positions})).await {
-        return;
-    }
+    let caller = &session.caller;
+    let within_code = within.as_ref().map(|s| s.code.clone());
+    // Subscribe before reading the state, so nothing published in between is lost (an
+    // event may then repeat what the snapshot shows: its revision tells).
+    let resumed = resume
+        .as_ref()
+        .and_then(|(seq, epoch)| (epoch == engine.epoch()).then(|| engine.bus().resume(*seq).ok()).flatten());
+    let mut events = match resumed {
+        Some(resumed) => {
+            if !send(
+                &mut socket,
+                json!({"type": "resumed", "epoch": engine.epoch(), "after": resume.as_ref().map(|r| r.0),
+                "missed": resumed.missed.len()}),
+            )
+            .await
+            {
+                return;
+            }
+            for envelope in &resumed.missed {
+                if let Some(message) = dispatch_message(&engine, caller, within.as_ref(), envelope)
+                    && !send(&mut socket, message).await
+                {
+                    return;
+                }
+            }
+            resumed.live
+        }
+        None => {
+            let live = engine.bus().subscribe();
+            let seq = engine.bus().last_seq();
+            let message =
+                snapshot_message(&engine, caller, within.as_ref(), within_code.as_deref(), seq, resume.is_some()).await;
+            if !send(&mut socket, message).await {
+                return;
+            }
+            live
+        }
+    };
     let mut pending: HashMap<i64, Arc<LivePosition>> = HashMap::new();
     let mut ticks = tokio::time::interval(throttle);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -156,6 +266,11 @@ async fn run(
             },
             received = events.recv() => match received {
                 Ok(envelope) => {
+                    if let Some(message) = dispatch_message(&engine, caller, within.as_ref(), &envelope)
+                        && !send(&mut socket, message).await
+                    {
+                        break;
+                    }
                     if let Event::PanicAlarm { unique_id, unit, alarm, lat, lon, fixed_at } = &envelope.event {
                         // The alarm's position was just accepted: its chain is in the live index.
                         let shown = engine
@@ -169,7 +284,16 @@ async fn run(
                         }
                     }
                 }
-                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Lagged(count)) => {
+                    // Fell behind: start afresh from the current state.
+                    engine.bus().record_lag(count);
+                    events = events.resubscribe();
+                    let seq = engine.bus().last_seq();
+                    let message = snapshot_message(&engine, caller, within.as_ref(), within_code.as_deref(), seq, true).await;
+                    if !send(&mut socket, message).await {
+                        break;
+                    }
+                }
                 Err(RecvError::Closed) => break,
             },
             _ = ticks.tick() => {

@@ -45,6 +45,7 @@ async fn a_commander_sets_up_a_beat_a_unit_and_a_roster_and_reads_the_coverage()
     let units = server.get_as(&commander, "/api/v1/units").await.json();
     let mut expected = unit.clone();
     expected["devices"] = json!([]);
+    expected["capabilities"] = json!([]);
     assert_eq!(units[0], expected);
 
     let shift = json!({"shifts": [{"unit": "U1", "beat": "B1", "starts_at": "2025-11-28T00:00:00Z", "ends_at": "2025-11-28T01:00:00Z"}]});

@@ -7,6 +7,7 @@ mod auth;
 mod codes;
 mod errors;
 mod forces;
+mod incidents;
 mod jurisdictions;
 mod matrix;
 mod metrics;

@@ -49,6 +49,12 @@ const FORCE_MANAGERS: &[Role] = &[Role::Commander, Role::Administrator];
 /// Who sees where units are: those who send, lead or are units, and analysts.
 const POSITIONS: &[Role] =
     &[Role::Commander, Role::Dispatcher, Role::PatrolMember, Role::CommunityOfficer, Role::Analyst];
+/// Who sees the live board and incident history: the same people.
+const BOARD: &[Role] = POSITIONS;
+/// Who takes calls and sends units: the 110 centre.
+const CENTRE: &[Role] = &[Role::Dispatcher, Role::Commander];
+/// Who reports a unit's progress: the centre and patrol members.
+const UNIT_STATUS: &[Role] = &[Role::Dispatcher, Role::Commander, Role::PatrolMember];
 
 /// The oracle: method, path template, who, place, and whether a successful call reads
 /// personal data.
@@ -86,6 +92,26 @@ const ROUTES: &[(&str, &str, Who, Place, bool)] = &[
     ("GET", "/api/v1/stream", Who::Roles(POSITIONS), Place::Unlocated, false),
     ("GET", "/api/v1/devices/{unique_id}/track", Who::Roles(POSITIONS), Place::Located, false),
     ("GET", "/api/v1/devices/{unique_id}/refused", Who::Roles(POSITIONS), Place::Located, false),
+    ("GET", "/api/v1/incidents", Who::Roles(BOARD), Place::Unlocated, false),
+    ("POST", "/api/v1/incidents", Who::Roles(CENTRE), Place::Located, false),
+    ("GET", "/api/v1/incidents/{id}", Who::Roles(BOARD), Place::Located, false),
+    ("GET", "/api/v1/incidents/{id}/timeline", Who::Roles(BOARD), Place::Located, false),
+    ("GET", "/api/v1/incidents/{id}/caller", Who::Roles(CENTRE), Place::Located, true),
+    ("GET", "/api/v1/incidents/{id}/history", Who::Roles(BOARD), Place::Located, false),
+    ("GET", "/api/v1/incidents/{id}/recommendations", Who::Roles(BOARD), Place::Located, false),
+    ("POST", "/api/v1/incidents/{id}/assign", Who::Roles(CENTRE), Place::Located, false),
+    ("POST", "/api/v1/incidents/{id}/resolve", Who::Roles(CENTRE), Place::Located, false),
+    ("POST", "/api/v1/incidents/{id}/close", Who::Roles(CENTRE), Place::Located, false),
+    ("POST", "/api/v1/incidents/{id}/reopen", Who::Roles(CENTRE), Place::Located, false),
+    ("POST", "/api/v1/incidents/{id}/cancel", Who::Roles(CENTRE), Place::Located, false),
+    ("POST", "/api/v1/incidents/{id}/merge", Who::Roles(CENTRE), Place::Located, false),
+    ("POST", "/api/v1/incidents/{id}/keep", Who::Roles(CENTRE), Place::Located, false),
+    ("POST", "/api/v1/incidents/{id}/notes", Who::Roles(CENTRE), Place::Located, false),
+    ("GET", "/api/v1/dispatch/units", Who::Roles(BOARD), Place::Unlocated, false),
+    ("POST", "/api/v1/units/{code}/status", Who::Roles(UNIT_STATUS), Place::Located, false),
+    ("GET", "/api/v1/measures/response", Who::Roles(BOARD), Place::Located, false),
+    ("GET", "/api/v1/area-classes", Who::SignedIn, Place::Unlocated, false),
+    ("PUT", "/api/v1/jurisdictions/{code}/area-class", Who::Roles(ADMIN), Place::Located, false),
     ("GET", "/api/v1/audit", Who::Roles(AUDITOR), Place::Unlocated, false),
     ("GET", "/api/v1/audit/verify", Who::Roles(AUDITOR), Place::Unlocated, false),
     ("GET", "/api/v1/jurisdictions", Who::SignedIn, Place::Unlocated, false),
@@ -193,6 +219,44 @@ async fn new_device(server: &TestServer, jurisdiction: &str) -> (String, String)
     };
     let (_, secret) = server.engine.add_device(&Caller::system("test"), new).await.unwrap();
     (unique_id, secret)
+}
+
+/// A free unit at the station inside or outside the callers' jurisdiction.
+async fn free_unit(server: &TestServer, inside: bool) -> String {
+    let code = fresh("fu");
+    let unit = fangkong_core::forces::Unit {
+        code: code.clone(),
+        call_sign: "机动".into(),
+        station: station(inside).into(),
+        category: fangkong_core::forces::ForceCategory::Police,
+        mode: fangkong_core::forces::PatrolMode::Vehicle,
+        equipment: Vec::new(),
+        beat: None,
+        capabilities: Vec::new(),
+    };
+    let system = Caller::system("test");
+    server.engine.save_unit(&system, unit).await.unwrap();
+    server.engine.set_unit_status(&system, &code, fangkong_core::dispatch::UnitStatus::Available).await.unwrap();
+    code
+}
+
+/// A new incident in Futian (inside) or Luohu (outside), each at a spot of its own.
+async fn new_incident(server: &TestServer, inside: bool) -> i64 {
+    let n = f64::from(NEXT.fetch_add(1, Ordering::Relaxed) % 5000);
+    let lon = if inside { 114.01 } else { 114.11 } + (n % 80.0) * 0.001;
+    let lat = 22.505 + (n / 80.0).floor() * 0.001;
+    new_incident_at(server, lat, lon).await
+}
+
+async fn new_incident_at(server: &TestServer, lat: f64, lon: f64) -> i64 {
+    let new = fangkong_engine::NewIncident {
+        source: "110".into(),
+        type_code: "010301".into(),
+        point: Some(fangkong_geo::LatLon::new(lat, lon).unwrap()),
+        caller_phone: Some("13800000000".into()),
+        ..Default::default()
+    };
+    server.engine.create_incident(&Caller::system("test"), new).await.unwrap().incident.id
 }
 
 async fn new_user(server: &TestServer, role: Role, jurisdiction: &str) -> String {
@@ -357,6 +421,47 @@ async fn prepare(server: &TestServer, method: &str, template: &str, subject: Sub
                 json!({"category": "volunteer", "station": station(inside), "name": "张伟", "id_number": fresh_id_number()}),
             );
             template.to_string()
+        }
+        ("POST", "/api/v1/incidents") => {
+            let lon = if inside { 114.05 } else { 114.15 };
+            body = Some(json!({"source": "122", "type_code": "030101", "lat": 22.55, "lon": lon}));
+            template.to_string()
+        }
+        (_, t) if t.starts_with("/api/v1/incidents/{id}") => {
+            let system = Caller::system("test");
+            let id = new_incident(server, inside).await;
+            match t.rsplit('/').next() {
+                Some("assign") => body = Some(json!({"units": [free_unit(server, inside).await]})),
+                Some("resolve") => {
+                    let unit = free_unit(server, inside).await;
+                    server.engine.assign_units(&system, id, &[unit]).await.unwrap();
+                }
+                Some("close") => body = Some(json!({"disposition": "invalid_call"})),
+                Some("cancel") => body = Some(json!({})),
+                Some("reopen") => {
+                    let action = fangkong_core::dispatch::IncidentAction::Close;
+                    server.engine.incident_action(&system, id, action, Some("false_alarm")).await.unwrap();
+                }
+                Some("merge") => body = Some(json!({"into": new_incident(server, inside).await})),
+                Some("keep") => {
+                    // A second call next to this one is flagged as its possible duplicate.
+                    let first = server.engine.incident(&system, id).await.unwrap();
+                    let flagged = new_incident_at(server, first.point.lat() + 0.0002, first.point.lon()).await;
+                    return Prepared { path: t.replace("{id}", &flagged.to_string()), body, authorization, actor_name };
+                }
+                Some("notes") => body = Some(json!({"text": "报警人再次来电"})),
+                _ => {}
+            }
+            t.replace("{id}", &id.to_string())
+        }
+        ("POST", "/api/v1/units/{code}/status") => {
+            body = Some(json!({"status": "off_duty"}));
+            template.replace("{code}", &free_unit(server, inside).await)
+        }
+        ("GET", "/api/v1/measures/response") => format!("{template}?within={area}"),
+        ("PUT", "/api/v1/jurisdictions/{code}/area-class") => {
+            body = Some(json!({"area_class": "urban"}));
+            template.replace("{code}", area)
         }
         ("POST", "/api/v1/codes/{kind}") => {
             body = Some(json!({"code": fresh("case_"), "name_zh": "测试处置", "name_en": "Test disposition"}));

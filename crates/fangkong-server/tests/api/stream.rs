@@ -111,3 +111,108 @@ async fn the_stream_refuses_before_upgrading() {
         .await
         .assert_error(StatusCode::NOT_FOUND, "jurisdiction_not_found");
 }
+
+/// Serves the router on a real listener; returns the address.
+async fn listen(server: &TestServer) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let app = server.router.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
+    });
+    address
+}
+
+/// The next message that is not a position update.
+async fn next_event<S>(socket: &mut S) -> serde_json::Value
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        let message = next(socket).await;
+        if message["type"] != "positions" {
+            return message;
+        }
+    }
+}
+
+async fn report(server: &TestServer, lat: f64, lon: f64) -> i64 {
+    let new = fangkong_engine::NewIncident {
+        source: "110".into(),
+        type_code: "020100".into(),
+        point: Some(LatLon::new(lat, lon).unwrap()),
+        ..Default::default()
+    };
+    server.engine.create_incident(&Caller::system("test"), new).await.unwrap().incident.id
+}
+
+async fn stream_resume(db: fangkong_store::testing::TestDatabase) {
+    let server = TestServer::on(db).await;
+    let token = server.signed_in("disp", Role::Dispatcher, FUTIAN).await;
+    crate::incidents::unit_at(
+        &server,
+        "CAR1",
+        "PS440304-01",
+        fangkong_core::forces::PatrolMode::Vehicle,
+        22.55,
+        114.05,
+    )
+    .await;
+    let open = report(&server, 22.54, 114.05).await;
+    let address = listen(&server).await;
+    let url = format!("ws://{address}/api/v1/stream?access_token={token}");
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let snapshot = next(&mut socket).await;
+    assert_eq!(snapshot["type"], "snapshot");
+    assert_eq!(snapshot["reload"], false);
+    assert_eq!(snapshot["incidents"].as_array().unwrap().len(), 1);
+    assert_eq!(snapshot["incidents"][0]["id"], open);
+    assert_eq!(snapshot["units"][0]["unit"], "CAR1");
+    assert_eq!(snapshot["units"][0]["state"]["status"], "available");
+    let epoch = snapshot["epoch"].as_str().unwrap().to_string();
+
+    // Live: an incident in Futian arrives with its sequence number; one in Luohu does not.
+    report(&server, 22.54, 114.15).await;
+    let second = report(&server, 22.53, 114.06).await;
+    let message = next_event(&mut socket).await;
+    assert_eq!(
+        (message["type"].as_str(), message["incident"]["id"].as_i64()),
+        (Some("incident"), Some(second)),
+        "{message}"
+    );
+    let seen = message["seq"].as_u64().unwrap();
+    drop(socket);
+
+    // While disconnected: the unit is sent and the incident changes.
+    server.engine.assign_units(&Caller::system("test"), second, &["CAR1".into()]).await.unwrap();
+    let resume = format!("{url}&resume_after={seen}&epoch={epoch}");
+    let (mut socket, _) = tokio_tungstenite::connect_async(&resume).await.unwrap();
+    let resumed = next(&mut socket).await;
+    assert_eq!(resumed["type"], "resumed", "{resumed}");
+    let missed = [next_event(&mut socket).await, next_event(&mut socket).await];
+    let kinds: Vec<&str> = missed.iter().map(|m| m["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["incident", "unit"], "{missed:?}");
+    assert_eq!(missed[0]["incident"]["status"], "dispatched");
+    assert_eq!(missed[1]["state"]["status"], "dispatched");
+    assert!(missed[0]["seq"].as_u64().unwrap() > seen);
+    drop(socket);
+
+    // Another epoch (a restarted server) cannot be resumed: a fresh snapshot says reload.
+    let stale = format!("{url}&resume_after={seen}&epoch=0000");
+    let (mut socket, _) = tokio_tungstenite::connect_async(&stale).await.unwrap();
+    let reload = next(&mut socket).await;
+    assert_eq!((reload["type"].as_str(), reload["reload"].as_bool()), (Some("snapshot"), Some(true)));
+    assert_eq!(reload["incidents"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnecting_board_resumes_from_its_last_sequence_on_sqlite() {
+    stream_resume(fangkong_store::testing::TestDatabase::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnecting_board_resumes_from_its_last_sequence_on_postgres() {
+    if let Some(db) = fangkong_store::testing::TestDatabase::postgres().await {
+        stream_resume(db).await;
+    }
+}
