@@ -13,7 +13,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::api::{audit, auth, codes, devices, forces, incidents, jurisdictions, positions, stream, system, users};
+use crate::api::{
+    audit, auth, codes, devices, eido, forces, incidents, jurisdictions, positions, stream, system, users,
+};
 use crate::error::ApiError;
 use crate::{AppState, health, metrics};
 
@@ -101,6 +103,7 @@ pub(crate) fn api_v1() -> OpenApiRouter<AppState> {
         .routes(routes!(incidents::merge_incident))
         .routes(routes!(incidents::keep_incident))
         .routes(routes!(incidents::note_incident))
+        .routes(routes!(eido::export_eido))
         .routes(routes!(incidents::unit_board))
         .routes(routes!(incidents::set_unit_status))
         .routes(routes!(incidents::response_measures))

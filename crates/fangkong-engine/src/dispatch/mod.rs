@@ -57,6 +57,8 @@ pub struct DispatchConfig {
     pub panic: PanicRule,
     /// The disposition a merged duplicate is closed with.
     pub merge_disposition: String,
+    /// This centre's agency identifier in exchange documents (EIDO), a domain name.
+    pub agency_id: String,
 }
 
 /// The incident a panic alarm raises.
@@ -81,6 +83,7 @@ impl Default for DispatchConfig {
             suitability: vec![("03".into(), "traffic".into()), ("04".into(), "fire".into())],
             panic: PanicRule { source: "app_sos".into(), incident_type: "050000".into(), priority: 1 },
             merge_disposition: "duplicate".into(),
+            agency_id: "psap.fangkong.local".into(),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod codes;
 pub mod devices;
+pub mod eido;
 pub mod forces;
 pub mod incidents;
 pub mod jurisdictions;

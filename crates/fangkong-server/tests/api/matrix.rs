@@ -107,6 +107,7 @@ const ROUTES: &[(&str, &str, Who, Place, bool)] = &[
     ("POST", "/api/v1/incidents/{id}/merge", Who::Roles(CENTRE), Place::Located, false),
     ("POST", "/api/v1/incidents/{id}/keep", Who::Roles(CENTRE), Place::Located, false),
     ("POST", "/api/v1/incidents/{id}/notes", Who::Roles(CENTRE), Place::Located, false),
+    ("GET", "/api/v1/incidents/{id}/eido", Who::Roles(BOARD), Place::Located, false),
     ("GET", "/api/v1/dispatch/units", Who::Roles(BOARD), Place::Unlocated, false),
     ("POST", "/api/v1/units/{code}/status", Who::Roles(UNIT_STATUS), Place::Located, false),
     ("GET", "/api/v1/measures/response", Who::Roles(BOARD), Place::Located, false),
