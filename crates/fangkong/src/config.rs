@@ -20,6 +20,16 @@
 //! audit_retention_days = 730
 //! h3_resolution = 9
 //! position_retention_days = 90
+//!
+//! [dispatch]
+//! agency_id = "110.sz.example.cn"     # this centre in exchange documents (EIDO)
+//! duplicate_radius_m = 300            # a new call this near an open one of its category…
+//! duplicate_window_minutes = 30       # …this soon after it is flagged as a possible duplicate
+//! history_radius_m = 200              # prior history: incidents this near…
+//! history_days = 90                   # …in this many days
+//! arrival_target_urban_s = 300        # arrival targets by area class
+//! arrival_target_suburban_s = 600
+//! position_stale_minutes = 10         # units with older fixes are not recommended
 //! ```
 //!
 //! An unknown key is an error that names it, so a typo never silently means "default".
@@ -99,6 +109,49 @@ struct FileConfig {
     audit_retention_days: Option<u32>,
     h3_resolution: Option<u8>,
     position_retention_days: Option<u32>,
+    dispatch: Option<DispatchFile>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct DispatchFile {
+    agency_id: Option<String>,
+    duplicate_radius_m: Option<u32>,
+    duplicate_window_minutes: Option<u32>,
+    history_radius_m: Option<u32>,
+    history_days: Option<u32>,
+    arrival_target_urban_s: Option<u32>,
+    arrival_target_suburban_s: Option<u32>,
+    position_stale_minutes: Option<u32>,
+}
+
+/// The dispatch settings a deployment may tune (file only).
+#[derive(Debug, PartialEq, Eq, Clone)]
+pub struct DispatchSettings {
+    pub agency_id: String,
+    pub duplicate_radius_m: u32,
+    pub duplicate_window_minutes: u32,
+    pub history_radius_m: u32,
+    pub history_days: u32,
+    pub arrival_target_urban_s: u32,
+    pub arrival_target_suburban_s: u32,
+    pub position_stale_minutes: u32,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> DispatchSettings {
+        let engine = fangkong_engine::DispatchConfig::default();
+        DispatchSettings {
+            agency_id: engine.agency_id,
+            duplicate_radius_m: engine.duplicates.radius_m as u32,
+            duplicate_window_minutes: (engine.duplicates.window_ms / 60_000) as u32,
+            history_radius_m: engine.history_radius_m as u32,
+            history_days: engine.history_days,
+            arrival_target_urban_s: engine.targets.urban_s as u32,
+            arrival_target_suburban_s: engine.targets.suburban_s as u32,
+            position_stale_minutes: (engine.position_stale_ms / 60_000) as u32,
+        }
+    }
 }
 
 /// The security policies a deployment may tune (file only: they are not per-run choices).
@@ -113,6 +166,7 @@ pub struct Policies {
     pub h3_resolution: u8,
     /// Tracker history older than this is purged.
     pub position_retention_days: u32,
+    pub dispatch: DispatchSettings,
 }
 
 impl Default for Policies {
@@ -125,6 +179,7 @@ impl Default for Policies {
             audit_retention_days: 730,
             h3_resolution: 9,
             position_retention_days: 90,
+            dispatch: DispatchSettings::default(),
         }
     }
 }
@@ -159,7 +214,28 @@ impl Config {
             audit_retention_days: file.audit_retention_days.unwrap_or(defaults.audit_retention_days),
             h3_resolution: file.h3_resolution.unwrap_or(defaults.h3_resolution),
             position_retention_days: file.position_retention_days.unwrap_or(defaults.position_retention_days),
+            dispatch: {
+                let given = file.dispatch.unwrap_or_default();
+                let d = defaults.dispatch;
+                DispatchSettings {
+                    agency_id: given.agency_id.unwrap_or(d.agency_id),
+                    duplicate_radius_m: given.duplicate_radius_m.unwrap_or(d.duplicate_radius_m),
+                    duplicate_window_minutes: given.duplicate_window_minutes.unwrap_or(d.duplicate_window_minutes),
+                    history_radius_m: given.history_radius_m.unwrap_or(d.history_radius_m),
+                    history_days: given.history_days.unwrap_or(d.history_days),
+                    arrival_target_urban_s: given.arrival_target_urban_s.unwrap_or(d.arrival_target_urban_s),
+                    arrival_target_suburban_s: given.arrival_target_suburban_s.unwrap_or(d.arrival_target_suburban_s),
+                    position_stale_minutes: given.position_stale_minutes.unwrap_or(d.position_stale_minutes),
+                }
+            },
         };
+        let d = &policies.dispatch;
+        if d.arrival_target_urban_s == 0 || d.arrival_target_suburban_s == 0 || d.position_stale_minutes == 0 {
+            bail!("config: dispatch arrival targets and position_stale_minutes must be at least 1");
+        }
+        if d.agency_id.is_empty() || d.agency_id.contains(char::is_whitespace) {
+            bail!("config: dispatch.agency_id must be a domain name without spaces, not {:?}", d.agency_id);
+        }
         if policies.h3_resolution > 15 {
             bail!("config: h3_resolution must be 0–15, not {}", policies.h3_resolution);
         }
@@ -216,6 +292,25 @@ pub fn engine_config(keys: KeyRing, policies: &Policies) -> EngineConfig {
         avl: fangkong_engine::avl::AvlConfig {
             retention_days: policies.position_retention_days,
             ..fangkong_engine::avl::AvlConfig::default()
+        },
+        dispatch: {
+            let d = &policies.dispatch;
+            let defaults = fangkong_engine::DispatchConfig::default();
+            fangkong_engine::DispatchConfig {
+                agency_id: d.agency_id.clone(),
+                duplicates: fangkong_core::dispatch::DuplicateRule {
+                    radius_m: f64::from(d.duplicate_radius_m),
+                    window_ms: i64::from(d.duplicate_window_minutes) * minute,
+                },
+                history_radius_m: f64::from(d.history_radius_m),
+                history_days: d.history_days,
+                targets: fangkong_core::dispatch::ResponseTargets {
+                    urban_s: i64::from(d.arrival_target_urban_s),
+                    suburban_s: i64::from(d.arrival_target_suburban_s),
+                },
+                position_stale_ms: i64::from(d.position_stale_minutes) * minute,
+                ..defaults
+            }
         },
         ..EngineConfig::new(keys)
     }
@@ -288,7 +383,8 @@ mod tests {
     #[test]
     fn flags_beat_the_file_and_the_file_beats_defaults() {
         let toml = file(
-            "db = \"postgres://fk@db/fk\"\nlisten = \"0.0.0.0:9000\"\nshutdown_grace_secs = 5\nlockout_threshold = 3\nh3_resolution = 10\nosmand_listen = \"off\"\nmqtt_url = \"mqtt://mq:1883\"\nposition_retention_days = 30\n",
+            "db = \"postgres://fk@db/fk\"\nlisten = \"0.0.0.0:9000\"\nshutdown_grace_secs = 5\nlockout_threshold = 3\nh3_resolution = 10\nosmand_listen = \"off\"\nmqtt_url = \"mqtt://mq:1883\"\nposition_retention_days = 30\n\
+             [dispatch]\nagency_id = \"110.sz.example.cn\"\narrival_target_suburban_s = 720\nduplicate_radius_m = 150\n",
         );
         let args =
             ConfigArgs { config: Some(toml.path().into()), listen: Some("127.0.0.1:1".into()), ..Default::default() };
@@ -305,6 +401,10 @@ mod tests {
         assert_eq!(engine.avl.retention_days, 30);
         assert_eq!((config.osmand_listen, config.mqtt_url.as_deref()), (None, Some("mqtt://mq:1883")));
         assert_eq!(config.mqtt_topic, DEFAULT_MQTT_TOPIC);
+        assert_eq!(engine.dispatch.agency_id, "110.sz.example.cn");
+        assert_eq!((engine.dispatch.targets.urban_s, engine.dispatch.targets.suburban_s), (300, 720));
+        assert_eq!(engine.dispatch.duplicates.radius_m, 150.0);
+        assert_eq!(engine.dispatch.duplicates.window_ms, 30 * 60_000, "the rest keep their defaults");
     }
 
     #[test]
@@ -327,6 +427,11 @@ mod tests {
         let fine = file("h3_resolution = 16\n");
         let error = Config::load(&ConfigArgs { config: Some(fine.path().into()), ..Default::default() }).unwrap_err();
         assert!(error.to_string().contains("h3_resolution must be 0–15"), "{error}");
+        let typo = file("[dispatch]\nduplicate_radius = 100\n");
+        let error = Config::load(&ConfigArgs { config: Some(typo.path().into()), ..Default::default() }).unwrap_err();
+        assert!(error.to_string().contains("line 2") && error.to_string().contains("duplicate_radius"), "{error}");
+        let zero = file("[dispatch]\narrival_target_urban_s = 0\n");
+        assert!(Config::load(&ConfigArgs { config: Some(zero.path().into()), ..Default::default() }).is_err());
     }
 
     #[test]

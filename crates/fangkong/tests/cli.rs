@@ -690,3 +690,88 @@ fn bench_avl_prints_its_figures() {
         assert!(line["value"].as_f64().unwrap() > 0.0, "{line}");
     }
 }
+
+// ---- durability -----------------------------------------------------------------------------
+
+/// Like [`http`], but a connection the server dropped (it was killed) is `None`.
+fn try_http(host_port: &str, method: &str, path: &str, headers: &[&str], body: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(host_port).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nhost: {host_port}\r\nconnection: close\r\n");
+    for header in headers {
+        request.push_str(&format!("{header}\r\n"));
+    }
+    request.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.get(9..12)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map(|(_, body)| dechunk(body))?;
+    Some((status, body))
+}
+
+/// Incidents are posted (each followed by a note) in a loop while the server is killed with
+/// SIGKILL; after a restart, every incident acknowledged with 201 is there, and its timeline
+/// holds every step that was acknowledged.
+#[test]
+fn every_acknowledged_incident_survives_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("demo");
+    let args = ["demo", "--data-dir", data_dir.to_str().unwrap(), "--listen", "127.0.0.1:0"];
+    let mut server = Running::start(&args);
+    let dispatcher = server.stdout_lines.iter().find_map(|l| {
+        let fields: Vec<&str> = l.split_whitespace().collect();
+        (fields.len() == 4 && fields[2] == "dispatcher").then(|| (fields[0].to_string(), fields[1].to_string()))
+    });
+    let (username, password) = dispatcher.expect("the demo prints a dispatcher account");
+    let token = login(&server, &username, &password);
+    let host = server.base_url.strip_prefix("http://").unwrap().to_string();
+
+    let (acked_tx, acked_rx) = mpsc::channel::<(i64, bool)>();
+    let writer = {
+        let host = host.clone();
+        std::thread::spawn(move || {
+            let auth = format!("authorization: Bearer {token}");
+            for n in 0.. {
+                let lat = 22.53 + f64::from(n % 50) * 0.0005;
+                let body = format!(
+                    r#"{{"source":"110","type_code":"020100","lat":{lat},"lon":114.06,"description":"crash test {n}"}}"#
+                );
+                let key = format!("idempotency-key: crash-{n}");
+                let headers = [auth.as_str(), "content-type: application/json", key.as_str()];
+                let Some((201, reply)) = try_http(&host, "POST", "/api/v1/incidents", &headers, &body) else { return };
+                let id = serde_json::from_str::<serde_json::Value>(&reply).unwrap()["id"].as_i64().unwrap();
+                let note = format!(r#"{{"text":"note {n}"}}"#);
+                let noted = try_http(&host, "POST", &format!("/api/v1/incidents/{id}/notes"), &headers[..2], &note)
+                    .is_some_and(|(status, _)| status == 200);
+                if acked_tx.send((id, noted)).is_err() || !noted {
+                    return;
+                }
+            }
+        })
+    };
+    // Let a few hundred writes land, then kill the server mid-stream.
+    let mut acked = Vec::new();
+    while acked.len() < 200 {
+        acked.push(acked_rx.recv_timeout(Duration::from_secs(30)).expect("the writer makes progress"));
+    }
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    writer.join().unwrap();
+    acked.extend(acked_rx.try_iter());
+    drop(server);
+
+    let server = Running::start(&args);
+    let token = login(&server, &username, &password);
+    for (id, noted) in &acked {
+        let (status, body) = server.get_with_token(&format!("/api/v1/incidents/{id}/timeline"), &token);
+        assert_eq!(status, 200, "incident {id} was acknowledged but is gone: {body}");
+        let timeline: serde_json::Value = serde_json::from_str(&dechunk(&body)).unwrap();
+        let kinds: Vec<&str> = timeline.as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds[0], "created", "incident {id}");
+        if *noted {
+            assert_eq!(kinds[1..], ["note"], "incident {id}: its acknowledged note is in the timeline");
+        }
+    }
+    assert!(acked.len() >= 200);
+}
