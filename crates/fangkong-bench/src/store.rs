@@ -212,14 +212,14 @@ async fn measure(store: Arc<Store>, options: &StoreBenchOptions) -> anyhow::Resu
 }
 
 /// A schema of the benchmark's own in the given PostgreSQL, dropped when done.
-struct BenchSchema {
+pub(crate) struct BenchSchema {
     admin_url: String,
-    name: String,
-    url: String,
+    pub(crate) name: String,
+    pub(crate) url: String,
 }
 
 impl BenchSchema {
-    async fn create(admin_url: &str) -> anyhow::Result<BenchSchema> {
+    pub(crate) async fn create(admin_url: &str) -> anyhow::Result<BenchSchema> {
         let name = format!(
             "fk_bench_{}_{}",
             std::process::id(),
@@ -232,7 +232,7 @@ impl BenchSchema {
         Ok(BenchSchema { admin_url: admin_url.to_string(), name, url })
     }
 
-    async fn drop(self) {
+    pub(crate) async fn drop(self) {
         if let Ok(client) = connect(&self.admin_url).await {
             let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name)).await;
         }

@@ -89,6 +89,32 @@ enum BenchCommand {
     /// Tracker positions per second through the pipeline (in process and over the OsmAnd
     /// protocol) with durable history on SQLite, and a unit-day history query.
     Avl(BenchAvlArgs),
+    /// The 110 centre: recommendation latency over 50,000 live units beside Redis
+    /// GEOSEARCH and PostGIS KNN, durable incident intake on SQLite (and PostgreSQL), and
+    /// HTTP intake under a load generator.
+    Dispatch(BenchDispatchArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchDispatchArgs {
+    /// A PostgreSQL (with PostGIS) to measure beside: KNN peer and intake on PostgreSQL.
+    #[arg(long, value_name = "URL", env = "FANGKONG_BENCH_POSTGRES_URL")]
+    postgres: Option<String>,
+    /// The Redis to measure GEOSEARCH on, or `off`.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:6379")]
+    redis: String,
+    /// Live units.
+    #[arg(long, default_value_t = 50_000)]
+    units: usize,
+    /// Rounds per figure; the median (or the percentile over all rounds) is reported.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
+    /// Directory for the SQLite file; default: the system's temporary directory.
+    #[arg(long, value_name = "DIR")]
+    sqlite_dir: Option<PathBuf>,
+    /// A tiny run that exercises every path (for smoke tests, not for figures).
+    #[arg(long)]
+    quick: bool,
 }
 
 #[derive(Args, Debug)]
@@ -180,6 +206,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Store(args)) => bench_store(args).await?,
         Command::Bench(BenchCommand::Geo(args)) => bench_geo(args).await?,
         Command::Bench(BenchCommand::Avl(args)) => bench_avl(args).await?,
+        Command::Bench(BenchCommand::Dispatch(args)) => Box::pin(bench_dispatch(args)).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -263,6 +290,20 @@ async fn bench_avl(args: BenchAvlArgs) -> anyhow::Result<()> {
     options.sqlite_dir = args.sqlite_dir;
     let mut stdout = std::io::stdout().lock();
     fangkong_bench::avl::run(&options, &mut stdout).await
+}
+
+async fn bench_dispatch(args: BenchDispatchArgs) -> anyhow::Result<()> {
+    use fangkong_bench::dispatch::DispatchBenchOptions;
+    let mut options = if args.quick { DispatchBenchOptions::quick() } else { DispatchBenchOptions::default() };
+    if !args.quick {
+        options.rounds = args.rounds as usize;
+        options.units = args.units.max(5);
+    }
+    options.sqlite_dir = args.sqlite_dir;
+    options.postgres_url = args.postgres;
+    options.redis_address = (args.redis != "off").then_some(args.redis);
+    let mut stdout = std::io::stdout().lock();
+    fangkong_bench::dispatch::run(&options, &mut stdout).await
 }
 
 /// Lines meant for the person or script that started the command go to stdout.
