@@ -12,4 +12,5 @@
 
 pub mod calls;
 pub mod city;
+pub mod live;
 pub mod population;

@@ -528,7 +528,7 @@ fn between(rng: &mut ChaCha8Rng, (low, high): (u32, u32)) -> u32 {
 }
 
 /// A point inside `area` (rejection sampling in its box; a box always holds its area).
-fn point_in(rng: &mut ChaCha8Rng, area: &Area) -> Position {
+pub(crate) fn point_in(rng: &mut ChaCha8Rng, area: &Area) -> Position {
     let bbox = area.bbox();
     for _ in 0..1_000 {
         let lon = rng.random_range(bbox.min_lon..=bbox.max_lon);
@@ -569,6 +569,17 @@ pub fn generate(
     generate_forces(city, &plans, options, &mut counter);
     generate_checkpoints(city, options, &mut counter);
     counter.counts.counts
+}
+
+/// Only the force (units and their members), exactly as [`generate`] makes it.
+pub fn generate_force(city: &CityMap, options: &PopulationOptions, sink: &mut dyn PopulationSink) {
+    let plans = grid_plans(city);
+    generate_forces(city, &plans, options, sink);
+}
+
+/// Each grid's share of the city's residents: the weights people (and calls) are drawn by.
+pub fn grid_weights(city: &CityMap) -> Vec<(String, f64)> {
+    grid_plans(city).iter().map(|plan| (plan.grid.code.clone(), plan.weight)).collect()
 }
 
 /// Passes records on and counts them.

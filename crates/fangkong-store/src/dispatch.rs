@@ -310,7 +310,7 @@ impl Store {
         dispatch!(self.incidents_in_cells(cells, since, limit))
     }
 
-    /// Incidents created in `from..to`, oldest first (without assignments), at most `limit`.
+    /// Incidents created in `from..to`, oldest first, with their assignments, at most `limit`.
     pub async fn incidents_between(
         &self,
         from: Timestamp,

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
@@ -28,6 +29,17 @@ pub struct DemoArgs {
     admin_password: Option<String>,
     #[command(flatten)]
     trackers: config::TrackerArgs,
+    /// How many times faster than real time the live city runs (calls, patrols, responses);
+    /// 0 stops the simulation and runs on the wall clock.
+    #[arg(long, value_name = "FACTOR", default_value_t = 60.0)]
+    speed: f64,
+    /// Share of the plan's 50,000-strong force that patrols the live city (0.05 ≈ 900
+    /// teams); calls scale with it.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.05)]
+    force_scale: f64,
+    /// 110/119/122 calls a day over the whole city [default: 15,000 × the force's share]
+    #[arg(long, value_name = "N")]
+    calls_per_day: Option<f64>,
     /// Log filter (error, warn, info, debug, trace, or a tracing directive).
     #[arg(long, value_name = "FILTER", env = "FANGKONG_LOG", default_value = "info")]
     log: String,
@@ -80,8 +92,39 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         mqtt_topic: args.trackers.mqtt_topic.clone().unwrap_or_else(|| config::DEFAULT_MQTT_TOPIC.into()),
         policies: Policies::default(),
     };
-    let engine = serve::open_engine(&config.db, config.engine()?).await?;
-    let created = seed(&engine, args.admin_password.as_deref()).await?;
+    if !(0.0..=10_000.0).contains(&args.speed) || !(0.0..=1.0).contains(&args.force_scale) {
+        anyhow::bail!("--speed must be 0–10,000 and --force-scale 0–1");
+    }
+    let mut engine_config = config.engine()?;
+    let scaled = (args.speed > 0.0).then(|| Arc::new(fangkong_engine::clock::ScaledClock::new(args.speed)));
+    let clock: Arc<dyn fangkong_engine::clock::Clock> = match &scaled {
+        Some(scaled) => {
+            // Sessions and lockouts last as long in real time as they would unscaled.
+            let factor = args.speed.max(1.0) as i64;
+            engine_config.sessions.idle_millis *= factor;
+            engine_config.sessions.absolute_millis *= factor;
+            engine_config.lockout.duration_millis *= factor;
+            scaled.clone()
+        }
+        None => Arc::new(fangkong_engine::clock::SystemClock),
+    };
+    let store = fangkong_engine::Store::open(&config.db).await.context("opening the demo database")?;
+    let bus = Arc::new(fangkong_engine::bus::InProcessBus::default());
+    let engine = Arc::new(Engine::start(store, bus, clock.clone(), engine_config).await?);
+    let city = Arc::new(fangkong_sim::city::shenzhen(&fangkong_sim::city::CityOptions::default()));
+    let created = seed(&engine, &city, args.admin_password.as_deref()).await?;
+    if let Some(scaled) = &scaled {
+        // A demo restarted on its old data resumes after its last simulated moment.
+        if let Some(latest) = fangkong_sim::live::latest_activity(&engine).await? {
+            scaled.advance_to(latest);
+        }
+        let mut options = fangkong_sim::live::LiveOptions::new(args.force_scale);
+        if let Some(calls) = args.calls_per_day {
+            anyhow::ensure!((0.0..=10_000_000.0).contains(&calls), "--calls-per-day must be 0–10,000,000");
+            options.calls_per_day = calls;
+        }
+        tokio::spawn(fangkong_sim::live::run(Arc::clone(&engine), Arc::clone(&city), options));
+    }
     let banner = |bound: SocketAddr| {
         print_line(&format!("Fangkong demo: data and key in {}", dir.display()));
         match &created {
@@ -105,22 +148,35 @@ type Account = (String, String, &'static str, String);
 
 /// On a new database: the city's tree and the accounts. Returns the accounts created, or
 /// `None` if the database already had them.
-async fn seed(engine: &Engine, admin_password: Option<&str>) -> anyhow::Result<Option<Vec<Account>>> {
+async fn seed(
+    engine: &Engine,
+    city: &fangkong_sim::city::CityMap,
+    admin_password: Option<&str>,
+) -> anyhow::Result<Option<Vec<Account>>> {
     let system = Caller::system("demo");
     let existing = engine.jurisdictions(&system).await?;
     if existing.is_empty() {
         let started = std::time::Instant::now();
-        let city = fangkong_sim::city::shenzhen(&fangkong_sim::city::CityOptions::default());
         let generated = started.elapsed();
         let nodes: Vec<NodeWrite> = city
             .nodes
-            .into_iter()
+            .iter()
+            .cloned()
             .map(|node| {
                 let shape = city.areas.get(&node.code).cloned();
                 NodeWrite { node, shape }
             })
             .collect();
         let count = engine.add_jurisdictions(&system, nodes).await?;
+        // The old special zone (Luohu, Futian, Nanshan, Yantian) is urban ground with the
+        // 5-minute arrival target; the districts outside it are suburban (10 minutes).
+        for district in city.nodes.iter().filter(|n| n.kind == fangkong_core::jurisdiction::JurisdictionKind::District)
+        {
+            if !["440303", "440304", "440305", "440308"].contains(&district.code.as_str()) {
+                let suburban = Some(fangkong_core::dispatch::AreaClass::Suburban);
+                engine.set_area_class(&system, &district.code, suburban).await?;
+            }
+        }
         tracing::info!(
             nodes = count,
             generated_ms = generated.as_millis() as u64,

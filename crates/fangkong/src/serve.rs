@@ -18,13 +18,13 @@ pub async fn open_engine(db: &str, engine_config: EngineConfig) -> anyhow::Resul
 
 /// Serves `config` until a signal. `engine` is opened from the config unless given;
 /// `banner` replaces the default "listening" line.
-pub async fn serve(config: &Config, engine: Option<Engine>) -> anyhow::Result<()> {
+pub async fn serve(config: &Config, engine: Option<Arc<Engine>>) -> anyhow::Result<()> {
     serve_with_banner(config, engine, None).await
 }
 
 pub async fn serve_with_banner(
     config: &Config,
-    engine: Option<Engine>,
+    engine: Option<Arc<Engine>>,
     banner: Option<&dyn Fn(SocketAddr)>,
 ) -> anyhow::Result<()> {
     let address: SocketAddr = config
@@ -33,9 +33,8 @@ pub async fn serve_with_banner(
         .with_context(|| format!("--listen {:?} is not an address like 127.0.0.1:8080", config.listen))?;
     let engine = match engine {
         Some(engine) => engine,
-        None => open_engine(&config.db, config.engine()?).await?,
+        None => Arc::new(open_engine(&config.db, config.engine()?).await?),
     };
-    let engine = Arc::new(engine);
     let listener = match tokio::net::TcpListener::bind(address).await {
         Ok(listener) => listener,
         Err(error) => {

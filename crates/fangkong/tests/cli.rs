@@ -775,3 +775,47 @@ fn every_acknowledged_incident_survives_a_kill() {
     }
     assert!(acked.len() >= 200);
 }
+
+/// The demo's live city: within ten seconds of starting, units have positions that move,
+/// calls have become incidents and units have been sent to them.
+#[test]
+fn demo_shows_a_moving_city_within_ten_seconds() {
+    let started = Instant::now();
+    let server = Running::start(&["demo", "--listen", "127.0.0.1:0", "--calls-per-day", "10000"]);
+    let dispatcher = server.stdout_lines.iter().find_map(|l| {
+        let fields: Vec<&str> = l.split_whitespace().collect();
+        (fields.len() == 4 && fields[2] == "dispatcher").then(|| fields[1].to_string())
+    });
+    let token = login(&server, "dispatcher", &dispatcher.expect("a dispatcher account"));
+    let json = |path: &str| -> serde_json::Value {
+        let (status, body) = server.get_with_token(path, &token);
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str(&dechunk(&body)).unwrap()
+    };
+    let mut first_positions: Option<std::collections::HashMap<String, (f64, f64)>> = None;
+    let (mut moved, mut dispatched, mut incidents) = (0, 0, 0);
+    while started.elapsed() < Duration::from_secs(10) && (moved == 0 || dispatched == 0) {
+        let units = json("/api/v1/dispatch/units");
+        let positions: std::collections::HashMap<String, (f64, f64)> = units
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|u| Some((u["unit"].as_str()?.to_string(), (u["lat"].as_f64()?, u["lon"].as_f64()?))))
+            .collect();
+        match &first_positions {
+            None if !positions.is_empty() => first_positions = Some(positions),
+            Some(first) => {
+                moved = first.iter().filter(|(unit, at)| positions.get(*unit).is_some_and(|now| now != *at)).count()
+            }
+            None => {}
+        }
+        let all = json("/api/v1/incidents?status=all&from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z");
+        incidents = all.as_array().unwrap().len();
+        dispatched = all.as_array().unwrap().iter().filter(|i| !i["units"].as_array().unwrap().is_empty()).count();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let elapsed = started.elapsed();
+    assert!(moved > 10, "units moved within {elapsed:?}: {moved}");
+    assert!(incidents > 0 && dispatched > 0, "within {elapsed:?}: {incidents} incidents, {dispatched} with units");
+    assert!(elapsed < Duration::from_secs(10), "a moving city took {elapsed:?}");
+}

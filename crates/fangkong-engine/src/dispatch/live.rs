@@ -6,13 +6,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use fangkong_core::dispatch::{
-    Incident, Mobility, Recommendation, TravelModel, UnitState, UnitStatus, recommendation_order,
-};
+use fangkong_core::dispatch::{Incident, Mobility, Recommendation, TravelModel, UnitState, UnitStatus};
 use fangkong_core::forces::{Beat, Unit};
 use fangkong_core::time::Timestamp;
 use fangkong_geo::{LatLon, PointGrid, PreparedArea, SlotId};
-use fangkong_store::HISTORY_CELL_RESOLUTION;
 
 /// Cell sizes: fine for the grid of every unit, coarse for the (sparser) grids of units
 /// with a capability.
@@ -20,12 +17,15 @@ const ALL_CELL_DEG: f64 = 0.005;
 const CAPABILITY_CELL_DEG: f64 = 0.05;
 /// Cell size of the beat lookup.
 const BEAT_CELL_DEG: f64 = 0.02;
+/// The H3 resolution of the board's own index of open incidents (~0.1 km² cells): fine
+/// enough that a duplicate check reads only the incidents a few hundred metres around.
+const BOARD_CELL_RESOLUTION: u8 = 9;
 
 /// Open incidents, and where they are (for duplicate detection).
 #[derive(Debug, Default)]
 pub(crate) struct Board {
     pub incidents: HashMap<i64, Incident>,
-    /// Open incidents by their history cell (`cell_r7`).
+    /// Open incidents by their H3 cell at [`BOARD_CELL_RESOLUTION`].
     cells: HashMap<u64, Vec<i64>>,
     /// The open panic incident of each tracker that raised one.
     pub panics: HashMap<String, i64>,
@@ -33,15 +33,15 @@ pub(crate) struct Board {
     pub alerted: HashSet<(String, Timestamp)>,
 }
 
-fn history_cell(point: LatLon) -> u64 {
-    point.h3_cell(HISTORY_CELL_RESOLUTION).unwrap_or(0)
+fn board_cell(point: LatLon) -> u64 {
+    point.h3_cell(BOARD_CELL_RESOLUTION).unwrap_or(0)
 }
 
 impl Board {
     /// Puts an incident on the board, or takes it off when it is no longer open.
     pub fn put(&mut self, incident: Incident) {
         let id = incident.id;
-        let cell = history_cell(incident.point);
+        let cell = board_cell(incident.point);
         let on_board = self.incidents.contains_key(&id);
         if incident.status.is_open() {
             if !on_board {
@@ -57,10 +57,10 @@ impl Board {
         }
     }
 
-    /// Open incidents in the history cells within `radius_m` of `point`.
+    /// Open incidents in the cells within `radius_m` of `point`.
     pub fn near(&self, point: LatLon, radius_m: f64) -> impl Iterator<Item = &Incident> {
         point
-            .h3_cells_within(HISTORY_CELL_RESOLUTION, radius_m)
+            .h3_cells_within(BOARD_CELL_RESOLUTION, radius_m)
             .into_iter()
             .filter_map(|cell| self.cells.get(&cell))
             .flatten()
@@ -79,10 +79,24 @@ pub(crate) struct LiveUnit {
     slots: Vec<(Option<String>, SlotId)>,
 }
 
+/// What the search reads of a unit, kept in the grid beside its point so a query does
+/// not chase each unit's record.
+#[derive(Clone, Copy, Debug)]
+struct Hot {
+    unit: u32,
+    mobility: Mobility,
+    fixed_at: Timestamp,
+    /// Its beat's number in the beat index (`u32::MAX`: none).
+    beat: u32,
+    /// One bit per capability (see `LiveUnits::capability_bits`).
+    capabilities: u64,
+}
+
 /// Beats by a coarse grid of their boxes, to find the beats holding a point.
 #[derive(Debug, Default)]
 struct BeatIndex {
     beats: Vec<(String, PreparedArea)>,
+    numbers: HashMap<String, u32>,
     cells: HashMap<(i32, i32), Vec<u32>>,
 }
 
@@ -98,19 +112,20 @@ impl BeatIndex {
                     index.cells.entry((x, y)).or_default().push(n);
                 }
             }
+            index.numbers.insert(beat.code.clone(), n);
             index.beats.push((beat.code.clone(), PreparedArea::new(&beat.shape)));
         }
         index
     }
 
-    fn containing(&self, point: LatLon) -> Vec<&str> {
+    fn number(&self, code: Option<&str>) -> u32 {
+        code.and_then(|c| self.numbers.get(c)).copied().unwrap_or(u32::MAX)
+    }
+
+    fn containing(&self, point: LatLon) -> Vec<u32> {
         let key = ((point.lon() / BEAT_CELL_DEG).floor() as i32, (point.lat() / BEAT_CELL_DEG).floor() as i32);
         let Some(list) = self.cells.get(&key) else { return Vec::new() };
-        list.iter()
-            .map(|&n| &self.beats[n as usize])
-            .filter(|(_, area)| area.contains(point.lon(), point.lat()))
-            .map(|(code, _)| code.as_str())
-            .collect()
+        list.iter().copied().filter(|&n| self.beats[n as usize].1.contains(point.lon(), point.lat())).collect()
     }
 }
 
@@ -119,8 +134,10 @@ impl BeatIndex {
 pub(crate) struct LiveUnits {
     units: Vec<LiveUnit>,
     by_code: HashMap<String, u32>,
-    all: PointGrid<u32>,
-    by_capability: HashMap<String, PointGrid<u32>>,
+    all: PointGrid<Hot>,
+    by_capability: HashMap<String, PointGrid<Hot>>,
+    /// Capabilities by bit (the first 64 seen; others are still searched by their grid).
+    capability_bits: HashMap<String, u32>,
     beats: BeatIndex,
 }
 
@@ -131,6 +148,7 @@ impl Default for LiveUnits {
             by_code: HashMap::new(),
             all: PointGrid::new(ALL_CELL_DEG),
             by_capability: HashMap::new(),
+            capability_bits: HashMap::new(),
             beats: BeatIndex::default(),
         }
     }
@@ -148,6 +166,17 @@ pub(crate) struct Query<'a> {
     pub exclude: &'a [String],
 }
 
+/// A unit being ranked (no strings: the search's hot loop allocates nothing).
+#[derive(Clone, Copy, Debug)]
+struct Ranked {
+    unit: u32,
+    distance_m: f64,
+    eta_s: f64,
+    score: f64,
+    owns_beat: bool,
+    suitable: bool,
+}
+
 impl LiveUnits {
     pub fn get(&self, code: &str) -> Option<&LiveUnit> {
         self.by_code.get(code).map(|&i| &self.units[i as usize])
@@ -159,10 +188,19 @@ impl LiveUnits {
 
     pub fn set_beats(&mut self, beats: &[Beat]) {
         self.beats = BeatIndex::new(beats);
+        for i in 0..self.units.len() as u32 {
+            self.refresh(i);
+        }
     }
 
     /// Adds a unit (off duty) or takes in its new registry record.
     pub fn put_unit(&mut self, unit: Unit, at: Timestamp) {
+        for capability in &unit.capabilities {
+            let next = self.capability_bits.len() as u32;
+            if next < 64 {
+                self.capability_bits.entry(capability.clone()).or_insert(next);
+            }
+        }
         match self.by_code.get(&unit.code) {
             Some(&i) => {
                 self.unindex(i);
@@ -202,15 +240,44 @@ impl LiveUnits {
         }
         live.position = Some((point, fixed_at));
         if live.slots.is_empty() {
-            self.reindex(i);
-        } else {
-            for (capability, slot) in &live.slots {
-                let grid = match capability {
-                    None => &mut self.all,
-                    Some(c) => self.by_capability.get_mut(c).expect("capability grid"),
-                };
-                grid.move_to(*slot, point);
-            }
+            return self.reindex(i);
+        }
+        for (capability, slot) in &live.slots {
+            let grid = match capability {
+                None => &mut self.all,
+                Some(c) => self.by_capability.get_mut(c).expect("capability grid"),
+            };
+            grid.move_to(*slot, point);
+            grid.update(*slot, |hot| hot.fixed_at = fixed_at);
+        }
+    }
+
+    fn hot(&self, i: u32) -> Hot {
+        let live = &self.units[i as usize];
+        let capabilities = live
+            .unit
+            .capabilities
+            .iter()
+            .filter_map(|c| self.capability_bits.get(c))
+            .fold(0u64, |bits, bit| bits | (1 << bit));
+        Hot {
+            unit: i,
+            mobility: live.mobility,
+            fixed_at: live.position.map_or(Timestamp::UNIX_EPOCH, |(_, at)| at),
+            beat: self.beats.number(live.unit.beat.as_deref()),
+            capabilities,
+        }
+    }
+
+    /// Rewrites a unit's grid entries after its beat's number changed.
+    fn refresh(&mut self, i: u32) {
+        let hot = self.hot(i);
+        for (capability, slot) in &self.units[i as usize].slots {
+            let grid = match capability {
+                None => &mut self.all,
+                Some(c) => self.by_capability.get_mut(c).expect("capability grid"),
+            };
+            grid.update(*slot, |entry| *entry = hot);
         }
     }
 
@@ -234,61 +301,80 @@ impl LiveUnits {
             return self.unindex(i);
         }
         let point = live.position.expect("checked").0;
-        let mut slots = vec![(None, self.all.insert(point, i))];
-        for capability in &live.unit.capabilities {
+        let capabilities = live.unit.capabilities.clone();
+        let hot = self.hot(i);
+        let mut slots = vec![(None, self.all.insert(point, hot))];
+        for capability in capabilities {
             let grid =
                 self.by_capability.entry(capability.clone()).or_insert_with(|| PointGrid::new(CAPABILITY_CELL_DEG));
-            slots.push((Some(capability.clone()), grid.insert(point, i)));
+            slots.push((Some(capability), grid.insert(point, hot)));
         }
         self.units[i as usize].slots = slots;
     }
 
     /// The best units for `query`: suitable ones (with the capability, when one is asked
-    /// for) first, then by estimated arrival less the beat bonus.
+    /// for) first, then by estimated arrival less the beat bonus, then by unit code.
     pub fn recommend(&self, query: &Query<'_>, model: &TravelModel) -> Vec<Recommendation> {
         let owning = self.beats.containing(query.point);
-        let best: std::cell::RefCell<Vec<Recommendation>> = std::cell::RefCell::default();
-        let consider = |i: u32, suitable: bool| {
-            let live = &self.units[i as usize];
-            let Some((position, fixed_at)) = live.position else { return };
-            if fixed_at < query.fresh_after || query.exclude.contains(&live.unit.code) {
+        let bit = query.capability.and_then(|c| self.capability_bits.get(c)).map(|&b| 1u64 << b);
+        let best: std::cell::RefCell<Vec<Ranked>> = std::cell::RefCell::default();
+        let order = |a: &Ranked, b: &Ranked| {
+            (!a.suitable)
+                .cmp(&!b.suitable)
+                .then(a.score.total_cmp(&b.score))
+                .then_with(|| self.units[a.unit as usize].unit.code.cmp(&self.units[b.unit as usize].unit.code))
+        };
+        let consider = |point: LatLon, hot: &Hot, suitable: bool| {
+            if hot.fixed_at < query.fresh_after {
                 return;
             }
-            if !suitable && query.capability.is_some_and(|c| live.unit.capabilities.iter().any(|u| u == c)) {
+            if !suitable && bit.is_some_and(|bit| hot.capabilities & bit != 0) {
                 return; // already considered among the suitable
             }
-            let distance_m = position.distance_m(query.point);
-            let candidate = Recommendation {
-                unit: live.unit.code.clone(),
-                distance_m,
-                eta_s: model.eta_s(distance_m, live.mobility),
-                owns_beat: live.unit.beat.as_deref().is_some_and(|b| owning.contains(&b)),
-                suitable,
-            };
+            let distance_m = point.distance_m(query.point);
+            let eta_s = model.eta_s(distance_m, hot.mobility);
+            let owns_beat = hot.beat != u32::MAX && owning.contains(&hot.beat);
+            let candidate =
+                Ranked { unit: hot.unit, distance_m, eta_s, score: model.score(eta_s, owns_beat), owns_beat, suitable };
             let mut best = best.borrow_mut();
-            let at = best.partition_point(|r| recommendation_order(r, &candidate, model).is_lt());
-            if at < query.limit {
-                best.insert(at, candidate);
-                best.truncate(query.limit);
+            if best.len() >= query.limit && best.last().is_some_and(|w| order(w, &candidate).is_lt()) {
+                return;
             }
+            if !query.exclude.is_empty() && query.exclude.contains(&self.units[hot.unit as usize].unit.code) {
+                return;
+            }
+            let at = best.partition_point(|r| order(r, &candidate).is_lt());
+            best.insert(at, candidate);
+            best.truncate(query.limit);
         };
-        // Stop once nothing further out can beat the worst kept (of the kind searched).
-        let done = |bound: f64| {
+        // Nothing further out can beat the worst kept: stop. Without a beat holding the
+        // place, no unit gets the bonus, so the bound is tighter.
+        let bonus = if owning.is_empty() { 0.0 } else { model.beat_bonus_s };
+        let done = |distance: f64| {
             let best = best.borrow();
-            best.len() >= query.limit && best.last().is_some_and(|w| model.score(w.eta_s, w.owns_beat) < bound)
+            let bound = model.score_bound(distance) + model.beat_bonus_s - bonus;
+            best.len() >= query.limit && best.last().is_some_and(|w| w.score < bound)
         };
-        let score_bound = |d: f64| model.score_bound(d);
         match query.capability {
             Some(capability) => {
                 if let Some(grid) = self.by_capability.get(capability) {
-                    grid.search(query.point, |_, &i| consider(i, true), |d| done(score_bound(d)));
+                    grid.search(query.point, |p, hot| consider(p, hot, true), &done);
                 }
                 if best.borrow().len() < query.limit {
-                    self.all.search(query.point, |_, &i| consider(i, false), |d| done(score_bound(d)));
+                    self.all.search(query.point, |p, hot| consider(p, hot, false), &done);
                 }
             }
-            None => self.all.search(query.point, |_, &i| consider(i, true), |d| done(score_bound(d))),
+            None => self.all.search(query.point, |p, hot| consider(p, hot, true), &done),
         }
         best.into_inner()
+            .into_iter()
+            .map(|r| Recommendation {
+                unit: self.units[r.unit as usize].unit.code.clone(),
+                distance_m: r.distance_m,
+                eta_s: r.eta_s,
+                owns_beat: r.owns_beat,
+                suitable: r.suitable,
+            })
+            .collect()
     }
 }

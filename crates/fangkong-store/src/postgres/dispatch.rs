@@ -379,7 +379,14 @@ impl PgStore {
                 &[&from.as_millis(), &to.as_millis(), &i64::from(limit)],
             )
             .await?;
-        attach(rows.iter().map(incident_row).collect(), Vec::new())
+        let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        let assignments = client
+            .query(&format!("SELECT {ASSIGNMENT_COLUMNS} FROM incident_units WHERE incident_id = ANY($1)"), &[&ids])
+            .await?
+            .iter()
+            .map(|r| assignment_row(r).into_domain())
+            .collect::<Result<Vec<_>, _>>()?;
+        attach(rows.iter().map(incident_row).collect(), assignments)
     }
 
     pub async fn unit_statuses(&self) -> Result<Vec<UnitState>, StoreError> {

@@ -366,7 +366,15 @@ impl SqliteStore {
                 ))?
                 .query_map(params![from.as_millis(), to.as_millis(), limit], incident_row)?
                 .collect::<Result<Vec<_>, _>>()?;
-            attach(rows, Vec::new())
+            let assignments = conn
+                .prepare_cached(&format!(
+                    "SELECT {ASSIGNMENT_COLUMNS} FROM incident_units WHERE incident_id IN
+                         (SELECT id FROM incidents WHERE created_at >= ?1 AND created_at < ?2 ORDER BY created_at, id LIMIT ?3)"
+                ))?
+                .query_map(params![from.as_millis(), to.as_millis(), limit], assignment_row)?
+                .map(|r| r.map_err(StoreError::from).and_then(AssignmentRow::into_domain))
+                .collect::<Result<Vec<_>, _>>()?;
+            attach(rows, assignments)
         })
         .await
     }

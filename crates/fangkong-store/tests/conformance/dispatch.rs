@@ -167,6 +167,8 @@ async fn dispatch_changes_write_incidents_assignments_units_and_timeline_togethe
     let change = DispatchChange { incidents: vec![changed.clone()], units: units.clone(), timeline: vec![sent] };
     db.store.write_dispatch(change).await.unwrap();
     assert_eq!(db.store.incident(id).await.unwrap().unwrap(), changed);
+    let listed = db.store.incidents_between(T0, T0.plus_seconds(60), 10).await.unwrap();
+    assert_eq!(listed, [changed.clone()], "listed with their assignments");
     assert_eq!(db.store.unit_statuses().await.unwrap(), units);
     assert_eq!(db.store.incident_timeline(id).await.unwrap().len(), 2);
     // Updating an assignment in place, and closing.
