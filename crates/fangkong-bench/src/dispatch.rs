@@ -451,6 +451,8 @@ async fn postgis_peer(
     let result = async {
         let (client, connection) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls).await?;
         tokio::spawn(connection);
+        // PostGIS may already be installed in `public` (by `bench geo`, or an operator).
+        client.batch_execute(&format!("SET search_path = {}, public", schema.name)).await?;
         client
             .batch_execute("CREATE EXTENSION IF NOT EXISTS postgis")
             .await

@@ -237,6 +237,30 @@ pub fn coverage(
     result
 }
 
+/// Patrol time in each of `cells` (H3 cells at `resolution`) between `from` and `to`: each
+/// fix stands for its unit until the next fix, for at most [`FIX_HOLD_MS`], and counts in
+/// the cell it lies in. Milliseconds by cell; cells nobody visited are absent.
+pub fn time_in_cells(
+    traces: &[Trace],
+    cells: &std::collections::HashSet<u64>,
+    resolution: u8,
+    from: Timestamp,
+    to: Timestamp,
+) -> BTreeMap<u64, i64> {
+    let mut time: BTreeMap<u64, i64> = BTreeMap::new();
+    for trace in traces {
+        for (i, (at, point)) in trace.fixes.iter().enumerate() {
+            let Some(cell) = point.h3_cell(resolution).filter(|c| cells.contains(c)) else { continue };
+            let until = trace.fixes.get(i + 1).map_or(to, |(next, _)| *next).min(at.plus_millis(FIX_HOLD_MS)).min(to);
+            let start = (*at).max(from);
+            if until > start {
+                *time.entry(cell).or_default() += until.millis_since(start);
+            }
+        }
+    }
+    time
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,5 +374,23 @@ mod tests {
         assert!(matches!(check_shift(&shift("U1", "B2", 30, 90), &existing), Err(ShiftError::Overlap { .. })));
         assert_eq!(check_shift(&shift("U1", "B1", 10, 10), &[]), Err(ShiftError::Empty));
         assert_eq!(check_shift(&shift("U1", "B1", 0, 25 * 60), &[]), Err(ShiftError::TooLong));
+    }
+
+    #[test]
+    fn time_in_cells_counts_each_fix_until_the_next_for_at_most_five_minutes() {
+        let at = |m: i64| Timestamp::from_millis(m * 60_000);
+        let here = LatLon::new(22.54, 114.05).unwrap();
+        let there = LatLon::new(22.60, 114.20).unwrap();
+        let cell = here.h3_cell(9).unwrap();
+        let cells: std::collections::HashSet<u64> = [cell].into();
+        // 2 min here, then 3 min there, then back here and silent (5 min at most), all
+        // within a 60-minute window; a second unit here for 4 minutes before the window.
+        let one = Trace { unit: "A".into(), fixes: vec![(at(10), here), (at(12), there), (at(15), here)] };
+        let two = Trace { unit: "B".into(), fixes: vec![(at(-2), here), (at(2), here)] };
+        let time = time_in_cells(&[one, two], &cells, 9, at(0), at(60));
+        // A: 2 + 5 minutes; B: the 2 minutes after 0:00 of its first fix, then 5 after 0:02.
+        assert_eq!(time.get(&cell), Some(&((2 + 5 + 2 + 5) * 60_000)));
+        let none = time_in_cells(&[], &cells, 9, at(0), at(60));
+        assert!(none.is_empty());
     }
 }

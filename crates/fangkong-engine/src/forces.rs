@@ -60,6 +60,15 @@ pub struct OnDuty {
     pub positions: Vec<crate::avl::LivePosition>,
 }
 
+/// A hotspot cell: its incidents in a period and the patrol time spent inside it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HotspotCoverage {
+    /// The H3 cell (at the engine's resolution).
+    pub cell: u64,
+    pub incidents: u64,
+    pub patrol_minutes: f64,
+}
+
 /// One beat's coverage over a period, hour by hour.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BeatCoverage {
@@ -355,6 +364,63 @@ impl Engine {
                 beat: beat.code.clone(),
                 station: beat.station.clone(),
                 hours: coverage(&beat.code, &beat.shape, &hours, &shifts, &traces).into_iter().collect(),
+            })
+            .collect())
+    }
+
+    /// Hotspot cells and the patrol time spent in them: the `top` H3 cells (at the engine's
+    /// resolution) with the most incidents created in `from..to` inside `within`, each with
+    /// its incident count and the minutes units' trackers spent inside it in that period.
+    pub async fn hotspot_coverage(
+        &self,
+        caller: &Caller,
+        within: &str,
+        from: Timestamp,
+        to: Timestamp,
+        top: usize,
+    ) -> Result<Vec<HotspotCoverage>, EngineError> {
+        let place = self
+            .chain_of(within)
+            .ok_or_else(|| EngineError::NotFound { entity: "jurisdiction", key: within.into() })?;
+        self.authorize(caller, Action::ReadForces, Some(&place), "coverage.hotspots", None).await?;
+        if to <= from || to.millis_since(from) > 31 * 86_400_000 {
+            return Err(EngineError::Invalid {
+                field: "to",
+                message: "the period must be positive and at most 31 days".into(),
+            });
+        }
+        let scope = self.scope(within)?;
+        let mut counts: BTreeMap<u64, u64> = BTreeMap::new();
+        for incident in self.store.incidents_between(from, to, 5_000_000).await? {
+            if let Some(cell) = incident.h3.filter(|_| scope.covers(&incident.chain)) {
+                *counts.entry(cell).or_default() += 1;
+            }
+        }
+        let mut ranked: Vec<(u64, u64)> = counts.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked.truncate(top.clamp(1, 500));
+        let cells: std::collections::HashSet<u64> = ranked.iter().map(|(cell, _)| *cell).collect();
+        let devices: Vec<(String, i64)> = self
+            .identity
+            .devices
+            .read()
+            .expect("devices lock")
+            .values()
+            .filter_map(|d| d.unit.clone().map(|unit| (unit, d.id)))
+            .collect();
+        let mut traces = Vec::with_capacity(devices.len());
+        for (unit, device) in devices {
+            let fixes =
+                self.store.track(device, from.plus_millis(-fangkong_core::forces::FIX_HOLD_MS), to, 200_000).await?;
+            traces.push(Trace { unit, fixes: fixes.into_iter().map(|f| (f.fix.fixed_at, f.fix.point)).collect() });
+        }
+        let time = fangkong_core::forces::time_in_cells(&traces, &cells, self.config.h3_resolution, from, to);
+        Ok(ranked
+            .into_iter()
+            .map(|(cell, incidents)| HotspotCoverage {
+                cell,
+                incidents,
+                patrol_minutes: time.get(&cell).copied().unwrap_or(0) as f64 / 60_000.0,
             })
             .collect())
     }

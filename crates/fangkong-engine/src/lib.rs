@@ -52,7 +52,7 @@ pub use dispatch::{
     CallerDetails, Created, DispatchConfig, MeasuresReport, NewIncident, PanicRule, PriorIncident, UnitOnBoard,
 };
 pub use fangkong_store::NodeWrite;
-pub use forces::{BeatCoverage, NewBeat, NewMember, OnDuty};
+pub use forces::{BeatCoverage, HotspotCoverage, NewBeat, NewMember, OnDuty};
 pub use identity::{Authenticated, LoginSuccess, NewDevice, TotpSetup, UserChange};
 pub use jurisdictions::{ImportSummary, Location, Placed};
 

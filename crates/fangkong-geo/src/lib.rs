@@ -22,6 +22,13 @@ pub use prepared::PreparedArea;
 pub use shape::{Area, BBox, Polygon, Position, ShapeError};
 pub use wkb::WkbError;
 
+/// The centre `(lat, lon)` of an H3 cell given as its 64-bit index.
+pub fn h3_centre(cell: u64) -> Option<(f64, f64)> {
+    let cell = h3o::CellIndex::try_from(cell).ok()?;
+    let centre = h3o::LatLng::from(cell);
+    Some((centre.lat(), centre.lng()))
+}
+
 /// Mean Earth radius in metres (IUGG), the radius used by the haversine formula.
 pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
 

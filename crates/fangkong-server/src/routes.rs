@@ -88,6 +88,7 @@ pub(crate) fn api_v1() -> OpenApiRouter<AppState> {
         .routes(routes!(forces::on_duty))
         .routes(routes!(forces::roster, forces::add_shifts))
         .routes(routes!(forces::coverage))
+        .routes(routes!(forces::hotspots))
         .routes(routes!(forces::list_members, forces::add_member))
         .routes(routes!(incidents::list_incidents, incidents::create_incident))
         .routes(routes!(incidents::get_incident))

@@ -691,6 +691,45 @@ fn bench_avl_prints_its_figures() {
     }
 }
 
+#[test]
+fn bench_dispatch_prints_its_figures_beside_redis_and_postgis() {
+    let postgres = fangkong_store::testing::postgres_url();
+    let redis = std::net::TcpStream::connect("127.0.0.1:6379").is_ok();
+    assert!(redis || std::env::var("CI").is_err(), "CI=true but Redis is not running on 127.0.0.1:6379");
+    let mut command = Command::new(BIN);
+    command.args(["bench", "dispatch", "--quick"]).env_remove("FANGKONG_BENCH_POSTGRES_URL");
+    if !redis {
+        eprintln!("note: no Redis on 127.0.0.1:6379; the Redis side of bench dispatch did not run");
+        command.args(["--redis", "off"]);
+    }
+    if let Some(url) = &postgres {
+        command.args(["--postgres", url]);
+    }
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() && stderr.contains("PostGIS is not available") {
+        assert!(std::env::var("CI").is_err(), "CI=true but PostGIS is missing: {stderr}");
+        eprintln!("note: PostGIS is not installed; bench dispatch beside PostGIS did not run");
+        return;
+    }
+    assert!(output.status.success(), "{stderr}");
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let metric = |name: &str| lines.iter().find(|l| l["metric"] == name).unwrap_or_else(|| panic!("{name}: {lines:?}"));
+    for name in
+        ["recommend_p50", "recommend_p99", "intake_durable_sqlite", "http_intake_durable_sqlite", "http_intake_p99"]
+    {
+        assert!(metric(name)["value"].as_f64().unwrap() > 0.0, "{name}");
+    }
+    if redis {
+        assert!(metric("recommend_p99")["peer"].as_str().unwrap().starts_with("redis"));
+    }
+    if postgres.is_some() {
+        assert!(metric("recommend_p99_vs_postgis")["peer"].as_str().unwrap().starts_with("postgis"));
+        assert!(metric("intake_durable_sqlite")["peer"].as_str().unwrap().starts_with("postgres"));
+    }
+}
+
 // ---- durability -----------------------------------------------------------------------------
 
 /// Like [`http`], but a connection the server dropped (it was killed) is `None`.

@@ -450,3 +450,36 @@ async fn measures_count_arrivals_against_the_target_of_the_area_class() {
         Err(EngineError::Denied(_))
     ));
 }
+
+#[tokio::test]
+async fn hotspots_rank_cells_by_incidents_and_count_the_patrol_time_spent_in_them() {
+    let fixture = city().await;
+    let engine = &fixture.engine;
+    let dispatcher = fixture.caller("dispatcher").await;
+    let start = engine.now();
+    // Three calls at one spot, one elsewhere.
+    for _ in 0..3 {
+        engine.create_incident(&dispatcher, call("020100", LAT, LON)).await.unwrap();
+    }
+    engine.create_incident(&dispatcher, call("020100", LAT + 0.03, LON + 0.03)).await.unwrap();
+    // A unit stands at the spot for three minutes (fixes at 0 and 2 min, gone at 3 min).
+    unit_at(&fixture, "CAR", PatrolMode::Vehicle, &[], LAT, LON).await;
+    fixture.clock.advance_millis(120_000);
+    move_unit(&fixture, "CAR", LAT, LON).await;
+    fixture.clock.advance_millis(60_000);
+    move_unit(&fixture, "CAR", LAT + 0.01, LON).await;
+    while engine.avl_stats().stored < 3 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let to = engine.now().plus_seconds(3_600);
+    let hotspots = engine.hotspot_coverage(&system(), FUTIAN, start.plus_seconds(-3_600), to, 10).await.unwrap();
+    assert_eq!(hotspots.len(), 2);
+    assert_eq!(hotspots[0].cell, point(LAT, LON).h3_cell(9).unwrap());
+    assert_eq!(hotspots[0].incidents, 3);
+    assert!((hotspots[0].patrol_minutes - 3.0).abs() < 1e-9, "{hotspots:?}");
+    assert_eq!((hotspots[1].incidents, hotspots[1].patrol_minutes), (1, 0.0));
+    let one = engine.hotspot_coverage(&system(), FUTIAN, start.plus_seconds(-3_600), to, 1).await.unwrap();
+    assert_eq!(one.len(), 1);
+    let bad = engine.hotspot_coverage(&system(), FUTIAN, to, start, 10).await;
+    assert!(matches!(bad, Err(EngineError::Invalid { .. })));
+}

@@ -510,3 +510,61 @@ pub async fn add_member(
     let member = state.engine.add_member(&session.caller, new).await?;
     Ok((StatusCode::CREATED, Json(MemberBody::from(&member))))
 }
+
+#[derive(Deserialize, IntoParams, Debug)]
+#[into_params(parameter_in = Query)]
+pub struct HotspotQuery {
+    /// A jurisdiction node in yours.
+    pub within: String,
+    /// Start (RFC 3339); default 24 hours before `to`.
+    pub from: Option<String>,
+    /// End (RFC 3339, exclusive); default now. At most 31 days after `from`.
+    pub to: Option<String>,
+    /// How many cells (default 20, at most 500).
+    pub top: Option<usize>,
+}
+
+#[derive(Serialize, ToSchema, Debug)]
+pub struct HotspotBody {
+    /// The H3 cell (hex) at the server's resolution.
+    pub h3: String,
+    /// Its centre (WGS84).
+    pub lat: f64,
+    pub lon: f64,
+    /// Incidents created there in the period.
+    pub incidents: u64,
+    /// Minutes units' trackers spent inside it in the period.
+    pub patrol_minutes: f64,
+}
+
+/// Hotspots and the patrol time spent in them: the cells with the most incidents in the
+/// period inside `within`, each with the minutes units spent there.
+#[utoipa::path(get, path = "/coverage/hotspots", tag = "forces", security(("bearer" = [])), params(HotspotQuery),
+    responses((status = 200, description = "hotspot cells, busiest first", body = [HotspotBody]),
+              (status = 403, description = "forbidden", body = ErrorBody), (status = 404, description = "no such jurisdiction", body = ErrorBody),
+              (status = 422, description = "invalid period", body = ErrorBody)))]
+pub async fn hotspots(
+    State(state): State<AppState>,
+    session: UserSession,
+    Query(query): Query<HotspotQuery>,
+) -> Result<Json<Vec<HotspotBody>>, ApiError> {
+    let to = query.to.as_deref().map(|t| parse_rfc3339("to", t)).transpose()?.unwrap_or_else(|| state.engine.now());
+    let from = query.from.as_deref().map(|t| parse_rfc3339("from", t)).transpose()?.unwrap_or(to.plus_seconds(-86_400));
+    let cells =
+        state.engine.hotspot_coverage(&session.caller, &query.within, from, to, query.top.unwrap_or(20)).await?;
+    Ok(Json(
+        cells
+            .iter()
+            .map(|c| {
+                let (lat, lon) = fangkong_geo::h3_centre(c.cell).unwrap_or((0.0, 0.0));
+                HotspotBody {
+                    h3: format!("{:x}", c.cell),
+                    lat,
+                    lon,
+                    incidents: c.incidents,
+                    patrol_minutes: (c.patrol_minutes * 10.0).round() / 10.0,
+                }
+            })
+            .collect(),
+    ))
+}

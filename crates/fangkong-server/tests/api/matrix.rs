@@ -86,6 +86,7 @@ const ROUTES: &[(&str, &str, Who, Place, bool)] = &[
     ("GET", "/api/v1/roster", Who::Roles(POSITIONS), Place::Unlocated, false),
     ("POST", "/api/v1/roster", Who::Roles(FORCE_MANAGERS), Place::Located, false),
     ("GET", "/api/v1/coverage", Who::Roles(POSITIONS), Place::Located, false),
+    ("GET", "/api/v1/coverage/hotspots", Who::Roles(POSITIONS), Place::Located, false),
     ("GET", "/api/v1/members", Who::Roles(FORCE_MANAGERS), Place::Unlocated, true),
     ("POST", "/api/v1/members", Who::Roles(FORCE_MANAGERS), Place::Located, false),
     // A plain GET passes the checks and is then told to upgrade (426): counted as allowed.
@@ -416,7 +417,7 @@ async fn prepare(server: &TestServer, method: &str, template: &str, subject: Sub
             );
             template.to_string()
         }
-        ("GET", "/api/v1/coverage") => format!("{template}?within={area}"),
+        ("GET", "/api/v1/coverage" | "/api/v1/coverage/hotspots") => format!("{template}?within={area}"),
         ("POST", "/api/v1/members") => {
             body = Some(
                 json!({"category": "volunteer", "station": station(inside), "name": "张伟", "id_number": fresh_id_number()}),
