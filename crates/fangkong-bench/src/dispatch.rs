@@ -187,13 +187,14 @@ async fn engine_on(url: &str) -> anyhow::Result<Arc<Engine>> {
 async fn live_units(engine: &Arc<Engine>, count: usize) -> anyhow::Result<()> {
     let system = Caller::system("bench");
     let started = Instant::now();
+    for chunk in (0..count).collect::<Vec<_>>().chunks(10_000) {
+        engine.save_units(&system, chunk.iter().map(|&n| unit(n)).collect()).await?;
+    }
     for chunk in (0..count).collect::<Vec<_>>().chunks(256) {
         let jobs = chunk.iter().map(|&n| {
             let (engine, system) = (Arc::clone(engine), system.clone());
             async move {
-                let unit = unit(n);
-                let code = unit.code.clone();
-                engine.save_unit(&system, unit).await?;
+                let code = unit(n).code;
                 let device = NewDevice {
                     unique_id: format!("T{n:06}"),
                     kind: DeviceKind::Tracker,

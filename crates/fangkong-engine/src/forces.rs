@@ -129,25 +129,52 @@ impl Engine {
 
     /// Saves (adds or replaces) a beat under a police station in the caller's jurisdiction.
     pub async fn save_beat(&self, caller: &Caller, new: NewBeat) -> Result<Beat, EngineError> {
-        check_code("code", &new.code)?;
-        check_text("name", &new.name, 64)?;
-        let place = self.station_chain(&new.station)?;
-        self.authorize(caller, Action::ManageForces, Some(&place), "beat.save", Some(("beat", &new.code))).await?;
-        let shape = match (new.shape, new.grids.is_empty()) {
-            (Some(shape), true) => shape,
-            (None, false) => self.union_of_grids(&new.grids)?,
-            _ => {
-                return Err(EngineError::Invalid { field: "shape", message: "give either a shape or grids".into() });
+        Ok(self.save_beats(caller, vec![new]).await?.pop().expect("one beat saved"))
+    }
+
+    /// Saves many beats in one transaction (with one audit record), all or none.
+    pub async fn save_beats(&self, caller: &Caller, news: Vec<NewBeat>) -> Result<Vec<Beat>, EngineError> {
+        if news.is_empty() || news.len() > 10_000 {
+            return Err(EngineError::Invalid { field: "beats", message: "1–10,000 beats".into() });
+        }
+        let mut beats = Vec::with_capacity(news.len());
+        for new in news {
+            check_code("code", &new.code)?;
+            check_text("name", &new.name, 64)?;
+            let place = self.station_chain(&new.station)?;
+            self.authorize(caller, Action::ManageForces, Some(&place), "beat.save", Some(("beat", &new.code))).await?;
+            let shape = match (new.shape, new.grids.is_empty()) {
+                (Some(shape), true) => shape,
+                (None, false) => self.union_of_grids(&new.grids)?,
+                _ => {
+                    return Err(EngineError::Invalid {
+                        field: "shape",
+                        message: "give either a shape or grids".into(),
+                    });
+                }
+            };
+            crate::boundaries::check_area(&shape)
+                .map_err(|message| EngineError::Invalid { field: "shape", message })?;
+            if beats.iter().any(|b: &Beat| b.code == new.code) {
+                return Err(EngineError::Invalid { field: "code", message: format!("{} is listed twice", new.code) });
             }
-        };
-        crate::boundaries::check_area(&shape).map_err(|message| EngineError::Invalid { field: "shape", message })?;
-        let beat = Beat { code: new.code, station: new.station, name: new.name, shape };
+            beats.push(Beat { code: new.code, station: new.station, name: new.name, shape });
+        }
         let _serial = self.admin_writes.lock().await;
-        let entry = caller.entry(self.now(), "beat.save", Outcome::Allowed).target("beat", &beat.code);
-        self.store.save_beat(&beat, self.now(), &entry).await?;
-        self.forces.write().expect("forces lock").beats.insert(beat.code.clone(), beat.clone());
+        let mut entry = caller.entry(self.now(), "beat.save", Outcome::Allowed);
+        entry = match beats.as_slice() {
+            [one] => entry.target("beat", &one.code),
+            many => entry.detail(format!("{} beats", many.len())),
+        };
+        self.store.save_beats(&beats, self.now(), &entry).await?;
+        {
+            let mut state = self.forces.write().expect("forces lock");
+            for beat in &beats {
+                state.beats.insert(beat.code.clone(), beat.clone());
+            }
+        }
         self.dispatch_beats_changed();
-        Ok(beat)
+        Ok(beats)
     }
 
     fn union_of_grids(&self, grids: &[String]) -> Result<Area, EngineError> {
@@ -178,27 +205,53 @@ impl Engine {
 
     /// Saves (adds or replaces) a unit at a police station in the caller's jurisdiction.
     pub async fn save_unit(&self, caller: &Caller, unit: Unit) -> Result<Unit, EngineError> {
-        check_code("code", &unit.code)?;
-        check_text("call_sign", &unit.call_sign, 32)?;
-        if unit.equipment.len() > 64 || unit.equipment.iter().any(|e| check_text("equipment", e, 64).is_err()) {
-            return Err(EngineError::Invalid {
-                field: "equipment",
-                message: "at most 64 items of 1–64 characters".into(),
-            });
+        Ok(self.save_units(caller, vec![unit]).await?.pop().expect("one unit saved"))
+    }
+
+    /// Saves many units in one transaction (with one audit record), all or none.
+    pub async fn save_units(&self, caller: &Caller, units: Vec<Unit>) -> Result<Vec<Unit>, EngineError> {
+        if units.is_empty() || units.len() > 10_000 {
+            return Err(EngineError::Invalid { field: "units", message: "1–10,000 units".into() });
         }
-        let place = self.station_chain(&unit.station)?;
-        self.authorize(caller, Action::ManageForces, Some(&place), "unit.save", Some(("unit", &unit.code))).await?;
-        if let Some(beat) = &unit.beat
-            && !self.forces.read().expect("forces lock").beats.contains_key(beat)
-        {
-            return Err(EngineError::NotFound { entity: "beat", key: beat.clone() });
+        for (n, unit) in units.iter().enumerate() {
+            check_code("code", &unit.code)?;
+            check_text("call_sign", &unit.call_sign, 32)?;
+            if unit.equipment.len() > 64 || unit.equipment.iter().any(|e| check_text("equipment", e, 64).is_err()) {
+                return Err(EngineError::Invalid {
+                    field: "equipment",
+                    message: "at most 64 items of 1–64 characters".into(),
+                });
+            }
+            if unit.capabilities.len() > 16 || unit.capabilities.iter().any(|c| check_code("capabilities", c).is_err())
+            {
+                return Err(EngineError::Invalid {
+                    field: "capabilities",
+                    message: "at most 16, each 1–32 letters, digits, - or _".into(),
+                });
+            }
+            if units[..n].iter().any(|u| u.code == unit.code) {
+                return Err(EngineError::Invalid { field: "code", message: format!("{} is listed twice", unit.code) });
+            }
+            let place = self.station_chain(&unit.station)?;
+            self.authorize(caller, Action::ManageForces, Some(&place), "unit.save", Some(("unit", &unit.code))).await?;
+            if let Some(beat) = &unit.beat
+                && !self.forces.read().expect("forces lock").beats.contains_key(beat)
+            {
+                return Err(EngineError::NotFound { entity: "beat", key: beat.clone() });
+            }
         }
         let _serial = self.admin_writes.lock().await;
-        let entry = caller.entry(self.now(), "unit.save", Outcome::Allowed).target("unit", &unit.code);
-        self.store.save_unit(&unit, self.now(), &entry).await?;
-        self.forces.write().expect("forces lock").units.insert(unit.code.clone(), unit.clone());
-        self.dispatch_unit_saved(&unit);
-        Ok(unit)
+        let mut entry = caller.entry(self.now(), "unit.save", Outcome::Allowed);
+        entry = match units.as_slice() {
+            [one] => entry.target("unit", &one.code),
+            many => entry.detail(format!("{} units", many.len())),
+        };
+        self.store.save_units(&units, self.now(), &entry).await?;
+        for unit in &units {
+            self.forces.write().expect("forces lock").units.insert(unit.code.clone(), unit.clone());
+            self.dispatch_unit_saved(unit);
+        }
+        Ok(units)
     }
 
     /// Units at the police stations in the caller's jurisdiction.

@@ -106,20 +106,17 @@ pub async fn populate(engine: &Engine, city: &CityMap, options: &LiveOptions) ->
     for team in &teams.0 {
         beats.insert(team.beat.clone(), team.station.clone());
     }
-    for (code, station) in &beats {
-        let Some(shape) = city.areas.get(code) else { continue };
-        let name = city.nodes.iter().find(|n| &n.code == code).map_or_else(|| code.clone(), |n| n.name_zh.clone());
-        let beat = NewBeat {
-            code: code.clone(),
-            station: station.clone(),
-            name,
-            shape: Some(shape.clone()),
-            grids: Vec::new(),
-        };
-        engine.save_beat(&system, beat).await?;
-    }
+    let new_beats: Vec<NewBeat> = beats
+        .iter()
+        .filter_map(|(code, station)| {
+            let shape = city.areas.get(code)?.clone();
+            let name = city.nodes.iter().find(|n| &n.code == code).map_or_else(|| code.clone(), |n| n.name_zh.clone());
+            Some(NewBeat { code: code.clone(), station: station.clone(), name, shape: Some(shape), grids: Vec::new() })
+        })
+        .collect();
+    engine.save_beats(&system, new_beats).await?;
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0x11_0110);
-    let mut units = Vec::new();
+    let mut new_units = Vec::new();
     for team in teams.0.iter().filter(|t| city.areas.contains_key(&t.beat)) {
         // Some police cars are traffic units (交警): traffic incidents prefer them.
         // The generator's categories and modes are the registry's, by name.
@@ -139,8 +136,9 @@ pub async fn populate(engine: &Engine, city: &CityMap, options: &LiveOptions) ->
             beat: Some(team.beat.clone()),
             capabilities: if traffic { vec!["traffic".into()] } else { Vec::new() },
         };
-        units.push(engine.save_unit(&system, unit).await?);
+        new_units.push(unit);
     }
+    let units = engine.save_units(&system, new_units).await?;
     // Trackers, a first fix and availability, many at once (the store commits them together).
     for chunk in units.chunks(128) {
         let jobs = chunk.iter().map(|unit| {

@@ -27,8 +27,18 @@ pub struct SealedMember {
 impl Store {
     /// Inserts or replaces a beat, with its audit record.
     pub async fn save_beat(&self, beat: &Beat, at: Timestamp, entry: &AuditEntry) -> Result<AuditRecord, StoreError> {
+        self.save_beats(std::slice::from_ref(beat), at, entry).await
+    }
+
+    /// Inserts or replaces many beats in one transaction, with one audit record.
+    pub async fn save_beats(
+        &self,
+        beats: &[Beat],
+        at: Timestamp,
+        entry: &AuditEntry,
+    ) -> Result<AuditRecord, StoreError> {
         let key = self.audit_key()?;
-        dispatch!(self.save_beat(key, beat.clone(), at, entry))
+        dispatch!(self.save_beats(key, beats.to_vec(), at, entry))
     }
 
     pub async fn list_beats(&self) -> Result<Vec<Beat>, StoreError> {
@@ -37,8 +47,18 @@ impl Store {
 
     /// Inserts or replaces a unit, with its audit record.
     pub async fn save_unit(&self, unit: &Unit, at: Timestamp, entry: &AuditEntry) -> Result<AuditRecord, StoreError> {
+        self.save_units(std::slice::from_ref(unit), at, entry).await
+    }
+
+    /// Inserts or replaces many units in one transaction, with one audit record.
+    pub async fn save_units(
+        &self,
+        units: &[Unit],
+        at: Timestamp,
+        entry: &AuditEntry,
+    ) -> Result<AuditRecord, StoreError> {
         let key = self.audit_key()?;
-        dispatch!(self.save_unit(key, unit.clone(), at, entry))
+        dispatch!(self.save_units(key, units.to_vec(), at, entry))
     }
 
     pub async fn list_units(&self) -> Result<Vec<Unit>, StoreError> {

@@ -854,6 +854,7 @@ fn demo_shows_a_moving_city_within_ten_seconds() {
         std::thread::sleep(Duration::from_millis(300));
     }
     let elapsed = started.elapsed();
+    eprintln!("demo: {moved} units moved and {dispatched} of {incidents} incidents had units {elapsed:?} after start");
     assert!(moved > 10, "units moved within {elapsed:?}: {moved}");
     assert!(incidents > 0 && dispatched > 0, "within {elapsed:?}: {incidents} incidents, {dispatched} with units");
     assert!(elapsed < Duration::from_secs(10), "a moving city took {elapsed:?}");

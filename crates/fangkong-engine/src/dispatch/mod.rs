@@ -854,11 +854,15 @@ impl Engine {
         let exclude: Vec<String> =
             incident.assignments.iter().filter(|a| a.is_active()).map(|a| a.unit.clone()).collect();
         let limit = limit.unwrap_or(self.config.dispatch.recommendations).clamp(1, 50);
-        Ok(self
-            .recommend_at(incident.point, &incident.type_code, limit, &exclude)
+        // Units the caller may not see (another district's, near a border) are left out
+        // after ranking: ask for more than needed so that `limit` usually remain.
+        let mut ranked: Vec<Recommendation> = self
+            .recommend_at(incident.point, &incident.type_code, (limit * 4).max(20), &exclude)
             .into_iter()
             .filter(|r| self.sees_unit(caller, &r.unit))
-            .collect())
+            .collect();
+        ranked.truncate(limit);
+        Ok(ranked)
     }
 
     fn sees_unit(&self, caller: &Caller, code: &str) -> bool {

@@ -11,22 +11,24 @@ use crate::error::is_postgres_unique_violation;
 use crate::forces::{SealedMember, category, equipment_list, equipment_text, index_bytes, mode, shape};
 
 impl PgStore {
-    pub async fn save_beat(
+    pub async fn save_beats(
         &self,
         key: [u8; 32],
-        beat: Beat,
+        beats: Vec<Beat>,
         at: Timestamp,
         entry: &AuditEntry,
     ) -> Result<AuditRecord, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        tx.execute(
-            "INSERT INTO beats (code, station, name, shape, updated_at) VALUES ($1, $2, $3, $4, $5)
+        for beat in &beats {
+            tx.execute(
+                "INSERT INTO beats (code, station, name, shape, updated_at) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (code) DO UPDATE SET station = excluded.station, name = excluded.name,
                  shape = excluded.shape, updated_at = excluded.updated_at",
-            &[&beat.code, &beat.station, &beat.name, &beat.shape.to_wkb(), &at.as_millis()],
-        )
-        .await?;
+                &[&beat.code, &beat.station, &beat.name, &beat.shape.to_wkb(), &at.as_millis()],
+            )
+            .await?;
+        }
         let record = append_in(&tx, &key, entry).await?;
         tx.commit().await?;
         Ok(record)
@@ -43,35 +45,37 @@ impl PgStore {
             .collect()
     }
 
-    pub async fn save_unit(
+    pub async fn save_units(
         &self,
         key: [u8; 32],
-        unit: Unit,
+        units: Vec<Unit>,
         at: Timestamp,
         entry: &AuditEntry,
     ) -> Result<AuditRecord, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        tx.execute(
-            "INSERT INTO force_units (code, call_sign, station, category, mode, equipment, beat, updated_at,
+        for unit in &units {
+            tx.execute(
+                "INSERT INTO force_units (code, call_sign, station, category, mode, equipment, beat, updated_at,
                  capabilities)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (code) DO UPDATE SET call_sign = excluded.call_sign, station = excluded.station,
                  category = excluded.category, mode = excluded.mode, equipment = excluded.equipment,
                  beat = excluded.beat, updated_at = excluded.updated_at, capabilities = excluded.capabilities",
-            &[
-                &unit.code,
-                &unit.call_sign,
-                &unit.station,
-                &unit.category.as_str(),
-                &unit.mode.as_str(),
-                &equipment_text(&unit.equipment),
-                &unit.beat,
-                &at.as_millis(),
-                &equipment_text(&unit.capabilities),
-            ],
-        )
-        .await?;
+                &[
+                    &unit.code,
+                    &unit.call_sign,
+                    &unit.station,
+                    &unit.category.as_str(),
+                    &unit.mode.as_str(),
+                    &equipment_text(&unit.equipment),
+                    &unit.beat,
+                    &at.as_millis(),
+                    &equipment_text(&unit.capabilities),
+                ],
+            )
+            .await?;
+        }
         let record = append_in(&tx, &key, entry).await?;
         tx.commit().await?;
         Ok(record)

@@ -12,21 +12,29 @@ use crate::error::is_sqlite_unique_violation;
 use crate::forces::{SealedMember, category, equipment_list, equipment_text, index_bytes, mode, shape};
 
 impl SqliteStore {
-    pub async fn save_beat(
+    pub async fn save_beats(
         &self,
         key: [u8; 32],
-        beat: Beat,
+        beats: Vec<Beat>,
         at: Timestamp,
         entry: &AuditEntry,
     ) -> Result<AuditRecord, StoreError> {
         let entry = entry.clone();
         self.write(move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO beats (code, station, name, shape, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+            for beat in &beats {
+                conn.prepare_cached(
+                    "INSERT INTO beats (code, station, name, shape, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (code) DO UPDATE SET station = excluded.station, name = excluded.name,
                      shape = excluded.shape, updated_at = excluded.updated_at",
-            )?
-            .execute(params![beat.code, beat.station, beat.name, beat.shape.to_wkb(), at.as_millis()])?;
+                )?
+                .execute(params![
+                    beat.code,
+                    beat.station,
+                    beat.name,
+                    beat.shape.to_wkb(),
+                    at.as_millis()
+                ])?;
+            }
             append_in(conn, &key, &entry)
         })
         .await
@@ -45,34 +53,36 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn save_unit(
+    pub async fn save_units(
         &self,
         key: [u8; 32],
-        unit: Unit,
+        units: Vec<Unit>,
         at: Timestamp,
         entry: &AuditEntry,
     ) -> Result<AuditRecord, StoreError> {
         let entry = entry.clone();
         self.write(move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO force_units (code, call_sign, station, category, mode, equipment, beat, updated_at,
+            for unit in &units {
+                conn.prepare_cached(
+                    "INSERT INTO force_units (code, call_sign, station, category, mode, equipment, beat, updated_at,
                      capabilities)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT (code) DO UPDATE SET call_sign = excluded.call_sign, station = excluded.station,
                      category = excluded.category, mode = excluded.mode, equipment = excluded.equipment,
                      beat = excluded.beat, updated_at = excluded.updated_at, capabilities = excluded.capabilities",
-            )?
-            .execute(params![
-                unit.code,
-                unit.call_sign,
-                unit.station,
-                unit.category.as_str(),
-                unit.mode.as_str(),
-                equipment_text(&unit.equipment),
-                unit.beat,
-                at.as_millis(),
-                equipment_text(&unit.capabilities)
-            ])?;
+                )?
+                .execute(params![
+                    unit.code,
+                    unit.call_sign,
+                    unit.station,
+                    unit.category.as_str(),
+                    unit.mode.as_str(),
+                    equipment_text(&unit.equipment),
+                    unit.beat,
+                    at.as_millis(),
+                    equipment_text(&unit.capabilities)
+                ])?;
+            }
             append_in(conn, &key, &entry)
         })
         .await

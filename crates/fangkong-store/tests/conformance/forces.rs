@@ -14,7 +14,20 @@ conformance!(
     beats_and_units_round_trip_and_update_in_place,
     shifts_are_found_by_the_window_they_run_in,
     members_round_trip_sealed_and_identity_numbers_are_unique,
+    batches_of_beats_and_units_are_stored_all_or_none,
 );
+
+async fn batches_of_beats_and_units_are_stored_all_or_none(db: &TestDb) {
+    station(db).await;
+    db.store.save_beats(&[beat("B1", 114.0), beat("B2", 114.1)], T0, &entry("beat.save")).await.unwrap();
+    assert_eq!(db.store.list_beats().await.unwrap().len(), 2);
+    db.store.save_units(&[unit("U1"), unit("U2")], T0, &entry("unit.save")).await.unwrap();
+    // The third unit's beat does not exist: none of the batch is stored.
+    let broken = Unit { beat: Some("nowhere".into()), ..unit("U5") };
+    assert!(db.store.save_units(&[unit("U3"), unit("U4"), broken], T0, &entry("unit.save")).await.is_err());
+    let codes: Vec<String> = db.store.list_units().await.unwrap().into_iter().map(|u| u.code).collect();
+    assert_eq!(codes, ["U1", "U2"]);
+}
 
 const T0: Timestamp = Timestamp::from_millis(1_764_288_000_000);
 
