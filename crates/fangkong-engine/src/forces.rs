@@ -337,6 +337,25 @@ impl Engine {
         Ok(self.store.insert_shifts(&shifts, &entry).await?)
     }
 
+    /// Removes a shift from the roster (a unit's station in the caller's jurisdiction).
+    pub async fn delete_shift(&self, caller: &Caller, id: i64) -> Result<(), EngineError> {
+        let shift = self
+            .store
+            .shift(id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound { entity: "shift", key: id.to_string() })?;
+        let station = self.forces.read().expect("forces lock").units.get(&shift.unit).map(|u| u.station.clone());
+        let place = station.and_then(|s| self.chain_of(&s)).unwrap_or_default();
+        let target = id.to_string();
+        self.authorize(caller, Action::ManageForces, Some(&place), "roster.delete", Some(("shift", &target))).await?;
+        let _serial = self.admin_writes.lock().await;
+        let entry = caller
+            .entry(self.now(), "roster.delete", Outcome::Allowed)
+            .target("shift", &target)
+            .detail(format!("{} on {} from {} to {}", shift.unit, shift.beat, shift.starts_at, shift.ends_at));
+        Ok(self.store.delete_shift(id, &entry).await?)
+    }
+
     /// The shifts running in `from..to` of the units the caller may see.
     pub async fn roster(
         &self,
@@ -584,6 +603,20 @@ impl Engine {
             .filter(|m| self.sees(caller, Action::ReadForceMembers, &m.station))
             .map(|m| self.open_member(m))
             .collect()
+    }
+
+    /// Marks a member as serving or no longer serving (they stay on record).
+    pub async fn set_member_active(&self, caller: &Caller, id: i64, active: bool) -> Result<(), EngineError> {
+        let station = self.store.list_members().await?.into_iter().find(|m| m.id == id).map(|m| m.station);
+        let station = station.ok_or_else(|| EngineError::NotFound { entity: "member", key: id.to_string() })?;
+        let place = self.chain_of(&station).unwrap_or_default();
+        let target = id.to_string();
+        self.authorize(caller, Action::ManageForces, Some(&place), "member.update", Some(("member", &target))).await?;
+        let entry = caller
+            .entry(self.now(), "member.update", Outcome::Allowed)
+            .target("member", &target)
+            .detail(if active { "active" } else { "inactive" }.to_string());
+        Ok(self.store.set_member_active(id, active, self.now(), &entry).await?)
     }
 
     /// The member with this identity number, found by its blind index (audited).

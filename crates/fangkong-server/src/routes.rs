@@ -90,6 +90,8 @@ pub(crate) fn api_v1() -> OpenApiRouter<AppState> {
         .routes(routes!(forces::coverage))
         .routes(routes!(forces::hotspots))
         .routes(routes!(forces::list_members, forces::add_member))
+        .routes(routes!(forces::update_member))
+        .routes(routes!(forces::delete_shift))
         .routes(routes!(incidents::list_incidents, incidents::create_incident))
         .routes(routes!(incidents::get_incident))
         .routes(routes!(incidents::incident_timeline))

@@ -76,6 +76,24 @@ impl Store {
         dispatch!(self.shifts_between(from, to))
     }
 
+    /// One shift of the roster.
+    pub async fn shift(&self, id: i64) -> Result<Option<Shift>, StoreError> {
+        dispatch!(self.shift(id))
+    }
+
+    /// Marks a member active or not (one who left the force stays on record), with its
+    /// audit record; [`StoreError::NotFound`] if there is no such member.
+    pub async fn set_member_active(
+        &self,
+        id: i64,
+        active: bool,
+        at: Timestamp,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let key = self.audit_key()?;
+        dispatch!(self.set_member_active(key, id, active, at, entry))
+    }
+
     pub async fn delete_shift(&self, id: i64, entry: &AuditEntry) -> Result<(), StoreError> {
         let key = self.audit_key()?;
         dispatch!(self.delete_shift(key, id, entry))

@@ -568,3 +568,43 @@ pub async fn hotspots(
             .collect(),
     ))
 }
+
+#[derive(Deserialize, IntoParams, Debug)]
+#[into_params(parameter_in = Path)]
+pub struct IdPath {
+    pub id: i64,
+}
+
+/// Removes a shift from the roster.
+#[utoipa::path(delete, path = "/roster/{id}", tag = "forces", security(("bearer" = [])), params(IdPath),
+    responses((status = 204, description = "removed"), (status = 403, description = "forbidden", body = ErrorBody),
+              (status = 404, description = "no such shift", body = ErrorBody)))]
+pub async fn delete_shift(
+    State(state): State<AppState>,
+    session: UserSession,
+    crate::extract::Path(path): crate::extract::Path<IdPath>,
+) -> Result<StatusCode, ApiError> {
+    state.engine.delete_shift(&session.caller, path.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct MemberChangeBody {
+    /// `false` when a member leaves the force (the record stays), `true` when they return.
+    pub active: bool,
+}
+
+/// Marks a member as serving or not.
+#[utoipa::path(patch, path = "/members/{id}", tag = "forces", security(("bearer" = [])), params(IdPath), request_body = MemberChangeBody,
+    responses((status = 204, description = "changed"), (status = 403, description = "forbidden", body = ErrorBody),
+              (status = 404, description = "no such member", body = ErrorBody)))]
+pub async fn update_member(
+    State(state): State<AppState>,
+    session: UserSession,
+    crate::extract::Path(path): crate::extract::Path<IdPath>,
+    Json(body): Json<MemberChangeBody>,
+) -> Result<StatusCode, ApiError> {
+    state.engine.set_member_active(&session.caller, path.id, body.active).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

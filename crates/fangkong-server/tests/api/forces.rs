@@ -87,6 +87,20 @@ async fn a_commander_sets_up_a_beat_a_unit_and_a_roster_and_reads_the_coverage()
     assert_eq!((beat["covered_minutes"].as_u64(), beat["rostered_minutes"].as_u64()), (Some(34), Some(60)), "{report}");
     assert_eq!(beat["blank_hours"], json!(["2025-11-28T01:00:00Z"]));
     assert_eq!(report["blank_beats"], json!([]));
+
+    // A shift can be taken off the roster again.
+    let id = roster[0]["id"].as_i64().unwrap();
+    let path = format!("/api/v1/roster/{id}");
+    let reply = server.request(Method::DELETE, &path).token(&commander).send().await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
+    let roster = server.get_as(&commander, "/api/v1/roster?from=2025-11-28T00:00:00Z&to=2025-11-29T00:00:00Z").await;
+    assert_eq!(roster.json(), json!([]));
+    server
+        .request(Method::DELETE, &path)
+        .token(&commander)
+        .send()
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
 }
 
 #[tokio::test]
@@ -116,4 +130,24 @@ async fn members_are_personal_data() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert_eq!(reply.json()[0]["name"], "陈静");
     assert_eq!(reply.json()[0]["id_number"], "440524188001010014");
+    assert_eq!(reply.json()[0]["active"], true);
+
+    // A member who leaves stays on record, inactive.
+    let id = reply.json()[0]["id"].as_i64().unwrap();
+    let left = server
+        .request(Method::PATCH, &format!("/api/v1/members/{id}"))
+        .token(&admin)
+        .json(json!({"active": false}))
+        .send()
+        .await;
+    assert_eq!(left.status, StatusCode::NO_CONTENT, "{}", left.text);
+    let reply = server.request(Method::GET, "/api/v1/members").token(&admin).purpose("排班核对").send().await;
+    assert_eq!(reply.json()[0]["active"], false);
+    let missing = server
+        .request(Method::PATCH, "/api/v1/members/99999")
+        .token(&admin)
+        .json(json!({"active": false}))
+        .send()
+        .await;
+    missing.assert_error(StatusCode::NOT_FOUND, "not_found");
 }

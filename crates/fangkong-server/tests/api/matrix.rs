@@ -89,6 +89,8 @@ const ROUTES: &[(&str, &str, Who, Place, bool)] = &[
     ("GET", "/api/v1/coverage/hotspots", Who::Roles(POSITIONS), Place::Located, false),
     ("GET", "/api/v1/members", Who::Roles(FORCE_MANAGERS), Place::Unlocated, true),
     ("POST", "/api/v1/members", Who::Roles(FORCE_MANAGERS), Place::Located, false),
+    ("PATCH", "/api/v1/members/{id}", Who::Roles(FORCE_MANAGERS), Place::Located, false),
+    ("DELETE", "/api/v1/roster/{id}", Who::Roles(FORCE_MANAGERS), Place::Located, false),
     // A plain GET passes the checks and is then told to upgrade (426): counted as allowed.
     ("GET", "/api/v1/stream", Who::Roles(POSITIONS), Place::Unlocated, false),
     ("GET", "/api/v1/devices/{unique_id}/track", Who::Roles(POSITIONS), Place::Located, false),
@@ -418,6 +420,44 @@ async fn prepare(server: &TestServer, method: &str, template: &str, subject: Sub
             template.to_string()
         }
         ("GET", "/api/v1/coverage" | "/api/v1/coverage/hotspots") => format!("{template}?within={area}"),
+        ("PATCH", "/api/v1/members/{id}") => {
+            let new = fangkong_engine::NewMember {
+                category: fangkong_core::forces::ForceCategory::Volunteer,
+                station: station(inside).into(),
+                unit: None,
+                name: "李娜".into(),
+                id_number: fresh_id_number(),
+                phone: None,
+            };
+            let member = server.engine.add_member(&Caller::system("test"), new).await.unwrap();
+            body = Some(json!({"active": false}));
+            template.replace("{id}", &member.id.to_string())
+        }
+        ("DELETE", "/api/v1/roster/{id}") => {
+            let system = Caller::system("test");
+            let unit = free_unit(server, inside).await;
+            let beat = fresh("db");
+            let square = fangkong_geo::Area::from_rings(vec![vec![vec![
+                [114.0, 22.5],
+                [114.001, 22.5],
+                [114.001, 22.501],
+                [114.0, 22.501],
+                [114.0, 22.5],
+            ]]])
+            .unwrap();
+            let new_beat = fangkong_engine::NewBeat {
+                code: beat.clone(),
+                station: station(inside).into(),
+                name: "巡区".into(),
+                shape: Some(square),
+                grids: Vec::new(),
+            };
+            server.engine.save_beat(&system, new_beat).await.unwrap();
+            let t0 = server.engine.now();
+            let shift = fangkong_core::forces::Shift { unit, beat, starts_at: t0, ends_at: t0.plus_seconds(3_600) };
+            let ids = server.engine.add_shifts(&system, vec![shift]).await.unwrap();
+            template.replace("{id}", &ids[0].to_string())
+        }
         ("POST", "/api/v1/members") => {
             body = Some(
                 json!({"category": "volunteer", "station": station(inside), "name": "张伟", "id_number": fresh_id_number()}),

@@ -156,6 +156,41 @@ impl PgStore {
             .collect())
     }
 
+    pub async fn shift(&self, id: i64) -> Result<Option<Shift>, StoreError> {
+        let client = self.client().await?;
+        let row = client.query_opt("SELECT unit, beat, starts_at, ends_at FROM shifts WHERE id = $1", &[&id]).await?;
+        Ok(row.map(|r| Shift {
+            unit: r.get(0),
+            beat: r.get(1),
+            starts_at: Timestamp::from_millis(r.get(2)),
+            ends_at: Timestamp::from_millis(r.get(3)),
+        }))
+    }
+
+    pub async fn set_member_active(
+        &self,
+        key: [u8; 32],
+        id: i64,
+        active: bool,
+        at: Timestamp,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let changed = tx
+            .execute(
+                "UPDATE force_members SET active = $2, updated_at = $3 WHERE id = $1",
+                &[&id, &active, &at.as_millis()],
+            )
+            .await?;
+        if changed == 0 {
+            return Err(StoreError::NotFound { entity: "force member", key: id.to_string() });
+        }
+        append_in(&tx, &key, entry).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn delete_shift(&self, key: [u8; 32], id: i64, entry: &AuditEntry) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;

@@ -3,7 +3,7 @@
 use fangkong_core::audit::{AuditEntry, AuditRecord};
 use fangkong_core::forces::{Beat, Shift, Unit};
 use fangkong_core::time::Timestamp;
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::SqliteStore;
 use super::audit::append_in;
@@ -172,6 +172,45 @@ impl SqliteStore {
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
+        })
+        .await
+    }
+
+    pub async fn shift(&self, id: i64) -> Result<Option<Shift>, StoreError> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT unit, beat, starts_at, ends_at FROM shifts WHERE id = ?1")?
+                .query_row([id], |r| {
+                    Ok(Shift {
+                        unit: r.get(0)?,
+                        beat: r.get(1)?,
+                        starts_at: Timestamp::from_millis(r.get(2)?),
+                        ends_at: Timestamp::from_millis(r.get(3)?),
+                    })
+                })
+                .optional()?)
+        })
+        .await
+    }
+
+    pub async fn set_member_active(
+        &self,
+        key: [u8; 32],
+        id: i64,
+        active: bool,
+        at: Timestamp,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let entry = entry.clone();
+        self.write(move |conn| {
+            let changed = conn
+                .prepare_cached("UPDATE force_members SET active = ?2, updated_at = ?3 WHERE id = ?1")?
+                .execute(params![id, active, at.as_millis()])?;
+            if changed == 0 {
+                return Err(StoreError::NotFound { entity: "force member", key: id.to_string() });
+            }
+            append_in(conn, &key, &entry)?;
+            Ok(())
         })
         .await
     }

@@ -15,7 +15,27 @@ conformance!(
     shifts_are_found_by_the_window_they_run_in,
     members_round_trip_sealed_and_identity_numbers_are_unique,
     batches_of_beats_and_units_are_stored_all_or_none,
+    a_shift_is_read_and_deleted_by_id_and_a_member_deactivated,
 );
+
+async fn a_shift_is_read_and_deleted_by_id_and_a_member_deactivated(db: &TestDb) {
+    station(db).await;
+    db.store.save_beat(&beat("B1", 114.0), T0, &entry("beat.save")).await.unwrap();
+    db.store.save_unit(&unit("U1"), T0, &entry("unit.save")).await.unwrap();
+    let ids = db.store.insert_shifts(&[shift("U1", 0, 8)], &entry("roster.add")).await.unwrap();
+    assert_eq!(db.store.shift(ids[0]).await.unwrap(), Some(shift("U1", 0, 8)));
+    db.store.delete_shift(ids[0], &entry("roster.delete")).await.unwrap();
+    assert_eq!(db.store.shift(ids[0]).await.unwrap(), None);
+    assert!(matches!(db.store.delete_shift(ids[0], &entry("roster.delete")).await, Err(StoreError::NotFound { .. })));
+    let id = db.store.insert_member(&member(1), &entry("member.add")).await.unwrap();
+    db.store.set_member_active(id, false, T0.plus_seconds(60), &entry("member.update")).await.unwrap();
+    let stored = db.store.list_members().await.unwrap();
+    assert_eq!((stored[0].active, stored[0].updated_at), (false, T0.plus_seconds(60)));
+    assert!(matches!(
+        db.store.set_member_active(id + 1, false, T0, &entry("member.update")).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
 
 async fn batches_of_beats_and_units_are_stored_all_or_none(db: &TestDb) {
     station(db).await;
