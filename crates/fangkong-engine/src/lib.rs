@@ -49,7 +49,8 @@ pub use audit::AuditVerification;
 pub use boundaries::{BoundaryFault, BoundaryImport};
 pub use codes::{CodeChange, NewCode};
 pub use dispatch::{
-    CallerDetails, Created, DispatchConfig, MeasuresReport, NewIncident, PanicRule, PriorIncident, UnitOnBoard,
+    CallerDetails, Created, DispatchConfig, DispatchStats, MeasuresReport, NewIncident, PanicRule, PriorIncident,
+    UnitOnBoard,
 };
 pub use fangkong_store::NodeWrite;
 pub use forces::{BeatCoverage, HotspotCoverage, NewBeat, NewMember, OnDuty};

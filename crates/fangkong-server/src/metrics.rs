@@ -75,11 +75,18 @@ pub struct Metrics {
     fixes_unknown_device: Gauge,
     history_write_retries: Gauge,
     live_trackers: Gauge,
+    open_incidents: Gauge,
+    units_by_status: Family<StatusLabels, Gauge>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: String,
 }
 
 impl Default for Metrics {
@@ -114,6 +121,8 @@ impl Metrics {
             fixes_unknown_device: Gauge::default(),
             history_write_retries: Gauge::default(),
             live_trackers: Gauge::default(),
+            open_incidents: Gauge::default(),
+            units_by_status: Family::default(),
         };
         registry.register("http_requests", "HTTP requests answered", metrics.requests.clone());
         registry.register(
@@ -164,6 +173,12 @@ impl Metrics {
             metrics.history_write_retries.clone(),
         );
         registry.register("live_trackers", "Trackers with a position in the live index", metrics.live_trackers.clone());
+        registry.register(
+            "open_incidents",
+            "Incidents on the board (not closed or cancelled)",
+            metrics.open_incidents.clone(),
+        );
+        registry.register("units", "Units by dispatch status", metrics.units_by_status.clone());
         *metrics.registry.lock().expect("metrics lock") = registry;
         metrics
     }
@@ -204,6 +219,11 @@ impl Metrics {
         self.fixes_unknown_device.set(avl.unknown_device as i64);
         self.history_write_retries.set(avl.store_retries as i64);
         self.live_trackers.set(avl.live_devices as i64);
+        let dispatch = engine.dispatch_stats();
+        self.open_incidents.set(dispatch.open_incidents as i64);
+        for (status, count) in &dispatch.units_by_status {
+            self.units_by_status.get_or_create(&StatusLabels { status: status.as_str().into() }).set(*count as i64);
+        }
 
         let mut text = String::new();
         let registry = self.registry.lock().expect("metrics lock");

@@ -167,6 +167,14 @@ pub struct UnitOnBoard {
     pub overdue: bool,
 }
 
+/// Counts for `/metrics`, from memory.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DispatchStats {
+    pub open_incidents: usize,
+    /// Every status, with how many units are in it.
+    pub units_by_status: Vec<(UnitStatus, usize)>,
+}
+
 /// A prior incident near an incident's place.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PriorIncident {
@@ -996,6 +1004,16 @@ impl Engine {
         prior.sort_by_key(|p| std::cmp::Reverse(p.incident.created_at));
         prior.truncate(100);
         Ok(prior)
+    }
+
+    pub fn dispatch_stats(&self) -> DispatchStats {
+        let open_incidents = self.dispatch.board.read().expect("board lock").incidents.len();
+        let units = self.dispatch.units.read().expect("units lock");
+        let units_by_status = UnitStatus::ALL
+            .into_iter()
+            .map(|status| (status, units.iter().filter(|u| u.state.status == status).count()))
+            .collect();
+        DispatchStats { open_incidents, units_by_status }
     }
 
     /// Every unit the caller may see, with its dispatch status, timer and position.

@@ -83,3 +83,40 @@ async fn tracker_figures_are_exported() {
     assert_eq!(sample(&text, "fangkong_fixes_unknown_device"), Some(1.0));
     assert_eq!(sample(&text, "fangkong_live_trackers"), Some(1.0));
 }
+
+#[tokio::test]
+async fn dispatch_figures_are_exported() {
+    let server = TestServer::start().await;
+    crate::incidents::unit_at(
+        &server,
+        "CAR1",
+        "PS440304-01",
+        fangkong_core::forces::PatrolMode::Vehicle,
+        22.55,
+        114.05,
+    )
+    .await;
+    crate::incidents::unit_at(
+        &server,
+        "CAR2",
+        "PS440304-01",
+        fangkong_core::forces::PatrolMode::Vehicle,
+        22.56,
+        114.05,
+    )
+    .await;
+    let new = fangkong_engine::NewIncident {
+        source: "110".into(),
+        type_code: "010301".into(),
+        point: Some(fangkong_geo::LatLon::new(22.54, 114.05).unwrap()),
+        ..Default::default()
+    };
+    let system = fangkong_engine::Caller::system("test");
+    let incident = server.engine.create_incident(&system, new).await.unwrap().incident;
+    server.engine.assign_units(&system, incident.id, &["CAR1".into()]).await.unwrap();
+    let text = server.get("/metrics").await.text;
+    assert_eq!(sample(&text, "fangkong_open_incidents"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "fangkong_units{status=\"dispatched\"}"), Some(1.0));
+    assert_eq!(sample(&text, "fangkong_units{status=\"available\"}"), Some(1.0));
+    assert_eq!(sample(&text, "fangkong_units{status=\"off_duty\"}"), Some(0.0));
+}
