@@ -873,6 +873,11 @@ impl Engine {
         Ok(ranked)
     }
 
+    /// A unit's registry record (no authorisation: for naming units a caller was shown).
+    pub fn unit(&self, code: &str) -> Option<Unit> {
+        self.dispatch.units.read().expect("units lock").get(code).map(|u| u.unit.clone())
+    }
+
     fn sees_unit(&self, caller: &Caller, code: &str) -> bool {
         let station = self.dispatch.units.read().expect("units lock").get(code).map(|u| u.unit.station.clone());
         station

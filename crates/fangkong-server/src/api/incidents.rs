@@ -231,6 +231,15 @@ pub struct NewIncidentBody {
 
 // ---- intake -------------------------------------------------------------------------------
 
+/// A new incident with the units recommended for it at once.
+#[derive(Serialize, ToSchema, Debug)]
+pub struct CreatedIncidentBody {
+    #[serde(flatten)]
+    pub incident: IncidentBody,
+    /// The best free units now, best first (as `GET /incidents/{id}/recommendations`).
+    pub recommendations: Vec<RecommendationBody>,
+}
+
 /// Creates an incident. Send an `Idempotency-Key` header (any unique text per call, up to
 /// 128 characters) and a retried request returns the first incident (with
 /// `Idempotent-Replayed: true`) instead of creating a second one; the same key with a
@@ -238,7 +247,7 @@ pub struct NewIncidentBody {
 /// the incident may repeat an open one (`possible_duplicates`).
 #[utoipa::path(post, path = "/incidents", tag = "dispatch", security(("bearer" = [])), request_body = NewIncidentBody,
     params(("Idempotency-Key" = Option<String>, Header, description = "makes retries safe")),
-    responses((status = 201, description = "created (or, for a retry, the first one)", body = IncidentBody),
+    responses((status = 201, description = "created (or, for a retry, the first one), with the units recommended", body = CreatedIncidentBody),
               (status = 403, description = "forbidden", body = ErrorBody),
               (status = 404, description = "outside the city (`outside_city`)", body = ErrorBody),
               (status = 422, description = "invalid field or reused key", body = ErrorBody)))]
@@ -273,7 +282,9 @@ pub async fn create_incident(
         idempotency_key,
     };
     let created = state.engine.create_incident(&session.caller, new).await?;
-    let mut response = (StatusCode::CREATED, Json(IncidentBody::new(&created.incident, crs))).into_response();
+    let recommendations = recommendation_bodies(&state, &session, created.incident.id, None).await?;
+    let body = CreatedIncidentBody { incident: IncidentBody::new(&created.incident, crs), recommendations };
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
     if created.replayed {
         response.headers_mut().insert(REPLAYED, HeaderValue::from_static("true"));
     }
@@ -475,10 +486,18 @@ pub async fn recommendations(
     Path(path): Path<IncidentPath>,
     Query(query): Query<RecommendQuery>,
 ) -> Result<Json<Vec<RecommendationBody>>, ApiError> {
-    let ranked = state.engine.recommend(&session.caller, path.id, query.limit).await?;
-    let board = state.engine.unit_board(&session.caller).await?;
-    let units: Vec<_> = board.into_iter().map(|u| u.unit).collect();
-    Ok(Json(ranked.iter().map(|r| recommendation_body(r, &units)).collect()))
+    Ok(Json(recommendation_bodies(&state, &session, path.id, query.limit).await?))
+}
+
+async fn recommendation_bodies(
+    state: &AppState,
+    session: &UserSession,
+    id: i64,
+    limit: Option<usize>,
+) -> Result<Vec<RecommendationBody>, ApiError> {
+    let ranked = state.engine.recommend(&session.caller, id, limit).await?;
+    let units: Vec<_> = ranked.iter().filter_map(|r| state.engine.unit(&r.unit)).collect();
+    Ok(ranked.iter().map(|r| recommendation_body(r, &units)).collect())
 }
 
 // ---- commands -----------------------------------------------------------------------------

@@ -66,6 +66,7 @@ async fn lifecycle(db: TestDatabase) {
     assert_eq!(incident["caller_phone_masked"], "*******5678");
     assert!(incident.get("caller_phone").is_none() && !created.text.contains("13912345678"), "no phone on the board");
     assert_eq!(incident["response"]["arrival_target_s"], 300);
+    assert_eq!(incident["recommendations"][0]["unit"], "CAR1", "recommended when created: {incident}");
 
     let ranked = server.get_as(&token, &format!("/api/v1/incidents/{id}/recommendations")).await.json();
     assert_eq!(ranked[0]["unit"], "CAR1", "{ranked}");
