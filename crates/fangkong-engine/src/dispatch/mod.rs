@@ -863,14 +863,19 @@ impl Engine {
             incident.assignments.iter().filter(|a| a.is_active()).map(|a| a.unit.clone()).collect();
         let limit = limit.unwrap_or(self.config.dispatch.recommendations).clamp(1, 50);
         // Units the caller may not see (another district's, near a border) are left out
-        // after ranking: ask for more than needed so that `limit` usually remain.
-        let mut ranked: Vec<Recommendation> = self
-            .recommend_at(incident.point, &incident.type_code, (limit * 4).max(20), &exclude)
-            .into_iter()
-            .filter(|r| self.sees_unit(caller, &r.unit))
-            .collect();
-        ranked.truncate(limit);
-        Ok(ranked)
+        // after ranking; if that leaves too few, ask again for more.
+        let mut fetch = limit;
+        loop {
+            let ranked = self.recommend_at(incident.point, &incident.type_code, fetch, &exclude);
+            let exhausted = ranked.len() < fetch;
+            let mut visible: Vec<Recommendation> =
+                ranked.into_iter().filter(|r| self.sees_unit(caller, &r.unit)).collect();
+            if visible.len() >= limit || exhausted || fetch >= 400 {
+                visible.truncate(limit);
+                return Ok(visible);
+            }
+            fetch *= 4;
+        }
     }
 
     /// A unit's registry record (no authorisation: for naming units a caller was shown).
