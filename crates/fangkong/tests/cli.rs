@@ -820,7 +820,7 @@ fn every_acknowledged_incident_survives_a_kill() {
 #[test]
 fn demo_shows_a_moving_city_within_ten_seconds() {
     let started = Instant::now();
-    let server = Running::start(&["demo", "--listen", "127.0.0.1:0", "--calls-per-day", "10000"]);
+    let server = Running::start(&["demo", "--listen", "127.0.0.1:0", "--calls-per-day", "30000"]);
     let dispatcher = server.stdout_lines.iter().find_map(|l| {
         let fields: Vec<&str> = l.split_whitespace().collect();
         (fields.len() == 4 && fields[2] == "dispatcher").then(|| fields[1].to_string())
