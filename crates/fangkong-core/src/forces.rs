@@ -117,16 +117,13 @@ pub struct Member {
 }
 
 /// Whether `text` is a well-formed 18-character PRC identity number (GB 11643): 17 digits
-/// and the ISO 7064 MOD 11-2 check character (`0`–`9` or `X`).
+/// and the ISO 7064 MOD 11-2 check character (`0`–`9` or `X`). The full rules (region,
+/// birth date, 15-digit numbers) are [`crate::documents::check_resident_id`].
 pub fn check_id_number(text: &str) -> bool {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    const CHECK: [u8; 11] = *b"10X98765432";
     let bytes = text.as_bytes();
-    if bytes.len() != 18 || !bytes[..17].iter().all(u8::is_ascii_digit) {
-        return false;
-    }
-    let sum: u32 = bytes[..17].iter().zip(WEIGHTS).map(|(b, w)| u32::from(b - b'0') * w).sum();
-    bytes[17].to_ascii_uppercase() == CHECK[(sum % 11) as usize]
+    bytes.len() == 18
+        && bytes[..17].iter().all(u8::is_ascii_digit)
+        && bytes[17].to_ascii_uppercase() as char == crate::documents::check_character(&bytes[..17])
 }
 
 /// A shift of the roster: a unit on a beat from `starts_at` to `ends_at` (half-open).

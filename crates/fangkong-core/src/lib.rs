@@ -13,6 +13,7 @@ pub mod auth;
 pub mod avl;
 pub mod codes;
 pub mod dispatch;
+pub mod documents;
 pub mod event;
 pub mod forces;
 pub mod jurisdiction;

@@ -12,9 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use fangkong_core::audit::Outcome;
 use fangkong_core::auth::Action;
-use fangkong_core::forces::{
-    Beat, ForceCategory, HourCoverage, Member, Shift, Trace, Unit, check_id_number, check_shift, coverage,
-};
+use fangkong_core::forces::{Beat, ForceCategory, HourCoverage, Member, Shift, Trace, Unit, check_shift, coverage};
 use fangkong_core::jurisdiction::{Chain, JurisdictionKind};
 use fangkong_core::keys::hmac_sha256;
 use fangkong_core::time::Timestamp;
@@ -510,13 +508,10 @@ impl Engine {
     /// Registers a member at a police station in the caller's jurisdiction.
     pub async fn add_member(&self, caller: &Caller, new: NewMember) -> Result<Member, EngineError> {
         check_text("name", &new.name, 32)?;
-        let id_number = new.id_number.trim().to_ascii_uppercase();
-        if !check_id_number(&id_number) {
-            return Err(EngineError::Invalid {
-                field: "id_number",
-                message: "18 characters: 17 digits and the GB 11643 check character".into(),
-            });
-        }
+        let today = self.now().as_millis().div_euclid(86_400_000);
+        let id_number = fangkong_core::documents::check_resident_id(&new.id_number, today)
+            .map_err(|e| EngineError::Invalid { field: "id_number", message: e.to_string() })?
+            .number;
         if let Some(phone) = &new.phone
             && !(phone.len() <= 20 && phone.bytes().all(|b| b.is_ascii_digit() || b == b'+' || b == b'-'))
         {
@@ -623,7 +618,11 @@ impl Engine {
     pub async fn member_by_id_number(&self, caller: &Caller, id_number: &str) -> Result<Member, EngineError> {
         self.authorize(caller, Action::ReadForceMembers, None, "member.find", None).await?;
         self.audit_personal_read(caller, "member.find", ("member", "by identity number"), None).await?;
-        let index = self.member_index(id_number.trim());
+        // The same normal form as at registration (a 15-digit number finds its 18-digit one).
+        let today = self.now().as_millis().div_euclid(86_400_000);
+        let normal = fangkong_core::documents::check_resident_id(id_number, today)
+            .map_or_else(|_| id_number.trim().to_string(), |d| d.number);
+        let index = self.member_index(&normal);
         let sealed = self.store.list_members().await?;
         let found = sealed.iter().find(|m| m.id_number_index == index);
         match found {
