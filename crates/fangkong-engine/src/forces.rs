@@ -461,7 +461,7 @@ impl Engine {
         }
         let scope = self.scope(within)?;
         let mut counts: BTreeMap<u64, u64> = BTreeMap::new();
-        for incident in self.store.incidents_between(from, to, 5_000_000).await? {
+        for incident in self.store.incidents_between(from, to, 5_000_000, false).await? {
             if let Some(cell) = incident.h3.filter(|_| scope.covers(&incident.chain)) {
                 *counts.entry(cell).or_default() += 1;
             }

@@ -310,14 +310,17 @@ impl Store {
         dispatch!(self.incidents_in_cells(cells, since, limit))
     }
 
-    /// Incidents created in `from..to`, oldest first, with their assignments, at most `limit`.
+    /// Incidents created in `from..to`, oldest first, at most `limit`; with their
+    /// assignments if `assignments` (aggregates such as the response measures need only
+    /// the incidents' own times).
     pub async fn incidents_between(
         &self,
         from: Timestamp,
         to: Timestamp,
         limit: u32,
+        assignments: bool,
     ) -> Result<Vec<Incident>, StoreError> {
-        dispatch!(self.incidents_between(from, to, limit))
+        dispatch!(self.incidents_between(from, to, limit, assignments))
     }
 
     pub async fn unit_statuses(&self) -> Result<Vec<UnitState>, StoreError> {

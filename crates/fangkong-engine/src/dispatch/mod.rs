@@ -940,7 +940,7 @@ impl Engine {
         let within = within.map(|code| self.scope(code)).transpose()?;
         Ok(self
             .store
-            .incidents_between(from, to, limit.clamp(1, 10_000))
+            .incidents_between(from, to, limit.clamp(1, 10_000), true)
             .await?
             .into_iter()
             .filter(|i| caller.actor.check_in(Action::ReadIncidents, &i.chain).is_ok())
@@ -1065,7 +1065,7 @@ impl Engine {
             return Err(invalid("to", "the period must be positive and at most 366 days"));
         }
         let scope = self.scope(within)?;
-        let incidents = self.store.incidents_between(from, to, 5_000_000).await?;
+        let incidents = self.store.incidents_between(from, to, 5_000_000, false).await?;
         let inside: Vec<&Incident> = incidents.iter().filter(|i| scope.covers(&i.chain)).collect();
         let child_kind = match scope.kind {
             JurisdictionKind::City => Some(JurisdictionKind::District),

@@ -149,6 +149,21 @@ async fn insert_timeline(
     Ok(())
 }
 
+/// The incident `created_by` made with an idempotency key, and its request's hash.
+async fn by_key(
+    client: &impl GenericClient,
+    created_by: &str,
+    key: &str,
+) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT id, idempotency_hash FROM incidents WHERE created_by = $1 AND idempotency_key = $2",
+            &[&created_by, &key],
+        )
+        .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
 impl PgStore {
     pub async fn insert_incident(&self, new: NewIncident) -> Result<Inserted, StoreError> {
         let mut client = self.client().await?;
@@ -161,14 +176,8 @@ impl PgStore {
         if let Some(key) = key {
             // The row lock (or the unique index, for a concurrent first use) makes a retry
             // that races the first request wait for it and then find it.
-            let existing = tx
-                .query_opt(
-                    "SELECT id, idempotency_hash FROM incidents WHERE created_by = $1 AND idempotency_key = $2",
-                    &[&i.created_by, &key],
-                )
-                .await?;
-            if let Some(row) = existing {
-                return Ok(Inserted::Existing { id: row.get(0), request_hash: row.get(1) });
+            if let Some((id, request_hash)) = by_key(&tx, &i.created_by, key).await? {
+                return Ok(Inserted::Existing { id, request_hash });
             }
         }
         let [city, district, subdistrict, community, grid, station, police_district] = chain_codes(&i.chain);
@@ -227,16 +236,10 @@ impl PgStore {
             Err(error) if is_postgres_unique_violation(&error) => {
                 drop(tx);
                 // A concurrent request with the same key won: answer with its incident.
-                if let Some(key) = key {
-                    let row = client
-                        .query_opt(
-                            "SELECT id, idempotency_hash FROM incidents WHERE created_by = $1 AND idempotency_key = $2",
-                            &[&i.created_by, &key],
-                        )
-                        .await?;
-                    if let Some(row) = row {
-                        return Ok(Inserted::Existing { id: row.get(0), request_hash: row.get(1) });
-                    }
+                if let Some(key) = key
+                    && let Some((id, request_hash)) = by_key(&client, &i.created_by, key).await?
+                {
+                    return Ok(Inserted::Existing { id, request_hash });
                 }
                 return Err(StoreError::Conflict { entity: "incident", key: i.uid.clone() });
             }
@@ -315,13 +318,7 @@ impl PgStore {
         key: String,
     ) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
         let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT id, idempotency_hash FROM incidents WHERE created_by = $1 AND idempotency_key = $2",
-                &[&created_by, &key],
-            )
-            .await?;
-        Ok(row.map(|r| (r.get(0), r.get(1))))
+        by_key(&client, &created_by, &key).await
     }
 
     pub async fn incident_caller(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
@@ -368,6 +365,7 @@ impl PgStore {
         from: Timestamp,
         to: Timestamp,
         limit: u32,
+        with_assignments: bool,
     ) -> Result<Vec<Incident>, StoreError> {
         let client = self.client().await?;
         let rows = client
@@ -379,6 +377,9 @@ impl PgStore {
                 &[&from.as_millis(), &to.as_millis(), &i64::from(limit)],
             )
             .await?;
+        if !with_assignments {
+            return attach(rows.iter().map(incident_row).collect(), Vec::new());
+        }
         let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
         let assignments = client
             .query(&format!("SELECT {ASSIGNMENT_COLUMNS} FROM incident_units WHERE incident_id = ANY($1)"), &[&ids])

@@ -357,6 +357,7 @@ impl SqliteStore {
         from: Timestamp,
         to: Timestamp,
         limit: u32,
+        with_assignments: bool,
     ) -> Result<Vec<Incident>, StoreError> {
         self.read(move |conn| {
             let rows = conn
@@ -366,6 +367,9 @@ impl SqliteStore {
                 ))?
                 .query_map(params![from.as_millis(), to.as_millis(), limit], incident_row)?
                 .collect::<Result<Vec<_>, _>>()?;
+            if !with_assignments {
+                return attach(rows, Vec::new());
+            }
             let assignments = conn
                 .prepare_cached(&format!(
                     "SELECT {ASSIGNMENT_COLUMNS} FROM incident_units WHERE incident_id IN

@@ -167,8 +167,10 @@ async fn dispatch_changes_write_incidents_assignments_units_and_timeline_togethe
     let change = DispatchChange { incidents: vec![changed.clone()], units: units.clone(), timeline: vec![sent] };
     db.store.write_dispatch(change).await.unwrap();
     assert_eq!(db.store.incident(id).await.unwrap().unwrap(), changed);
-    let listed = db.store.incidents_between(T0, T0.plus_seconds(60), 10).await.unwrap();
+    let listed = db.store.incidents_between(T0, T0.plus_seconds(60), 10, true).await.unwrap();
     assert_eq!(listed, [changed.clone()], "listed with their assignments");
+    let bare = db.store.incidents_between(T0, T0.plus_seconds(60), 10, false).await.unwrap();
+    assert_eq!(bare, [Incident { assignments: Vec::new(), ..changed.clone() }], "or without");
     assert_eq!(db.store.unit_statuses().await.unwrap(), units);
     assert_eq!(db.store.incident_timeline(id).await.unwrap().len(), 2);
     // Updating an assignment in place, and closing.
@@ -226,7 +228,7 @@ async fn incidents_are_found_by_history_cell_and_by_period(db: &TestDb) {
     assert_eq!(near.iter().map(|i| i.uid.as_str()).collect::<Vec<_>>(), ["f3", "f2"], "newest first, recent only");
     let limited = db.store.incidents_in_cells(&[cell], old, 1).await.unwrap();
     assert_eq!(limited.len(), 1);
-    let day = db.store.incidents_between(T0, T0.plus_seconds(86_400), 100).await.unwrap();
+    let day = db.store.incidents_between(T0, T0.plus_seconds(86_400), 100, false).await.unwrap();
     assert_eq!(day.iter().map(|i| i.uid.as_str()).collect::<Vec<_>>(), ["f2", "f4", "f3"]);
 }
 
