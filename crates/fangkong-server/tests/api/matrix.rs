@@ -225,6 +225,28 @@ async fn new_device(server: &TestServer, jurisdiction: &str) -> (String, String)
     (unique_id, secret)
 }
 
+/// A small beat at the station inside or outside the callers' jurisdiction; its code.
+async fn new_beat(server: &TestServer, inside: bool) -> String {
+    let code = fresh("rb");
+    let square = fangkong_geo::Area::from_rings(vec![vec![vec![
+        [114.0, 22.5],
+        [114.001, 22.5],
+        [114.001, 22.501],
+        [114.0, 22.501],
+        [114.0, 22.5],
+    ]]])
+    .unwrap();
+    let new = fangkong_engine::NewBeat {
+        code: code.clone(),
+        station: station(inside).into(),
+        name: "巡区".into(),
+        shape: Some(square),
+        grids: Vec::new(),
+    };
+    server.engine.save_beat(&Caller::system("test"), new).await.unwrap();
+    code
+}
+
 /// A free unit at the station inside or outside the callers' jurisdiction.
 async fn free_unit(server: &TestServer, inside: bool) -> String {
     let code = fresh("fu");
@@ -385,24 +407,8 @@ async fn prepare(server: &TestServer, method: &str, template: &str, subject: Sub
         }
         ("POST", "/api/v1/roster") => {
             let unit = fresh("ru");
-            let beat = fresh("rb");
+            let beat = new_beat(server, inside).await;
             let system = Caller::system("test");
-            let square = fangkong_geo::Area::from_rings(vec![vec![vec![
-                [114.0, 22.5],
-                [114.001, 22.5],
-                [114.001, 22.501],
-                [114.0, 22.501],
-                [114.0, 22.5],
-            ]]])
-            .unwrap();
-            let new_beat = fangkong_engine::NewBeat {
-                code: beat.clone(),
-                station: station(inside).into(),
-                name: "巡区".into(),
-                shape: Some(square),
-                grids: Vec::new(),
-            };
-            server.engine.save_beat(&system, new_beat).await.unwrap();
             let new_unit = fangkong_core::forces::Unit {
                 code: unit.clone(),
                 call_sign: "巡逻".into(),
@@ -436,23 +442,7 @@ async fn prepare(server: &TestServer, method: &str, template: &str, subject: Sub
         ("DELETE", "/api/v1/roster/{id}") => {
             let system = Caller::system("test");
             let unit = free_unit(server, inside).await;
-            let beat = fresh("db");
-            let square = fangkong_geo::Area::from_rings(vec![vec![vec![
-                [114.0, 22.5],
-                [114.001, 22.5],
-                [114.001, 22.501],
-                [114.0, 22.501],
-                [114.0, 22.5],
-            ]]])
-            .unwrap();
-            let new_beat = fangkong_engine::NewBeat {
-                code: beat.clone(),
-                station: station(inside).into(),
-                name: "巡区".into(),
-                shape: Some(square),
-                grids: Vec::new(),
-            };
-            server.engine.save_beat(&system, new_beat).await.unwrap();
+            let beat = new_beat(server, inside).await;
             let t0 = server.engine.now();
             let shift = fangkong_core::forces::Shift { unit, beat, starts_at: t0, ends_at: t0.plus_seconds(3_600) };
             let ids = server.engine.add_shifts(&system, vec![shift]).await.unwrap();
