@@ -18,6 +18,7 @@ pub mod event;
 pub mod forces;
 pub mod jurisdiction;
 pub mod keys;
+pub mod registry;
 pub mod time;
 
 pub use fangkong_geo::LatLon;
