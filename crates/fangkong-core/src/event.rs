@@ -99,6 +99,9 @@ pub enum Event {
     UnitStatusChanged { state: UnitState, station: String },
     /// A unit has been in its status longer than the configured limit.
     UnitOverdue { unit: String, station: String, status: UnitStatus, since: Timestamp, limit_ms: i64 },
+    /// A record of the residence and rental-housing registry changed (named by code and
+    /// community only; an import is one event). The durable stream is `registry_changes`.
+    RegistryChanged { entity: String, code: String, community: String, change: String },
 }
 
 impl Event {
@@ -119,6 +122,7 @@ impl Event {
             Event::IncidentChanged(_) => "incident.changed",
             Event::UnitStatusChanged { .. } => "unit.status",
             Event::UnitOverdue { .. } => "unit.overdue",
+            Event::RegistryChanged { .. } => "registry.changed",
         }
     }
 
@@ -138,6 +142,7 @@ impl Event {
             Event::IncidentChanged(incident) => format!("incident/{}", incident.id),
             Event::UnitStatusChanged { state, .. } => format!("unit/{}", state.unit),
             Event::UnitOverdue { unit, .. } => format!("unit/{unit}"),
+            Event::RegistryChanged { entity, code, .. } => format!("registry/{entity}/{code}"),
         }
     }
 }

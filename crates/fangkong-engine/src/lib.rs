@@ -25,6 +25,7 @@ mod forces;
 mod identity;
 mod jurisdictions;
 pub mod keys;
+pub mod registry;
 
 use std::sync::{Arc, RwLock};
 
@@ -125,6 +126,10 @@ pub enum EngineError {
          start with the key file the database was created with"
     )]
     WrongKey { stored: String, given: String },
+    /// An import was refused; nothing of it was stored. The bad rows (up to
+    /// [`registry::import::MAX_REPORTED`]) name their field and rule.
+    #[error("the import was refused: {bad_rows} bad rows; first: {}", .errors.first().map(ToString::to_string).unwrap_or_default())]
+    ImportRefused { errors: Vec<registry::ImportError>, bad_rows: u64 },
 }
 
 /// The first faults of a refused file, for one-line messages (the full list travels in
@@ -153,6 +158,8 @@ pub struct EngineConfig {
     pub avl: avl::AvlConfig,
     /// Dispatch: duplicates, history, travel model, timers, targets, suitability, panic.
     pub dispatch: DispatchConfig,
+    /// The housing registry: occupancy limits, permit warnings.
+    pub registry: registry::RegistryConfig,
 }
 
 impl EngineConfig {
@@ -166,6 +173,7 @@ impl EngineConfig {
             h3_resolution: 9,
             avl: avl::AvlConfig::default(),
             dispatch: DispatchConfig::default(),
+            registry: registry::RegistryConfig::default(),
         }
     }
 }

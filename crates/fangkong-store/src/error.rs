@@ -20,6 +20,10 @@ pub enum StoreError {
     Conflict { entity: &'static str, key: String },
     #[error("{entity} {key} not found")]
     NotFound { entity: &'static str, key: String },
+    /// A record of an import was refused; nothing of the import was stored. `row` is the
+    /// record's row in its source file.
+    #[error("row {row}: {message}")]
+    Rejected { row: u64, field: &'static str, message: String },
     /// A stored row does not decode into a valid domain value.
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
@@ -63,6 +67,22 @@ pub(crate) fn is_sqlite_unique_violation(error: &rusqlite::Error) -> bool {
             if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
                 || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
     )
+}
+
+/// Whether a SQLite error is a violated FOREIGN KEY or CHECK constraint.
+pub(crate) fn is_sqlite_reference_violation(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(e, _)
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY
+                || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_CHECK
+    )
+}
+
+/// Whether a PostgreSQL error is a violated FOREIGN KEY or CHECK constraint.
+pub(crate) fn is_postgres_reference_violation(error: &tokio_postgres::Error) -> bool {
+    error.code() == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION)
+        || error.code() == Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION)
 }
 
 /// Whether a PostgreSQL error is a violated PRIMARY KEY or UNIQUE constraint.

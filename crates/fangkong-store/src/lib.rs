@@ -77,6 +77,7 @@ mod dispatch;
 mod forces;
 mod identity;
 mod positions;
+pub mod registry;
 
 pub use audit::{AuditHead, AuditQuery};
 pub use dispatch::{DispatchChange, HISTORY_CELL_RESOLUTION, Inserted, NewIncident, chain_column};

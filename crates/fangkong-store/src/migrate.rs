@@ -37,6 +37,7 @@ pub static SQLITE: &[Migration] = &[
     Migration { version: 4, name: "positions", sql: include_str!("../migrations/sqlite/0004_positions.sql") },
     Migration { version: 5, name: "forces", sql: include_str!("../migrations/sqlite/0005_forces.sql") },
     Migration { version: 6, name: "dispatch", sql: include_str!("../migrations/sqlite/0006_dispatch.sql") },
+    Migration { version: 7, name: "registry", sql: include_str!("../migrations/sqlite/0007_registry.sql") },
 ];
 
 /// PostgreSQL migrations, in order, with the same versions and meaning as [`SQLITE`].
@@ -47,6 +48,7 @@ pub static POSTGRES: &[Migration] = &[
     Migration { version: 4, name: "positions", sql: include_str!("../migrations/postgres/0004_positions.sql") },
     Migration { version: 5, name: "forces", sql: include_str!("../migrations/postgres/0005_forces.sql") },
     Migration { version: 6, name: "dispatch", sql: include_str!("../migrations/postgres/0006_dispatch.sql") },
+    Migration { version: 7, name: "registry", sql: include_str!("../migrations/postgres/0007_registry.sql") },
 ];
 
 /// A row of `schema_migrations`.

@@ -111,10 +111,22 @@ pub enum Action {
     ManageIncidents,
     UpdateUnitStatus,
     ReadIncidentCallers,
+    /// The housing registry without people: buildings, units, landlords' pledges, alerts
+    /// and the change stream (records named by code).
+    ReadRegistry,
+    /// Register and change registry records: properties, residents, tenancies, permits,
+    /// visits; import files.
+    ManageRegistry,
+    /// Residents (personal data), with identity numbers masked; every read audited.
+    ReadResidents,
+    /// Identity numbers in full (the role needs them to verify people).
+    ReadIdentityNumbers,
+    /// Export residents to a file (audited, scoped like reads).
+    ExportRegistry,
 }
 
 impl Action {
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 23] = [
         Action::ManageOwnAccount,
         Action::ReadCodes,
         Action::ManageCodes,
@@ -133,6 +145,11 @@ impl Action {
         Action::ManageIncidents,
         Action::UpdateUnitStatus,
         Action::ReadIncidentCallers,
+        Action::ReadRegistry,
+        Action::ManageRegistry,
+        Action::ReadResidents,
+        Action::ReadIdentityNumbers,
+        Action::ExportRegistry,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -155,6 +172,11 @@ impl Action {
             Action::ManageIncidents => "manage_incidents",
             Action::UpdateUnitStatus => "update_unit_status",
             Action::ReadIncidentCallers => "read_incident_callers",
+            Action::ReadRegistry => "read_registry",
+            Action::ManageRegistry => "manage_registry",
+            Action::ReadResidents => "read_residents",
+            Action::ReadIdentityNumbers => "read_identity_numbers",
+            Action::ExportRegistry => "export_registry",
         }
     }
 }
@@ -205,6 +227,16 @@ pub const PERMISSIONS: &[(Action, &[Role])] = &[
     (Action::UpdateUnitStatus, &[Role::Dispatcher, Role::Commander, Role::PatrolMember]),
     // Who called (name, phone) is personal data: only the centre, to call back.
     (Action::ReadIncidentCallers, &[Role::Dispatcher, Role::Commander]),
+    (
+        Action::ReadRegistry,
+        &[Role::CommunityOfficer, Role::HousingCoordinator, Role::Commander, Role::Dispatcher, Role::Analyst],
+    ),
+    (Action::ManageRegistry, &[Role::CommunityOfficer, Role::HousingCoordinator]),
+    (Action::ReadResidents, &[Role::CommunityOfficer, Role::HousingCoordinator, Role::Commander, Role::Dispatcher]),
+    // The police officer verifies people against their documents; coordinators and the
+    // centre see masked numbers (and can still find a person by the whole number).
+    (Action::ReadIdentityNumbers, &[Role::CommunityOfficer]),
+    (Action::ExportRegistry, &[Role::CommunityOfficer, Role::HousingCoordinator]),
 ];
 
 /// Whether the table lets `role` take `action`.

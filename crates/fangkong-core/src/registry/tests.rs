@@ -22,7 +22,10 @@ fn a_stated_birth_date_and_sex_must_match_the_identity_number() {
     // 11010519491231002X: born 1949-12-31, sequence 002 (even: a woman).
     let document = check_resident_id("11010519491231002X", today).unwrap();
     assert_eq!(check_person(&document, None, None, today), Ok((day("1949-12-31"), Sex::Female)));
-    assert_eq!(check_person(&document, Some(day("1949-12-31")), Some(Sex::Female), today).map(|p| p.1), Ok(Sex::Female));
+    assert_eq!(
+        check_person(&document, Some(day("1949-12-31")), Some(Sex::Female), today).map(|p| p.1),
+        Ok(Sex::Female)
+    );
     let error = check_person(&document, Some(day("1950-01-01")), None, today).unwrap_err();
     assert_eq!(error.field, "birth_date");
     assert!(error.rule.contains("1949-12-31"), "{error}");
@@ -32,7 +35,10 @@ fn a_stated_birth_date_and_sex_must_match_the_identity_number() {
     let passport = crate::documents::check_document(DocumentKind::ChinesePassport, "E12345678", today).unwrap();
     assert_eq!(check_person(&passport, None, Some(Sex::Male), today).unwrap_err().field, "birth_date");
     assert_eq!(check_person(&passport, Some(day("1990-01-01")), None, today).unwrap_err().field, "sex");
-    assert_eq!(check_person(&passport, Some(day("2027-01-01")), Some(Sex::Male), today).unwrap_err().field, "birth_date");
+    assert_eq!(
+        check_person(&passport, Some(day("2027-01-01")), Some(Sex::Male), today).unwrap_err().field,
+        "birth_date"
+    );
 }
 
 #[test]

@@ -11,6 +11,7 @@ mod dispatch;
 mod forces;
 mod identity;
 mod positions;
+mod registry;
 
 use std::time::Duration;
 

@@ -18,6 +18,7 @@ mod dispatch;
 mod forces;
 mod identity;
 mod positions;
+mod registry;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
@@ -80,6 +81,31 @@ impl SqliteStore {
             return Err(StoreError::Closed);
         }
         ReaderPool::read(&self.readers, query).await
+    }
+
+    /// Runs `query` on an idle read-only connection on the calling thread, for point
+    /// queries that take less time than a hop to a blocking thread would; when every
+    /// connection is busy it waits like [`SqliteStore::read`].
+    pub async fn read_inline<T, F>(&self, query: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        if self.writer.lock().expect("writer lock").is_none() {
+            return Err(StoreError::Closed);
+        }
+        let idle = match self.readers.permits.try_acquire() {
+            Ok(permit) => self.readers.idle.lock().expect("reader pool lock").pop().map(|conn| (permit, conn)),
+            Err(_) => None,
+        };
+        match idle {
+            Some((_permit, conn)) => {
+                let result = query(&conn);
+                self.readers.idle.lock().expect("reader pool lock").push(conn);
+                result
+            }
+            None => ReaderPool::read(&self.readers, query).await,
+        }
     }
 
     pub async fn migrate(&self) -> Result<MigrationReport, StoreError> {
