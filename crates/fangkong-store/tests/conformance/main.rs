@@ -43,3 +43,4 @@ mod lifecycle;
 mod meta;
 mod migrations;
 mod positions;
+mod registry;
