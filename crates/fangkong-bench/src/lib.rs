@@ -12,5 +12,6 @@
 pub mod avl;
 pub mod dispatch;
 pub mod geo;
+pub mod registry;
 pub mod report;
 pub mod store;

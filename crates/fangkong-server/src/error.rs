@@ -119,6 +119,10 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::Conflict { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", error.to_string()),
             StoreError::NotFound { .. } => ApiError::not_found("not_found", error.to_string()),
+            StoreError::Rejected { field, ref message, .. } => ApiError {
+                details: Some(vec![ErrorItem { at: field.to_string(), reason: message.clone() }]),
+                ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", error.to_string())
+            },
             StoreError::Closed => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down; retry")
             }
@@ -173,7 +177,20 @@ impl From<EngineError> for ApiError {
                 ApiError::bad_request("purpose_required", format!("{message}: send the X-Purpose header"))
             }
             EngineError::Password(_) => unprocessable("weak_password"),
-            EngineError::Account(_) | EngineError::Invalid { .. } => unprocessable("invalid_field"),
+            EngineError::Invalid { field, message: reason } => ApiError {
+                details: Some(vec![ErrorItem { at: field.to_string(), reason }]),
+                ..unprocessable("invalid_field")
+            },
+            EngineError::Account(_) => unprocessable("invalid_field"),
+            EngineError::ImportRefused { errors, .. } => ApiError {
+                details: Some(
+                    errors
+                        .into_iter()
+                        .map(|e| ErrorItem { at: format!("row {}, {}", e.row, e.field), reason: e.message })
+                        .collect(),
+                ),
+                ..unprocessable("import_refused")
+            },
             EngineError::Jurisdiction(JurisdictionError::Unknown(_)) => {
                 ApiError::not_found("jurisdiction_not_found", message)
             }

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::api::{
-    audit, auth, codes, devices, eido, forces, incidents, jurisdictions, positions, stream, system, users,
+    audit, auth, codes, devices, eido, forces, incidents, jurisdictions, positions, registry, stream, system, users,
 };
 use crate::error::ApiError;
 use crate::{AppState, health, metrics};
@@ -37,6 +37,7 @@ use crate::{AppState, health, metrics};
         (name = "jurisdictions", description = "The jurisdiction tree (辖区)"),
         (name = "positions", description = "Live positions of trackers and their history (AVL)"),
         (name = "forces", description = "The force registry: beats (巡区), units, the roster, coverage, members"),
+        (name = "registry", description = "Residence and rental housing (流动人口和出租屋): properties, residents, tenancies, permits, visits, alerts, imports"),
         (name = "dispatch", description = "Command and dispatch (110): incidents, recommendations, units' statuses, measures"),
         (name = "codes", description = "Code tables (代码表): incident types, sources, dispositions"),
     ),
@@ -122,6 +123,25 @@ pub(crate) fn api_v1() -> OpenApiRouter<AppState> {
             OpenApiRouter::new()
                 .routes(routes!(jurisdictions::import))
                 .layer(axum::extract::DefaultBodyLimit::max(jurisdictions::IMPORT_LIMIT_BYTES)),
+        )
+        .routes(routes!(registry::save_property))
+        .routes(routes!(registry::search_buildings))
+        .routes(routes!(registry::property_card))
+        .routes(routes!(registry::save_landlord))
+        .routes(routes!(registry::list_workstations, registry::save_workstation))
+        .routes(routes!(registry::register_resident, registry::search_residents))
+        .routes(routes!(registry::resident_card))
+        .routes(routes!(registry::save_permit))
+        .routes(routes!(registry::move_in))
+        .routes(routes!(registry::move_out))
+        .routes(routes!(registry::record_visit))
+        .routes(routes!(registry::alerts))
+        .routes(routes!(registry::changes))
+        .routes(routes!(registry::export_residents))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(registry::import))
+                .layer(axum::extract::DefaultBodyLimit::max(registry::IMPORT_LIMIT_BYTES)),
         )
         .routes(routes!(codes::list_codes, codes::create_code))
         .routes(routes!(codes::get_code, codes::update_code))

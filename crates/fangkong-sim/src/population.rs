@@ -558,7 +558,12 @@ pub fn generate(
     sink: &mut dyn PopulationSink,
     progress: &mut dyn FnMut(Progress),
 ) -> Counts {
-    let mut counter = Counter { inner: sink, counts: CountingSink::default() };
+    let mut counter = Counter {
+        inner: sink,
+        counts: CountingSink::default(),
+        residents: Unique::default(),
+        members: Unique::default(),
+    };
     let plans = grid_plans(city);
     for (done, plan) in plans.iter().enumerate() {
         counter.counts.counts.households += generate_grid(plan, options, &mut counter);
@@ -574,7 +579,41 @@ pub fn generate(
 /// Only the force (units and their members), exactly as [`generate`] makes it.
 pub fn generate_force(city: &CityMap, options: &PopulationOptions, sink: &mut dyn PopulationSink) {
     let plans = grid_plans(city);
-    generate_forces(city, &plans, options, sink);
+    let mut counter = Counter {
+        inner: sink,
+        counts: CountingSink::default(),
+        residents: Unique::default(),
+        members: Unique::default(),
+    };
+    generate_forces(city, &plans, options, &mut counter);
+}
+
+/// Keeps identity numbers unique, as real ones are: a number drawn before is moved to the
+/// next free sequence number of the same sex (same region and birth date), its check
+/// character recomputed (500 a day per region and sex: enough at any scale we generate). No random number is drawn for it, so the rest of
+/// the grid is generated exactly as without the clash; only the clashing number depends on
+/// the grids generated before it.
+#[derive(Default)]
+struct Unique {
+    seen: std::collections::HashSet<u64>,
+}
+
+impl Unique {
+    fn fix(&mut self, number: &str) -> Option<String> {
+        let mut first17: u64 = number.get(..17)?.parse().ok()?;
+        if self.seen.insert(first17) {
+            return None;
+        }
+        let (stem, sequence) = (first17 / 1_000, first17 % 1_000);
+        for step in 1..500 {
+            first17 = stem * 1_000 + (sequence + 2 * step) % 1_000;
+            if self.seen.insert(first17) {
+                let text = format!("{first17:017}");
+                return Some(format!("{text}{}", names::check_digit(&text)));
+            }
+        }
+        None
+    }
 }
 
 /// Each grid's share of the city's residents: the weights people (and calls) are drawn by.
@@ -586,6 +625,8 @@ pub fn grid_weights(city: &CityMap) -> Vec<(String, f64)> {
 struct Counter<'a> {
     inner: &'a mut dyn PopulationSink,
     counts: CountingSink,
+    residents: Unique,
+    members: Unique,
 }
 
 impl PopulationSink for Counter<'_> {
@@ -599,7 +640,10 @@ impl PopulationSink for Counter<'_> {
     }
     fn resident(&mut self, r: &Resident) {
         self.counts.resident(r);
-        self.inner.resident(r);
+        match self.residents.fix(&r.id_number) {
+            Some(id_number) => self.inner.resident(&Resident { id_number, ..r.clone() }),
+            None => self.inner.resident(r),
+        }
     }
     fn landlord(&mut self, r: &Landlord) {
         self.counts.landlord(r);
@@ -615,7 +659,10 @@ impl PopulationSink for Counter<'_> {
     }
     fn force_member(&mut self, r: &ForceMember) {
         self.counts.force_member(r);
-        self.inner.force_member(r);
+        match self.members.fix(&r.id_number) {
+            Some(id_number) => self.inner.force_member(&ForceMember { id_number, ..r.clone() }),
+            None => self.inner.force_member(r),
+        }
     }
     fn place(&mut self, r: &Place) {
         self.counts.place(r);

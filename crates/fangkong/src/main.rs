@@ -5,6 +5,11 @@
 //! store and bench crates. Errors end the process with a one-line message on stderr and
 //! a non-zero exit code (2 for bad arguments, as clap does; 1 for everything else).
 
+/// mimalloc rather than the system allocator: the import pipeline allocates records on one
+/// thread and frees them on the store's writer thread, which glibc's arenas handle slowly.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod accounts;
 mod audit;
 mod config;
@@ -93,6 +98,30 @@ enum BenchCommand {
     /// GEOSEARCH and PostGIS KNN, durable incident intake on SQLite (and PostgreSQL), and
     /// HTTP intake under a load generator.
     Dispatch(BenchDispatchArgs),
+    /// The housing registry: the synthetic residents (20 M at scale 1) and rental units
+    /// imported from CSV into SQLite (rows/s, peak memory), identity-number lookups through
+    /// the engine (p50/p99), beside PostgreSQL COPY and an indexed query.
+    Registry(BenchRegistryArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchRegistryArgs {
+    /// PostgreSQL to measure beside (the bench uses and drops a schema of its own).
+    #[arg(long, value_name = "URL", env = "FANGKONG_BENCH_POSTGRES_URL")]
+    postgres: Option<String>,
+    /// Size of the city: 1.0 is 20 M residents.
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Identity numbers looked up through the engine.
+    #[arg(long, default_value_t = 100_000)]
+    lookups: usize,
+    /// Directory for the CSV files and the SQLite file (~10 GB at scale 1); default: the
+    /// system's temporary directory.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// A tiny run that exercises every path (for smoke tests, not for figures).
+    #[arg(long)]
+    quick: bool,
 }
 
 #[derive(Args, Debug)]
@@ -207,6 +236,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Geo(args)) => bench_geo(args).await?,
         Command::Bench(BenchCommand::Avl(args)) => bench_avl(args).await?,
         Command::Bench(BenchCommand::Dispatch(args)) => Box::pin(bench_dispatch(args)).await?,
+        Command::Bench(BenchCommand::Registry(args)) => Box::pin(bench_registry(args)).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -304,6 +334,21 @@ async fn bench_dispatch(args: BenchDispatchArgs) -> anyhow::Result<()> {
     options.redis_address = (args.redis != "off").then_some(args.redis);
     let mut stdout = std::io::stdout().lock();
     fangkong_bench::dispatch::run(&options, &mut stdout).await
+}
+
+async fn bench_registry(args: BenchRegistryArgs) -> anyhow::Result<()> {
+    use fangkong_bench::registry::RegistryBenchOptions;
+    init_logging("warn,fangkong_store=info")?;
+    let mut options = if args.quick { RegistryBenchOptions::quick() } else { RegistryBenchOptions::default() };
+    if !args.quick {
+        anyhow::ensure!(args.scale > 0.0 && args.scale <= 2.0, "--scale must be in (0, 2]");
+        options.scale = args.scale;
+        options.lookups = args.lookups.max(100);
+    }
+    options.postgres_url = args.postgres;
+    options.dir = args.dir;
+    let mut stdout = std::io::stdout().lock();
+    fangkong_bench::registry::run(&options, &mut stdout).await
 }
 
 /// Lines meant for the person or script that started the command go to stdout.

@@ -207,3 +207,109 @@ fn audit_verify_names_the_first_altered_deleted_or_reordered_record() {
         }
     }
 }
+
+/// A valid GB 11643 number from its first 17 digits.
+fn id_number(first17: &str) -> String {
+    format!("{first17}{}", fangkong_core::documents::check_character(first17.as_bytes()))
+}
+
+#[test]
+fn registry_files_import_all_or_nothing_and_no_number_reaches_the_file_or_the_log() {
+    let s = setup(TestDatabase::sqlite());
+    let keys = fangkong_engine::keys::KeyRing::parse(&std::fs::read_to_string(&s.key).unwrap()).unwrap();
+    runtime().block_on(async {
+        use fangkong_core::jurisdiction::{Jurisdiction, JurisdictionKind::*};
+        let engine = fangkong_engine::Engine::open(&s.db.url, fangkong_engine::EngineConfig::new(keys)).await.unwrap();
+        let node = |code: &str, kind, parent: &str| Jurisdiction {
+            code: code.into(),
+            kind,
+            parent: Some(parent.into()),
+            name_zh: format!("辖区{code}"),
+            name_en: None,
+        };
+        let tree = vec![
+            node("440304", District, "440300"),
+            node("440304001", Subdistrict, "440304"),
+            node("440304001001", Community, "440304001"),
+            node("440304001001G01", Grid, "440304001001"),
+        ];
+        engine.import_jurisdictions(&fangkong_engine::Caller::system("test"), tree).await.unwrap();
+        engine.shutdown().await;
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let properties = dir.path().join("properties.csv");
+    std::fs::write(
+        &properties,
+        "building,address,grid,lon,lat,kind,floors,unit,area_m2\n\
+         B1,园岭新村1栋,440304001001G01,114.05,22.55,urban_village,7,B1U1,25\n",
+    )
+    .unwrap();
+    let logged = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .args(["--db", &s.db.url, "--key-file", &s.key])
+            .env_remove("FANGKONG_DB")
+            .env_remove("FANGKONG_CONFIG")
+            .env("FANGKONG_LOG", "trace")
+            .env("USER", "ops")
+            .output()
+            .unwrap()
+    };
+    let mut output = String::new();
+    let mut collect = |out: &Output| {
+        let (stdout, stderr) = text(out);
+        output.push_str(&stdout);
+        output.push_str(&stderr);
+    };
+    let first = logged(&["import", "properties", properties.to_str().unwrap()]);
+    collect(&first);
+    assert!(first.status.success(), "{output}");
+
+    let numbers: Vec<String> = (1..=20).map(|n| id_number(&format!("430102199003{n:02}{n:03}"))).collect();
+    let mut rows = String::from("code,name,id_number,phone,unit,grid\n");
+    for (i, number) in numbers.iter().enumerate() {
+        rows.push_str(&format!("R{i},张三,{number},1380000{i:04},B1U1,440304001001G01\n"));
+    }
+    // First with a bad row in the middle: refused, the row named, nothing stored.
+    let mut bad = rows.clone();
+    let good = id_number("43010219900307001");
+    let wrong = format!("{}{}", &good[..17], if good.ends_with('1') { '2' } else { '1' });
+    bad.push_str(&format!("R99,李四,{wrong},13800009999,B1U1,440304001001G01\n"));
+    bad.push_str(&format!("R98,王五,{},13800009998,B1U1,440304001001G01\n", id_number("43010219900307098")));
+    let residents = dir.path().join("residents.csv");
+    std::fs::write(&residents, &bad).unwrap();
+    let refused = logged(&["import", "residents", residents.to_str().unwrap()]);
+    collect(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{output}");
+    let (_, stderr) = text(&refused);
+    assert!(stderr.contains("row 22, id_number: check character"), "{stderr}");
+    assert!(stderr.contains("nothing was imported"), "{stderr}");
+    let count = |s: &Setup| {
+        let conn = rusqlite::Connection::open(s.db.url.trim_start_matches("sqlite://")).unwrap();
+        conn.query_row("SELECT count(*) FROM registry_residents", [], |r| r.get::<_, i64>(0)).unwrap()
+    };
+    assert_eq!(count(&s), 0, "the refused file left nothing");
+
+    std::fs::write(&residents, &rows).unwrap();
+    let imported = logged(&["import", "residents", residents.to_str().unwrap()]);
+    collect(&imported);
+    assert!(imported.status.success(), "{output}");
+    assert!(text(&imported).0.contains("20 rows imported"), "{output}");
+    assert_eq!(count(&s), 20);
+
+    let path = s.db.url.trim_start_matches("sqlite://").to_string();
+    let mut bytes = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        bytes.extend(std::fs::read(format!("{path}{suffix}")).unwrap_or_default());
+    }
+    assert!(bytes.windows("张三".len()).any(|w| w == "张三".as_bytes()), "the scan reads the stored rows");
+    assert!(
+        output.contains("TRACE") || output.contains("DEBUG") || output.contains("INFO"),
+        "logging was on: {output}"
+    );
+    for number in &numbers {
+        assert!(!bytes.windows(number.len()).any(|w| w == number.as_bytes()), "{number} in the database file");
+        assert!(!output.contains(number.as_str()), "{number} in the log");
+    }
+    assert!(!output.contains("13800000001"), "a phone in the log");
+}

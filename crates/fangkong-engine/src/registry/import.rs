@@ -498,11 +498,11 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// A file's data rows.
+type Records = Box<dyn Iterator<Item = Result<csv::StringRecord, String>> + Send>;
+
 /// The rows of a file as CSV records (an XLSX sheet is converted cell by cell).
-fn records(
-    format: ImportFormat,
-    source: Box<dyn Read + Send>,
-) -> Result<(Vec<String>, Box<dyn Iterator<Item = Result<csv::StringRecord, String>> + Send>), ImportError> {
+fn records(format: ImportFormat, source: Box<dyn Read + Send>) -> Result<(Vec<String>, Records), ImportError> {
     let file_error = |message: String| ImportError { row: 0, field: "file".into(), message };
     match format {
         ImportFormat::Csv => {
@@ -688,7 +688,7 @@ fn read_file(
             store_gone = feed.blocking_send(ImportFeed::Batch(std::mem::take(&mut batch))).is_err();
             batch.reserve(BATCH);
         }
-        if number % 65_536 == 0 {
+        if number.is_multiple_of(65_536) {
             progress(ImportProgress { rows: report.rows, bytes: bytes.load(Ordering::Relaxed), total_bytes });
         }
     }

@@ -990,10 +990,11 @@ pub(crate) fn seal_landlord(key: &[u8; 32], new: &NewLandlord) -> Result<SealedL
 pub(crate) fn check_building_fields(building: &Building) -> Result<(), EngineError> {
     check_code("code", &building.code).map_err(invalid)?;
     check_text("address", &building.address, 128, true).map_err(invalid)?;
-    if !(building.lat.is_finite() && building.lon.is_finite())
-        || !(-90.0..=90.0).contains(&building.lat)
-        || !(-180.0..=180.0).contains(&building.lon)
-    {
+    let located = building.lat.is_finite()
+        && building.lon.is_finite()
+        && (-90.0..=90.0).contains(&building.lat)
+        && (-180.0..=180.0).contains(&building.lon);
+    if !located {
         return Err(EngineError::Invalid { field: "lat", message: "a WGS 84 latitude and longitude".into() });
     }
     if building.floors == 0 || building.floors > 200 {

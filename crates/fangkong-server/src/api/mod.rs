@@ -12,6 +12,7 @@ pub mod forces;
 pub mod incidents;
 pub mod jurisdictions;
 pub mod positions;
+pub mod registry;
 pub mod stream;
 pub mod system;
 pub mod users;

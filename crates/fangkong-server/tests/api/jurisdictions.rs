@@ -115,7 +115,7 @@ async fn boundaries_come_out_as_geojson_in_wgs84_or_gcj02() {
     assert_eq!(all["features"].as_array().unwrap().len(), 8);
     let within = get(&server, &token, &format!("/api/v1/jurisdictions/features?within={FUTIAN}")).await.json();
     let codes: Vec<&str> = within["features"].as_array().unwrap().iter().map(|f| f["id"].as_str().unwrap()).collect();
-    assert_eq!(codes, [FUTIAN, "440304001", "440304001001", "PS440304-01"]);
+    assert_eq!(codes, [FUTIAN, "440304001", "440304001001", "440304001001G01", "PS440304-01"]);
     assert_eq!(within["features"][1]["geometry"], Value::Null, "unshaped nodes have no geometry");
 
     get(&server, &token, "/api/v1/jurisdictions/999999")

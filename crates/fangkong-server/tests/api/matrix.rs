@@ -55,10 +55,40 @@ const BOARD: &[Role] = POSITIONS;
 const CENTRE: &[Role] = &[Role::Dispatcher, Role::Commander];
 /// Who reports a unit's progress: the centre and patrol members.
 const UNIT_STATUS: &[Role] = &[Role::Dispatcher, Role::Commander, Role::PatrolMember];
+/// Who keeps the housing registry: community police and the workstations' coordinators.
+const REGISTRARS: &[Role] = &[Role::CommunityOfficer, Role::HousingCoordinator];
+/// Who sees the registry without people: those, the centre, commanders and analysts.
+const REGISTRY: &[Role] =
+    &[Role::CommunityOfficer, Role::HousingCoordinator, Role::Commander, Role::Dispatcher, Role::Analyst];
+/// Who reads people on the registry (masked numbers for all but community officers).
+const RESIDENTS: &[Role] = &[Role::CommunityOfficer, Role::HousingCoordinator, Role::Commander, Role::Dispatcher];
 
 /// The oracle: method, path template, who, place, and whether a successful call reads
 /// personal data.
 const ROUTES: &[(&str, &str, Who, Place, bool)] = &[
+    ("POST", "/api/v1/registry/properties", Who::Roles(REGISTRARS), Place::Located, false),
+    ("GET", "/api/v1/registry/buildings", Who::Roles(REGISTRY), Place::Unlocated, false),
+    ("GET", "/api/v1/registry/buildings/{code}", Who::Roles(RESIDENTS), Place::Located, true),
+    ("POST", "/api/v1/registry/landlords", Who::Roles(REGISTRARS), Place::Located, false),
+    ("GET", "/api/v1/registry/workstations", Who::Roles(REGISTRY), Place::Unlocated, false),
+    ("POST", "/api/v1/registry/workstations", Who::Roles(REGISTRARS), Place::Located, false),
+    ("POST", "/api/v1/registry/residents", Who::Roles(REGISTRARS), Place::Located, false),
+    ("GET", "/api/v1/registry/residents", Who::Roles(RESIDENTS), Place::Unlocated, true),
+    ("GET", "/api/v1/registry/residents/{code}", Who::Roles(RESIDENTS), Place::Located, true),
+    ("POST", "/api/v1/registry/residents/{code}/permit", Who::Roles(REGISTRARS), Place::Located, false),
+    ("POST", "/api/v1/registry/tenancies", Who::Roles(REGISTRARS), Place::Located, false),
+    ("POST", "/api/v1/registry/tenancies/{code}/move-out", Who::Roles(REGISTRARS), Place::Located, false),
+    ("POST", "/api/v1/registry/visits", Who::Roles(REGISTRARS), Place::Located, false),
+    ("GET", "/api/v1/registry/alerts", Who::Roles(REGISTRY), Place::Unlocated, false),
+    ("GET", "/api/v1/registry/changes", Who::Roles(REGISTRY), Place::Unlocated, false),
+    ("POST", "/api/v1/registry/import/{kind}", Who::Roles(REGISTRARS), Place::Unlocated, false),
+    (
+        "GET",
+        "/api/v1/registry/export/residents",
+        Who::Roles(&[Role::CommunityOfficer, Role::HousingCoordinator]),
+        Place::Unlocated,
+        true,
+    ),
     ("GET", "/api/v1/system", Who::Anyone, Place::Unlocated, false),
     ("POST", "/api/v1/auth/login", Who::Anyone, Place::Unlocated, false),
     ("POST", "/api/v1/auth/logout", Who::SignedIn, Place::Unlocated, false),
@@ -208,6 +238,8 @@ fn fresh(prefix: &str) -> String {
 struct Prepared {
     path: String,
     body: Option<serde_json::Value>,
+    /// A body that is not JSON: its content type and bytes.
+    raw: Option<(&'static str, Vec<u8>)>,
     authorization: Option<String>,
     /// The username the audit trail will show for this caller.
     actor_name: Option<String>,
@@ -285,6 +317,56 @@ async fn new_incident_at(server: &TestServer, lat: f64, lon: f64) -> i64 {
     server.engine.create_incident(&Caller::system("test"), new).await.unwrap().incident.id
 }
 
+/// The grid and community of a registry record inside (Futian) or outside (Luohu).
+fn registry_place(inside: bool) -> (&'static str, &'static str) {
+    if inside { ("440304001001G01", "440304001001") } else { ("440303001001G01", "440303001001") }
+}
+
+/// A building with one unit in the grid inside or outside: their codes.
+async fn new_property(server: &TestServer, inside: bool) -> (String, String) {
+    let (grid, _) = registry_place(inside);
+    let (code, unit) = (fresh("B"), fresh("U"));
+    let building = fangkong_core::registry::Building {
+        code: code.clone(),
+        address: "园岭新村2栋".into(),
+        grid: grid.into(),
+        community: String::new(),
+        lon: 114.05,
+        lat: 22.55,
+        kind: fangkong_core::registry::BuildingKind::UrbanVillage,
+        floors: 6,
+    };
+    let units = vec![fangkong_core::registry::HousingUnit {
+        code: unit.clone(),
+        building: code.clone(),
+        floor: 2,
+        area_m2: 25.0,
+        rooms: 1,
+        usage: fangkong_core::registry::UnitUse::Residential,
+        rent_yuan: None,
+        rental: true,
+        landlord: None,
+        community: String::new(),
+    }];
+    server.engine.save_property(&Caller::system("test"), building, units).await.unwrap();
+    (code, unit)
+}
+
+/// A resident living in a new unit inside or outside: their code and the unit's.
+async fn new_resident(server: &TestServer, inside: bool, number: &str) -> (String, String) {
+    let (_, unit) = new_property(server, inside).await;
+    let code = fresh("R");
+    let new = fangkong_engine::registry::NewResident {
+        code: code.clone(),
+        id_number: number.into(),
+        name: "李娜".into(),
+        unit: Some(unit.clone()),
+        ..Default::default()
+    };
+    server.engine.register_resident(&Caller::system("test"), new).await.unwrap();
+    (code, unit)
+}
+
 async fn new_user(server: &TestServer, role: Role, jurisdiction: &str) -> String {
     let username = fresh("user");
     server.add_user(&username, role, jurisdiction).await;
@@ -313,6 +395,7 @@ async fn prepare(server: &TestServer, method: &str, template: &str, subject: Sub
         }
     }
     let mut body = None;
+    let mut raw = None;
     let path = match (method, template) {
         ("POST", "/api/v1/auth/login") => {
             let username = new_user(server, Role::Dispatcher, FUTIAN).await;
@@ -479,7 +562,13 @@ async fn prepare(server: &TestServer, method: &str, template: &str, subject: Sub
                     // A second call next to this one is flagged as its possible duplicate.
                     let first = server.engine.incident(&system, id).await.unwrap();
                     let flagged = new_incident_at(server, first.point.lat() + 0.0002, first.point.lon()).await;
-                    return Prepared { path: t.replace("{id}", &flagged.to_string()), body, authorization, actor_name };
+                    return Prepared {
+                        path: t.replace("{id}", &flagged.to_string()),
+                        body,
+                        raw: None,
+                        authorization,
+                        actor_name,
+                    };
                 }
                 Some("notes") => body = Some(json!({"text": "报警人再次来电"})),
                 _ => {}
@@ -503,9 +592,90 @@ async fn prepare(server: &TestServer, method: &str, template: &str, subject: Sub
             body = Some(json!({"name_en": fresh("Mediated ")}));
             template.replace("{kind}", "disposition").replace("{code}", "mediated")
         }
+        (_, t) if t.starts_with("/api/v1/registry/") => {
+            let (grid, community) = registry_place(inside);
+            let system = Caller::system("test");
+            let engine = &server.engine;
+            match (method, t) {
+                ("POST", "/api/v1/registry/properties") => {
+                    body = Some(json!({"code": fresh("B"), "address": "园岭新村1栋", "grid": grid, "lat": 22.55,
+                        "lon": 114.05, "kind": "urban_village", "floors": 7,
+                        "units": [{"code": fresh("U"), "floor": 1, "area_m2": 30.0}]}));
+                    t.to_string()
+                }
+                ("GET", "/api/v1/registry/buildings") => format!("{t}?q=新村"),
+                ("GET", "/api/v1/registry/buildings/{code}") => {
+                    t.replace("{code}", &new_property(server, inside).await.0)
+                }
+                ("POST", "/api/v1/registry/landlords") => {
+                    body =
+                        Some(json!({"code": fresh("L"), "kind": "person", "name": "王房东", "community": community}));
+                    t.to_string()
+                }
+                ("POST", "/api/v1/registry/workstations") => {
+                    body = Some(json!({"code": fresh("W"), "community": community, "name": "社区工作站"}));
+                    t.to_string()
+                }
+                ("POST", "/api/v1/registry/residents") => {
+                    let (_, unit) = new_property(server, inside).await;
+                    body =
+                        Some(json!({"code": fresh("R"), "id_number": fresh_id_number(), "name": "张伟", "unit": unit}));
+                    t.to_string()
+                }
+                ("GET", "/api/v1/registry/residents") => {
+                    let number = fresh_id_number();
+                    new_resident(server, inside, &number).await;
+                    format!("{t}?id_number={number}")
+                }
+                ("GET", "/api/v1/registry/residents/{code}") => {
+                    t.replace("{code}", &new_resident(server, inside, &fresh_id_number()).await.0)
+                }
+                ("POST", "/api/v1/registry/residents/{code}/permit") => {
+                    body = Some(json!({"issued": "2025-01-01", "expires": "2026-01-01"}));
+                    t.replace("{code}", &new_resident(server, inside, &fresh_id_number()).await.0)
+                }
+                ("POST", "/api/v1/registry/tenancies") => {
+                    let (resident, unit) = new_resident(server, inside, &fresh_id_number()).await;
+                    body = Some(json!({"code": fresh("T"), "unit": unit, "lessee": resident, "move_in": "2025-06-01"}));
+                    t.to_string()
+                }
+                ("POST", "/api/v1/registry/tenancies/{code}/move-out") => {
+                    let (resident, unit) = new_resident(server, inside, &fresh_id_number()).await;
+                    let code = fresh("T");
+                    let new = fangkong_engine::registry::NewTenancy {
+                        code: code.clone(),
+                        unit,
+                        landlord: None,
+                        lessee: resident,
+                        co_residents: Vec::new(),
+                        move_in: fangkong_core::registry::parse_date("2025-06-01").unwrap(),
+                    };
+                    engine.move_in(&system, new).await.unwrap();
+                    body = Some(json!({"move_out": "2025-09-30"}));
+                    t.replace("{code}", &code)
+                }
+                ("POST", "/api/v1/registry/visits") => {
+                    let (_, unit) = new_property(server, inside).await;
+                    body = Some(json!({"unit": unit, "day": "2025-11-01", "outcome": "verified"}));
+                    t.to_string()
+                }
+                ("POST", "/api/v1/registry/import/{kind}") => {
+                    let (_, unit) = new_property(server, inside).await;
+                    let csv = format!(
+                        "code,name,id_number,unit,grid\n{},张伟,{},{unit},{grid}\n",
+                        fresh("R"),
+                        fresh_id_number()
+                    );
+                    raw = Some(("text/csv", csv.into_bytes()));
+                    t.replace("{kind}", "residents")
+                }
+                ("GET", "/api/v1/registry/export/residents") => format!("{t}?community={community}"),
+                _ => t.to_string(),
+            }
+        }
         (_, t) => t.replace("{kind}", "incident_type").replace("{code}", "010301"),
     };
-    Prepared { path, body, authorization, actor_name }
+    Prepared { path, body, raw, authorization, actor_name }
 }
 
 async fn run_matrix(db: TestDatabase) {
@@ -529,6 +699,9 @@ async fn run_matrix(db: TestDatabase) {
                 }
                 if let Some(body) = prepared.body {
                     call = call.json(body);
+                }
+                if let Some((content_type, bytes)) = prepared.raw {
+                    call = call.bytes(content_type, bytes);
                 }
                 let reply = call.send().await;
                 let verdict = match reply.status {

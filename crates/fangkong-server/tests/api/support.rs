@@ -137,6 +137,9 @@ impl TestServer {
             node("440304001", Subdistrict, Some(FUTIAN), "园岭街道"),
             node("440304001001", Community, Some("440304001"), "园东社区"),
             node("440303001", Subdistrict, Some(LUOHU), "桂园街道"),
+            node("440303001001", Community, Some("440303001"), "桂木园社区"),
+            node("440304001001G01", Grid, Some("440304001001"), "园东社区第一网格"),
+            node("440303001001G01", Grid, Some("440303001001"), "桂木园社区第一网格"),
             node("PS440304-01", PoliceStation, Some(FUTIAN), "园岭派出所"),
             node("PS440303-01", PoliceStation, Some(LUOHU), "桂园派出所"),
         ];

@@ -121,3 +121,30 @@ fn the_same_seed_gives_the_same_people() {
     let (c, _) = run(0.001, 12);
     assert_ne!(a, c);
 }
+
+#[test]
+fn identity_numbers_are_unique_across_the_city() {
+    struct Numbers(std::collections::HashSet<String>, u64);
+    impl PopulationSink for Numbers {
+        fn building(&mut self, _: &Building) {}
+        fn unit(&mut self, _: &Unit) {}
+        fn resident(&mut self, r: &Resident) {
+            self.1 += 1;
+            assert!(self.0.insert(r.id_number.clone()), "{} twice", r.id_number);
+            let check = fangkong_core::documents::check_resident_id(&r.id_number, 20_454);
+            assert!(check.is_ok(), "{}: {check:?}", r.id_number);
+        }
+        fn landlord(&mut self, _: &Landlord) {}
+        fn tenancy(&mut self, _: &Tenancy) {}
+        fn force_unit(&mut self, _: &ForceUnit) {}
+        fn force_member(&mut self, _: &ForceMember) {}
+        fn place(&mut self, _: &Place) {}
+        fn informant(&mut self, _: &Informant) {}
+    }
+    let city = crate::city::shenzhen(&crate::city::CityOptions::default());
+    // At 1 % of the city (200,000 people) clashes are certain without the fix.
+    let options = PopulationOptions { scale: 0.01, ..PopulationOptions::default() };
+    let mut numbers = Numbers(std::collections::HashSet::new(), 0);
+    generate(&city, &options, &mut numbers, &mut |_| {});
+    assert!(numbers.1 > 150_000, "{}", numbers.1);
+}

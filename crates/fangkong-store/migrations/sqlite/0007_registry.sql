@@ -2,6 +2,10 @@
 -- Identity numbers and phones are sealed by the engine (ChaCha20-Poly1305) and found by
 -- keyed blind indexes (truncated HMAC-SHA256); the plain numbers never reach this file.
 -- Every table carries the community (社区) its record belongs to, for scoping.
+-- The references of the bulk tables (units, residents, permits) are checked by the store's
+-- code as each record is written, not declared (PostgreSQL declares them): on SQLite a
+-- declared foreign key (or CHECK) makes every insert keep a statement journal, a copy of
+-- each page it touches, which made an import several times slower.
 
 CREATE TABLE registry_workstations (
     code TEXT PRIMARY KEY,
@@ -40,14 +44,14 @@ CREATE INDEX registry_landlords_by_community ON registry_landlords (community, p
 
 CREATE TABLE registry_units (
     code TEXT PRIMARY KEY,
-    building TEXT NOT NULL REFERENCES registry_buildings (code),
+    building TEXT NOT NULL,
     floor INTEGER NOT NULL,
     area_m2 REAL NOT NULL,
     rooms INTEGER NOT NULL,
     usage TEXT NOT NULL,
     rent_yuan INTEGER,
     rental INTEGER NOT NULL,
-    landlord TEXT REFERENCES registry_landlords (code),
+    landlord TEXT,
     community TEXT NOT NULL,
     updated_at INTEGER NOT NULL
 ) WITHOUT ROWID;
@@ -67,7 +71,7 @@ CREATE TABLE registry_residents (
     origin_province TEXT,
     origin_city TEXT,
     employer TEXT,
-    unit TEXT REFERENCES registry_units (code),
+    unit TEXT,
     grid TEXT NOT NULL,
     community TEXT NOT NULL,
     updated_at INTEGER NOT NULL
@@ -97,14 +101,13 @@ CREATE TABLE registry_tenancy_members (
 CREATE INDEX registry_tenancy_members_by_resident ON registry_tenancy_members (resident);
 
 CREATE TABLE registry_permits (
-    resident TEXT PRIMARY KEY REFERENCES registry_residents (code),
+    resident TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
     issued INTEGER NOT NULL,
     expires INTEGER NOT NULL,
     endorsed INTEGER,
     community TEXT NOT NULL,
-    updated_at INTEGER NOT NULL,
-    CHECK (expires > issued)
+    updated_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX registry_permits_by_expiry ON registry_permits (community, expires);
 

@@ -61,8 +61,27 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.submit(operation, false).await
+    }
+
+    /// Like [`SqliteStore::write`], but in a transaction of its own with no savepoint: for
+    /// a bulk write (an import) that would otherwise copy every page it touches to the
+    /// savepoint's sub-journal. Writes queued before it commit first; those after it wait.
+    pub async fn write_alone<T, F>(&self, operation: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(operation, true).await
+    }
+
+    async fn submit<T, F>(&self, operation: F, alone: bool) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         let (reply, result) = oneshot::channel();
-        let job = Box::new(WriteJob { operation, reply });
+        let job = Box::new(WriteJob { operation, reply, alone });
         {
             let writer = self.writer.lock().expect("writer lock");
             let writer = writer.as_ref().ok_or(StoreError::Closed)?;
@@ -195,6 +214,10 @@ struct Writer {
 trait Job: Send {
     fn run(self: Box<Self>, conn: &Connection) -> (bool, Box<dyn Completion>);
     fn abort(self: Box<Self>, error: StoreError);
+    /// Runs in a transaction of its own, without a savepoint (see [`SqliteStore::write_alone`]).
+    fn alone(&self) -> bool {
+        false
+    }
 }
 
 trait Completion: Send {
@@ -204,6 +227,7 @@ trait Completion: Send {
 struct WriteJob<F, T> {
     operation: F,
     reply: oneshot::Sender<Result<T, StoreError>>,
+    alone: bool,
 }
 
 struct Finished<T> {
@@ -227,6 +251,10 @@ where
 
     fn abort(self: Box<Self>, error: StoreError) {
         let _ = self.reply.send(Err(error));
+    }
+
+    fn alone(&self) -> bool {
+        self.alone
     }
 }
 
@@ -260,8 +288,11 @@ impl Writer {
         // Checkpoints every ~200 MB of WAL instead of every 4 MB: the position history
         // rewrites the same hot pages batch after batch, and a checkpoint then copies each
         // of them once, not once per batch.
+        // Statement journals (each insert into an indexed table may need to undo itself)
+        // live in memory: on a temporary file each first touch of a page is a write(2).
         conn.execute_batch(
-            "PRAGMA synchronous = FULL; PRAGMA cache_size = -262144; PRAGMA wal_autocheckpoint = 50000;",
+            "PRAGMA synchronous = FULL; PRAGMA cache_size = -262144; PRAGMA wal_autocheckpoint = 50000; \
+             PRAGMA temp_store = MEMORY;",
         )?;
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
         let thread = std::thread::Builder::new()
@@ -273,10 +304,19 @@ impl Writer {
 }
 
 fn writer_loop(conn: Connection, queue: mpsc::Receiver<Box<dyn Job>>) {
-    while let Ok(first) = queue.recv() {
+    let mut next = None;
+    while let Some(first) = next.take().or_else(|| queue.recv().ok()) {
+        if first.alone() {
+            run_alone(&conn, first);
+            continue;
+        }
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match queue.try_recv() {
+                Ok(job) if job.alone() => {
+                    next = Some(job);
+                    break;
+                }
                 Ok(job) => group.push(job),
                 Err(_) => break,
             }
@@ -287,6 +327,25 @@ fn writer_loop(conn: Connection, queue: mpsc::Receiver<Box<dyn Job>>) {
     // complete on its own, then close.
     if let Err(error) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
         tracing::warn!(%error, "WAL checkpoint at close failed; the WAL file will be replayed on next open");
+    }
+}
+
+/// One job in its own transaction: committed if it succeeds, rolled back if not.
+fn run_alone(conn: &Connection, job: Box<dyn Job>) {
+    if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
+        job.abort(error.into());
+        return;
+    }
+    let (ok, completion) = job.run(conn);
+    if ok {
+        let commit = conn.execute_batch("COMMIT").map_err(StoreError::from);
+        if commit.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        completion.complete(commit);
+    } else {
+        let _ = conn.execute_batch("ROLLBACK");
+        completion.complete(Ok(()));
     }
 }
 

@@ -227,8 +227,13 @@ fn missing_reference(conn: &Connection, record: &RegistryRecord) -> Result<(&'st
 }
 
 /// Applies one record; a refusal names the field.
-fn apply_checked(conn: &Connection, record: &RegistryRecord, now: i64) -> Result<(), (&'static str, StoreError)> {
-    match apply(conn, record, now) {
+fn apply_checked(
+    conn: &Connection,
+    record: &RegistryRecord,
+    now: i64,
+    bulk: bool,
+) -> Result<(), (&'static str, StoreError)> {
+    match apply(conn, record, now, bulk) {
         Ok(()) => Ok(()),
         Err(error) if is_sqlite_unique_violation(&error) => {
             let (field, message) = match record {
@@ -245,7 +250,29 @@ fn apply_checked(conn: &Connection, record: &RegistryRecord, now: i64) -> Result
     }
 }
 
-fn apply(conn: &Connection, record: &RegistryRecord, now: i64) -> rusqlite::Result<()> {
+/// A refused reference, reported as SQLite reports a foreign key (the caller then finds
+/// which field).
+fn reference_missing() -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY), None)
+}
+
+fn require(conn: &Connection, table: &str, key: Option<&str>) -> rusqlite::Result<()> {
+    let Some(key) = key else { return Ok(()) };
+    let sql = format!("SELECT 1 FROM {table} WHERE code = ?1");
+    match conn.prepare_cached(&sql)?.query_row([key], |_| Ok(())).optional()? {
+        Some(()) => Ok(()),
+        None => Err(reference_missing()),
+    }
+}
+
+/// `INSERT` in a savepoint; `INSERT OR ROLLBACK` in a bulk import (a failed row fails the
+/// whole transaction anyway, and SQLite then needs no statement journal).
+fn insert(bulk: bool) -> &'static str {
+    if bulk { "INSERT OR ROLLBACK" } else { "INSERT" }
+}
+
+fn apply(conn: &Connection, record: &RegistryRecord, now: i64, bulk: bool) -> rusqlite::Result<()> {
+    let verb = insert(bulk);
     match record {
         RegistryRecord::Workstation(w) => {
             conn.prepare_cached(
@@ -257,13 +284,13 @@ fn apply(conn: &Connection, record: &RegistryRecord, now: i64) -> rusqlite::Resu
             .execute(params![w.code, w.community, w.name, w.address, now])?;
         }
         RegistryRecord::Building(b) => {
-            conn.prepare_cached(
-                "INSERT INTO registry_buildings (code, address, grid, community, lon, lat, kind, floors, updated_at)
+            conn.prepare_cached(&format!(
+                "{verb} INTO registry_buildings (code, address, grid, community, lon, lat, kind, floors, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT (code) DO UPDATE SET address = excluded.address, grid = excluded.grid,
                      community = excluded.community, lon = excluded.lon, lat = excluded.lat, kind = excluded.kind,
-                     floors = excluded.floors, updated_at = excluded.updated_at",
-            )?
+                     floors = excluded.floors, updated_at = excluded.updated_at"
+            ))?
             .execute(params![
                 b.code,
                 b.address,
@@ -277,15 +304,17 @@ fn apply(conn: &Connection, record: &RegistryRecord, now: i64) -> rusqlite::Resu
             ])?;
         }
         RegistryRecord::Unit(u) => {
-            conn.prepare_cached(
-                "INSERT INTO registry_units (code, building, floor, area_m2, rooms, usage, rent_yuan, rental, landlord,
+            require(conn, "registry_buildings", Some(&u.building))?;
+            require(conn, "registry_landlords", u.landlord.as_deref())?;
+            conn.prepare_cached(&format!(
+                "{verb} INTO registry_units (code, building, floor, area_m2, rooms, usage, rent_yuan, rental, landlord,
                      community, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                  ON CONFLICT (code) DO UPDATE SET building = excluded.building, floor = excluded.floor,
                      area_m2 = excluded.area_m2, rooms = excluded.rooms, usage = excluded.usage,
                      rent_yuan = excluded.rent_yuan, rental = excluded.rental, landlord = excluded.landlord,
-                     community = excluded.community, updated_at = excluded.updated_at",
-            )?
+                     community = excluded.community, updated_at = excluded.updated_at"
+            ))?
             .execute(params![
                 u.code,
                 u.building,
@@ -301,15 +330,15 @@ fn apply(conn: &Connection, record: &RegistryRecord, now: i64) -> rusqlite::Resu
             ])?;
         }
         RegistryRecord::Landlord(l) => {
-            conn.prepare_cached(
-                "INSERT INTO registry_landlords (code, kind, name, contact_sealed, safety_person, pledge_signed,
+            conn.prepare_cached(&format!(
+                "{verb} INTO registry_landlords (code, kind, name, contact_sealed, safety_person, pledge_signed,
                      pledge_expires, community, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT (code) DO UPDATE SET kind = excluded.kind, name = excluded.name,
                      contact_sealed = excluded.contact_sealed, safety_person = excluded.safety_person,
                      pledge_signed = excluded.pledge_signed, pledge_expires = excluded.pledge_expires,
-                     community = excluded.community, updated_at = excluded.updated_at",
-            )?
+                     community = excluded.community, updated_at = excluded.updated_at"
+            ))?
             .execute(params![
                 l.code,
                 l.kind.as_str(),
@@ -323,16 +352,17 @@ fn apply(conn: &Connection, record: &RegistryRecord, now: i64) -> rusqlite::Resu
             ])?;
         }
         RegistryRecord::Resident(r) => {
-            conn.prepare_cached(
-                "INSERT INTO registry_residents (code, document, sealed, id_index, phone_index, name, sex, birth,
+            require(conn, "registry_units", r.unit.as_deref())?;
+            conn.prepare_cached(&format!(
+                "{verb} INTO registry_residents (code, document, sealed, id_index, phone_index, name, sex, birth,
                      origin_province, origin_city, employer, unit, grid, community, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
                  ON CONFLICT (code) DO UPDATE SET document = excluded.document, sealed = excluded.sealed,
                      id_index = excluded.id_index, phone_index = excluded.phone_index, name = excluded.name,
                      sex = excluded.sex, birth = excluded.birth, origin_province = excluded.origin_province,
                      origin_city = excluded.origin_city, employer = excluded.employer, unit = excluded.unit,
-                     grid = excluded.grid, community = excluded.community, updated_at = excluded.updated_at",
-            )?
+                     grid = excluded.grid, community = excluded.community, updated_at = excluded.updated_at"
+            ))?
             .execute(params![
                 r.code,
                 r.document.as_str(),
@@ -374,20 +404,18 @@ fn apply(conn: &Connection, record: &RegistryRecord, now: i64) -> rusqlite::Resu
                 .execute(params![tenancy, day, now])?;
             if changed == 0 {
                 // Reported as a missing reference by the caller.
-                return Err(rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY),
-                    None,
-                ));
+                return Err(reference_missing());
             }
         }
         RegistryRecord::Permit(p) => {
-            conn.prepare_cached(
-                "INSERT INTO registry_permits (resident, kind, issued, expires, endorsed, community, updated_at)
+            require(conn, "registry_residents", Some(&p.resident))?;
+            conn.prepare_cached(&format!(
+                "{verb} INTO registry_permits (resident, kind, issued, expires, endorsed, community, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (resident) DO UPDATE SET kind = excluded.kind, issued = excluded.issued,
                      expires = excluded.expires, endorsed = excluded.endorsed, community = excluded.community,
-                     updated_at = excluded.updated_at",
-            )?
+                     updated_at = excluded.updated_at"
+            ))?
             .execute(params![
                 p.resident,
                 p.kind.as_str(),
@@ -451,7 +479,7 @@ impl SqliteStore {
         self.write(move |conn| {
             let now = wall_clock_millis();
             for record in &records {
-                apply_checked(conn, record, now).map_err(|(_, error)| error)?;
+                apply_checked(conn, record, now, false).map_err(|(_, error)| error)?;
             }
             for change in &changes {
                 insert_change(conn, change)?;
@@ -470,17 +498,21 @@ impl SqliteStore {
         entry: &AuditEntry,
     ) -> Result<ImportCounts, StoreError> {
         let mut entry = entry.clone();
-        self.write(move |conn| {
+        self.write_alone(move |conn| {
             conn.execute_batch(&format!("PRAGMA cache_size = -{IMPORT_CACHE_KIB}"))?;
             let result = (|| {
                 let now = wall_clock_millis();
                 let mut counts = ImportCounts::default();
+                let (started, mut waited) = (std::time::Instant::now(), std::time::Duration::ZERO);
                 // The writer thread is not async: it waits for each batch.
-                while let Some(message) = feed.blocking_recv() {
+                loop {
+                    let asked = std::time::Instant::now();
+                    let Some(message) = feed.blocking_recv() else { break };
+                    waited += asked.elapsed();
                     match message {
                         ImportFeed::Batch(records) => {
                             for (row, record) in &records {
-                                apply_checked(conn, record, now).map_err(|(field, error)| match error {
+                                apply_checked(conn, record, now, true).map_err(|(field, error)| match error {
                                     StoreError::Rejected { message, .. } => {
                                         StoreError::Rejected { row: *row, field, message }
                                     }
@@ -501,6 +533,12 @@ impl SqliteStore {
                 insert_change(conn, &change)?;
                 entry.detail = Some(format!("{} rows", counts.rows));
                 append_in(conn, &key, &entry)?;
+                tracing::info!(
+                    records = counts.rows,
+                    applying_s = (started.elapsed() - waited).as_secs_f64(),
+                    waiting_for_rows_s = waited.as_secs_f64(),
+                    "registry import applied; committing"
+                );
                 Ok(counts)
             })();
             conn.execute_batch(&format!("PRAGMA cache_size = -{WRITER_CACHE_KIB}"))?;
