@@ -30,6 +30,11 @@
 //! arrival_target_urban_s = 300        # arrival targets by area class
 //! arrival_target_suburban_s = 600
 //! position_stale_minutes = 10         # units with older fixes are not recommended
+//!
+//! [registry]
+//! min_area_per_person_m2 = 5          # a unit with less usable area per person is overcrowded…
+//! max_persons_per_room = 4            # …and so is one with more persons per room (0: off)
+//! permit_warning_days = 30            # permits expiring this soon are listed
 //! ```
 //!
 //! An unknown key is an error that names it, so a typo never silently means "default".
@@ -110,6 +115,34 @@ struct FileConfig {
     h3_resolution: Option<u8>,
     position_retention_days: Option<u32>,
     dispatch: Option<DispatchFile>,
+    registry: Option<RegistryFile>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct RegistryFile {
+    min_area_per_person_m2: Option<u32>,
+    max_persons_per_room: Option<u32>,
+    permit_warning_days: Option<u32>,
+}
+
+/// The housing registry's limits a deployment may tune (file only).
+#[derive(Debug, PartialEq, Eq, Clone)]
+pub struct RegistrySettings {
+    pub min_area_per_person_m2: u32,
+    pub max_persons_per_room: u32,
+    pub permit_warning_days: u32,
+}
+
+impl Default for RegistrySettings {
+    fn default() -> RegistrySettings {
+        let engine = fangkong_engine::registry::RegistryConfig::default();
+        RegistrySettings {
+            min_area_per_person_m2: engine.occupancy.min_area_per_person_m2 as u32,
+            max_persons_per_room: engine.occupancy.max_persons_per_room,
+            permit_warning_days: engine.permit_warning_days as u32,
+        }
+    }
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -167,6 +200,7 @@ pub struct Policies {
     /// Tracker history older than this is purged.
     pub position_retention_days: u32,
     pub dispatch: DispatchSettings,
+    pub registry: RegistrySettings,
 }
 
 impl Default for Policies {
@@ -180,6 +214,7 @@ impl Default for Policies {
             h3_resolution: 9,
             position_retention_days: 90,
             dispatch: DispatchSettings::default(),
+            registry: RegistrySettings::default(),
         }
     }
 }
@@ -226,6 +261,15 @@ impl Config {
                     arrival_target_urban_s: given.arrival_target_urban_s.unwrap_or(d.arrival_target_urban_s),
                     arrival_target_suburban_s: given.arrival_target_suburban_s.unwrap_or(d.arrival_target_suburban_s),
                     position_stale_minutes: given.position_stale_minutes.unwrap_or(d.position_stale_minutes),
+                }
+            },
+            registry: {
+                let given = file.registry.unwrap_or_default();
+                let r = defaults.registry;
+                RegistrySettings {
+                    min_area_per_person_m2: given.min_area_per_person_m2.unwrap_or(r.min_area_per_person_m2),
+                    max_persons_per_room: given.max_persons_per_room.unwrap_or(r.max_persons_per_room),
+                    permit_warning_days: given.permit_warning_days.unwrap_or(r.permit_warning_days),
                 }
             },
         };
@@ -312,6 +356,13 @@ pub fn engine_config(keys: KeyRing, policies: &Policies) -> EngineConfig {
                 ..defaults
             }
         },
+        registry: fangkong_engine::registry::RegistryConfig {
+            occupancy: fangkong_core::registry::OccupancyLimits {
+                min_area_per_person_m2: f64::from(policies.registry.min_area_per_person_m2),
+                max_persons_per_room: policies.registry.max_persons_per_room,
+            },
+            permit_warning_days: i64::from(policies.registry.permit_warning_days),
+        },
         ..EngineConfig::new(keys)
     }
 }
@@ -384,7 +435,8 @@ mod tests {
     fn flags_beat_the_file_and_the_file_beats_defaults() {
         let toml = file(
             "db = \"postgres://fk@db/fk\"\nlisten = \"0.0.0.0:9000\"\nshutdown_grace_secs = 5\nlockout_threshold = 3\nh3_resolution = 10\nosmand_listen = \"off\"\nmqtt_url = \"mqtt://mq:1883\"\nposition_retention_days = 30\n\
-             [dispatch]\nagency_id = \"110.sz.example.cn\"\narrival_target_suburban_s = 720\nduplicate_radius_m = 150\n",
+             [dispatch]\nagency_id = \"110.sz.example.cn\"\narrival_target_suburban_s = 720\nduplicate_radius_m = 150\n\
+             [registry]\nmax_persons_per_room = 3\n",
         );
         let args =
             ConfigArgs { config: Some(toml.path().into()), listen: Some("127.0.0.1:1".into()), ..Default::default() };
@@ -405,6 +457,8 @@ mod tests {
         assert_eq!((engine.dispatch.targets.urban_s, engine.dispatch.targets.suburban_s), (300, 720));
         assert_eq!(engine.dispatch.duplicates.radius_m, 150.0);
         assert_eq!(engine.dispatch.duplicates.window_ms, 30 * 60_000, "the rest keep their defaults");
+        assert_eq!(engine.registry.occupancy.max_persons_per_room, 3);
+        assert_eq!(engine.registry.occupancy.min_area_per_person_m2, 5.0);
     }
 
     #[test]
