@@ -508,8 +508,7 @@ impl Engine {
     /// Registers a member at a police station in the caller's jurisdiction.
     pub async fn add_member(&self, caller: &Caller, new: NewMember) -> Result<Member, EngineError> {
         check_text("name", &new.name, 32)?;
-        let today = self.now().as_millis().div_euclid(86_400_000);
-        let id_number = fangkong_core::documents::check_resident_id(&new.id_number, today)
+        let id_number = fangkong_core::documents::check_resident_id(&new.id_number, self.today())
             .map_err(|e| EngineError::Invalid { field: "id_number", message: e.to_string() })?
             .number;
         if let Some(phone) = &new.phone
@@ -619,10 +618,7 @@ impl Engine {
         self.authorize(caller, Action::ReadForceMembers, None, "member.find", None).await?;
         self.audit_personal_read(caller, "member.find", ("member", "by identity number"), None).await?;
         // The same normal form as at registration (a 15-digit number finds its 18-digit one).
-        let today = self.now().as_millis().div_euclid(86_400_000);
-        let normal = fangkong_core::documents::check_resident_id(id_number, today)
-            .map_or_else(|_| id_number.trim().to_string(), |d| d.number);
-        let index = self.member_index(&normal);
+        let index = self.member_index(&crate::registry::normal_id_number(id_number, self.today()));
         let sealed = self.store.list_members().await?;
         let found = sealed.iter().find(|m| m.id_number_index == index);
         match found {

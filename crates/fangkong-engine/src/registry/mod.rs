@@ -339,10 +339,6 @@ impl Engine {
         Ok((chain, Building { community, ..building }))
     }
 
-    pub(crate) fn check_unit(unit: &HousingUnit) -> Result<(), EngineError> {
-        check_unit_fields(unit)
-    }
-
     /// Registers (or replaces) a building with its units.
     pub async fn save_property(
         &self,
@@ -363,7 +359,7 @@ impl Engine {
                     message: "units must be in the building".into(),
                 });
             }
-            Engine::check_unit(&unit)?;
+            check_unit_fields(&unit)?;
             let unit = HousingUnit { community: building.community.clone(), ..unit };
             records.push(RegistryRecord::Unit(unit.clone()));
             saved.push(unit);
