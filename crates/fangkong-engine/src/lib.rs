@@ -333,6 +333,12 @@ impl Engine {
         Ok(())
     }
 
+    /// Waits until the store's background work after a bulk write (an import's checkpoint
+    /// on SQLite) has finished.
+    pub async fn store_settled(&self) {
+        self.store.settled().await;
+    }
+
     /// Finishes every write already accepted and closes the store. Commands after this
     /// fail with [`StoreError::Closed`].
     pub async fn shutdown(&self) {

@@ -149,6 +149,15 @@ impl Store {
         dispatch!(self.close())
     }
 
+    /// Waits until background maintenance after a bulk write has finished (SQLite: the
+    /// checkpoint that copies an import's WAL into the database file; PostgreSQL: nothing).
+    pub async fn settled(&self) {
+        match &self.inner {
+            Inner::Sqlite(store) => store.checkpoint_settled().await,
+            Inner::Postgres(_) => {}
+        }
+    }
+
     // ---- meta -------------------------------------------------------------------------
 
     pub async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {

@@ -38,6 +38,7 @@ pub static SQLITE: &[Migration] = &[
     Migration { version: 5, name: "forces", sql: include_str!("../migrations/sqlite/0005_forces.sql") },
     Migration { version: 6, name: "dispatch", sql: include_str!("../migrations/sqlite/0006_dispatch.sql") },
     Migration { version: 7, name: "registry", sql: include_str!("../migrations/sqlite/0007_registry.sql") },
+    Migration { version: 8, name: "registry_keys", sql: include_str!("../migrations/sqlite/0008_registry_keys.sql") },
 ];
 
 /// PostgreSQL migrations, in order, with the same versions and meaning as [`SQLITE`].
@@ -49,6 +50,7 @@ pub static POSTGRES: &[Migration] = &[
     Migration { version: 5, name: "forces", sql: include_str!("../migrations/postgres/0005_forces.sql") },
     Migration { version: 6, name: "dispatch", sql: include_str!("../migrations/postgres/0006_dispatch.sql") },
     Migration { version: 7, name: "registry", sql: include_str!("../migrations/postgres/0007_registry.sql") },
+    Migration { version: 8, name: "registry_keys", sql: include_str!("../migrations/postgres/0008_registry_keys.sql") },
 ];
 
 /// A row of `schema_migrations`.

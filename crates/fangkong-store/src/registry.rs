@@ -189,10 +189,12 @@ impl Store {
         dispatch!(self.residents_by_phone_index(*index, communities, limit))
     }
 
+    /// Residents of exactly this name in these communities (a name is looked up within the
+    /// communities a reader may see, never across the whole registry at once).
     pub async fn residents_by_name(
         &self,
         name: &str,
-        communities: Communities,
+        communities: Vec<String>,
         limit: u32,
     ) -> Result<Vec<SealedResident>, StoreError> {
         dispatch!(self.residents_by_name(name.to_string(), communities, limit))

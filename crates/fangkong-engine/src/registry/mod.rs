@@ -266,6 +266,12 @@ impl Engine {
         )
     }
 
+    /// Every community of the city.
+    fn all_communities(&self) -> Vec<String> {
+        let tree = self.jurisdictions.read().expect("jurisdictions lock");
+        tree.iter().filter(|n| n.kind == JurisdictionKind::Community).map(|n| n.code.clone()).collect()
+    }
+
     async fn record_registry(
         &self,
         caller: &Caller,
@@ -506,7 +512,7 @@ impl Engine {
         )
         .await?;
         let key = self.config.keys.personal_data();
-        let sealed = seal_resident(&key, &self.indexer(), &new, grid, community.clone(), self.today())?;
+        let sealed = seal_resident(&key, &self.indexer(), new, grid, community.clone(), self.today())?;
         let code = sealed.code.clone();
         let existing = self.store.resident(&code).await?;
         let change = if existing.is_some() { "updated" } else { "registered" };
@@ -554,9 +560,10 @@ impl Engine {
             }
             ResidentQuery::Name { name, community } => {
                 check_text("name", name, 32, true).map_err(invalid)?;
-                let communities = match community {
-                    Some(c) => Some(vec![c.clone()]),
-                    None => communities,
+                let communities = match (community, communities) {
+                    (Some(c), _) => vec![c.clone()],
+                    (None, Some(list)) => list,
+                    (None, None) => self.all_communities(),
                 };
                 self.store.residents_by_name(name.trim(), communities, SEARCH_LIMIT).await?
             }
@@ -903,7 +910,7 @@ impl Engine {
 pub(crate) fn seal_resident(
     key: &[u8; 32],
     indexer: &Indexer,
-    new: &NewResident,
+    new: NewResident,
     grid: String,
     community: String,
     today: Day,
@@ -926,19 +933,21 @@ pub(crate) fn seal_resident(
         .map_err(|e| EngineError::Invalid { field: "phone", message: e.to_string() })?;
     let plain = resident_plain(&document.number, phone.as_deref());
     let sealed = crypto::seal(key, &resident_context(&new.code), plain.as_bytes());
+    let trimmed = new.name.trim();
+    let name = if trimmed.len() == new.name.len() { new.name } else { trimmed.to_string() };
     Ok(SealedResident {
-        code: new.code.clone(),
+        code: new.code,
         document: kind,
         sealed,
         id_index: indexer.id_number(&document.number),
         phone_index: phone.as_deref().map(|p| indexer.phone(p)),
-        name: new.name.trim().to_string(),
+        name,
         sex,
         birth,
-        origin_province: new.origin_province.clone(),
-        origin_city: new.origin_city.clone(),
-        employer: new.employer.clone(),
-        unit: new.unit.clone(),
+        origin_province: new.origin_province,
+        origin_city: new.origin_city,
+        employer: new.employer,
+        unit: new.unit,
         grid,
         community,
     })

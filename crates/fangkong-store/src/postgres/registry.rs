@@ -512,11 +512,11 @@ impl PgStore {
     pub async fn residents_by_name(
         &self,
         name: String,
-        communities: Communities,
+        communities: Vec<String>,
         limit: u32,
     ) -> Result<Vec<SealedResident>, StoreError> {
         let sql = format!(
-            "SELECT {RESIDENT_COLUMNS} FROM registry_residents WHERE name = $2 AND {IN_COMMUNITIES}
+            "SELECT {RESIDENT_COLUMNS} FROM registry_residents WHERE name = $2 AND community = ANY($1)
              ORDER BY community, name, code LIMIT $3"
         );
         self.residents_query(&sql, &[&communities, &name, &i64::from(limit)]).await

@@ -19,6 +19,7 @@ mod forces;
 mod identity;
 mod positions;
 mod registry;
+mod registry_keys;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
@@ -39,18 +40,29 @@ const READERS: usize = 4;
 pub struct SqliteStore {
     writer: Mutex<Option<Writer>>,
     readers: Arc<ReaderPool>,
+    /// Checkpoints asked for and done, for [`SqliteStore::checkpoint_settled`].
+    checkpoints: Arc<CheckpointCount>,
 }
 
 impl SqliteStore {
     pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let path = path.to_path_buf();
+        let checkpoints = Arc::new(CheckpointCount::default());
         let writer = tokio::task::spawn_blocking({
-            let path = path.clone();
-            move || Writer::start(&path)
+            let (path, checkpoints) = (path.clone(), Arc::clone(&checkpoints));
+            move || Writer::start(&path, checkpoints)
         })
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))??;
-        Ok(SqliteStore { readers: Arc::new(ReaderPool::new(path)), writer: Mutex::new(Some(writer)) })
+        Ok(SqliteStore { readers: Arc::new(ReaderPool::new(path)), writer: Mutex::new(Some(writer)), checkpoints })
+    }
+
+    /// Waits until no background checkpoint is running (one follows every bulk write; see
+    /// [`SqliteStore::write_alone`]).
+    pub async fn checkpoint_settled(&self) {
+        while !self.checkpoints.settled() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     /// Runs `operation` on the writer thread inside its own savepoint and returns its
@@ -67,6 +79,9 @@ impl SqliteStore {
     /// Like [`SqliteStore::write`], but in a transaction of its own with no savepoint: for
     /// a bulk write (an import) that would otherwise copy every page it touches to the
     /// savepoint's sub-journal. Writes queued before it commit first; those after it wait.
+    /// Its commit does not checkpoint: the caller hears of the commit once the WAL is
+    /// synced, and a background thread then copies the (large) WAL into the database file
+    /// while writes go on.
     pub async fn write_alone<T, F>(&self, operation: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -136,6 +151,15 @@ impl SqliteStore {
                 apply_migration(conn, migration)?;
                 report.applied.push((migration.version, migration.name));
                 report.version = migration.version;
+            }
+            // Work a migration left for code (SQL cannot compute it), in the same transaction.
+            if conn
+                .query_row("SELECT 1 FROM meta WHERE key = 'registry_keys_rebuild'", [], |_| Ok(()))
+                .optional()?
+                .is_some()
+            {
+                registry_keys::rebuild(conn)?;
+                conn.execute("DELETE FROM meta WHERE key = 'registry_keys_rebuild'", [])?;
             }
             Ok(report)
         })
@@ -270,13 +294,15 @@ impl<T: Send> Completion for Finished<T> {
 }
 
 impl Writer {
-    fn start(path: &Path) -> Result<Writer, StoreError> {
+    fn start(path: &Path, checkpoints: Arc<CheckpointCount>) -> Result<Writer, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
             && !parent.is_dir()
         {
             return Err(StoreError::Unavailable(format!("{}: directory does not exist", parent.display())));
         }
-        let conn = open_connection(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
+        let read_write =
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = open_connection(path, read_write)?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Unavailable(format!("{}: cannot switch to WAL mode (got {mode})", path.display())));
@@ -290,24 +316,27 @@ impl Writer {
         // of them once, not once per batch.
         // Statement journals (each insert into an indexed table may need to undo itself)
         // live in memory: on a temporary file each first touch of a page is a write(2).
-        conn.execute_batch(
-            "PRAGMA synchronous = FULL; PRAGMA cache_size = -262144; PRAGMA wal_autocheckpoint = 50000; \
-             PRAGMA temp_store = MEMORY;",
-        )?;
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous = FULL; PRAGMA cache_size = -262144; \
+             PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}; PRAGMA temp_store = MEMORY;"
+        ))?;
+        let checkpointer = Checkpointer::start(path, checkpoints)?;
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, queue))
+            .spawn(move || writer_loop(conn, queue, checkpointer))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(Writer { jobs, thread })
     }
 }
 
-fn writer_loop(conn: Connection, queue: mpsc::Receiver<Box<dyn Job>>) {
+fn writer_loop(conn: Connection, queue: mpsc::Receiver<Box<dyn Job>>, checkpointer: Checkpointer) {
     let mut next = None;
     while let Some(first) = next.take().or_else(|| queue.recv().ok()) {
         if first.alone() {
+            checkpointer.expect();
             run_alone(&conn, first);
+            checkpointer.request();
             continue;
         }
         let mut group = vec![first];
@@ -325,12 +354,14 @@ fn writer_loop(conn: Connection, queue: mpsc::Receiver<Box<dyn Job>>) {
     }
     // Every sender is gone and the queue is drained: checkpoint so the database file is
     // complete on its own, then close.
+    checkpointer.stop();
     if let Err(error) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
         tracing::warn!(%error, "WAL checkpoint at close failed; the WAL file will be replayed on next open");
     }
 }
 
-/// One job in its own transaction: committed if it succeeds, rolled back if not.
+/// One job in its own transaction: committed if it succeeds, rolled back if not. The
+/// commit does not checkpoint (the background checkpointer does, afterwards).
 fn run_alone(conn: &Connection, job: Box<dyn Job>) {
     if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
         job.abort(error.into());
@@ -338,7 +369,10 @@ fn run_alone(conn: &Connection, job: Box<dyn Job>) {
     }
     let (ok, completion) = job.run(conn);
     if ok {
-        let commit = conn.execute_batch("COMMIT").map_err(StoreError::from);
+        let commit = conn
+            .execute_batch("PRAGMA wal_autocheckpoint = 0; COMMIT;")
+            .and_then(|()| conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")))
+            .map_err(StoreError::from);
         if commit.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
@@ -391,6 +425,88 @@ fn commit_group(conn: &Connection, group: Vec<Box<dyn Job>>) {
     }
     for completion in completions {
         completion.complete(commit.clone());
+    }
+}
+
+/// WAL pages after which a commit of the writer checkpoints (~200 MB; see `Writer::start`).
+const AUTOCHECKPOINT_PAGES: u32 = 50_000;
+
+/// A thread with a connection of its own that checkpoints when asked (after a bulk write),
+/// so that copying a large WAL into the database file holds up neither the writer that
+/// made it nor the writes after it.
+struct Checkpointer {
+    requests: mpsc::Sender<()>,
+    thread: JoinHandle<()>,
+    count: Arc<CheckpointCount>,
+}
+
+/// Bulk writes running (each will ask for a checkpoint), checkpoints asked for, and the
+/// last one asked for that has been done.
+#[derive(Debug, Default)]
+struct CheckpointCount {
+    running: std::sync::atomic::AtomicU64,
+    asked: std::sync::atomic::AtomicU64,
+    done: std::sync::atomic::AtomicU64,
+}
+
+impl CheckpointCount {
+    fn settled(&self) -> bool {
+        use std::sync::atomic::Ordering::Acquire;
+        self.running.load(Acquire) == 0 && self.done.load(Acquire) >= self.asked.load(Acquire)
+    }
+}
+
+impl Checkpointer {
+    fn start(path: &Path, count: Arc<CheckpointCount>) -> Result<Checkpointer, StoreError> {
+        let conn = open_connection(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let (requests, received) = mpsc::channel::<()>();
+        let counts = Arc::clone(&count);
+        let thread = std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                while received.recv().is_ok() {
+                    while received.try_recv().is_ok() {}
+                    // Everything asked for until now is covered by this checkpoint.
+                    let asked = counts.asked.load(std::sync::atomic::Ordering::Acquire);
+                    let started = std::time::Instant::now();
+                    // PASSIVE copies what it can without waiting for readers or the writer.
+                    let outcome = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+                    });
+                    counts.done.store(asked, std::sync::atomic::Ordering::Release);
+                    match outcome {
+                        Ok((log, copied)) => tracing::info!(
+                            wal_pages = log,
+                            copied_pages = copied,
+                            seconds = started.elapsed().as_secs_f64(),
+                            "checkpointed after a bulk write"
+                        ),
+                        Err(error) => tracing::warn!(%error, "background checkpoint failed; the next will retry"),
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(Checkpointer { requests, thread, count })
+    }
+
+    /// Marks a checkpoint as due before the write that needs it is acknowledged, so that
+    /// whoever waits for it after the acknowledgement waits.
+    fn expect(&self) {
+        self.count.running.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    fn request(&self) {
+        use std::sync::atomic::Ordering::AcqRel;
+        self.count.asked.fetch_add(1, AcqRel);
+        self.count.running.fetch_sub(1, AcqRel);
+        let _ = self.requests.send(());
+    }
+
+    fn stop(self) {
+        drop(self.requests);
+        if self.thread.join().is_err() {
+            tracing::error!("the SQLite checkpoint thread ended abnormally");
+        }
     }
 }
 
@@ -479,6 +595,43 @@ fn apply_migration(conn: &Connection, migration: &Migration) -> Result<(), Store
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_registry_from_before_the_key_buckets_is_found_after_migrating() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("fk.db")).await.unwrap();
+        // The schema as migration 0007 left it, with two residents and a permit.
+        store
+            .write(|conn| {
+                applied_migrations(conn)?;
+                for migration in migrate::SQLITE.iter().take_while(|m| m.version <= 7) {
+                    apply_migration(conn, migration)?;
+                }
+                conn.execute_batch(
+                    "INSERT INTO registry_residents (code, document, sealed, id_index, phone_index, name, sex, birth,
+                         grid, community, updated_at)
+                     VALUES ('R1', 'resident_id', x'00', x'01010101010101010101010101010101',
+                             x'02020202020202020202020202020202', '张伟', 'M', 7000, 'G1', 'C1', 0),
+                            ('R2', 'resident_id', x'00', x'03030303030303030303030303030303', NULL, '张伟', 'F',
+                             7000, 'G1', 'C1', 0);
+                     INSERT INTO registry_permits (resident, kind, issued, expires, endorsed, community, updated_at)
+                     VALUES ('R2', 'residence_permit', 19900, 20300, NULL, 'C1', 0);",
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let report = store.migrate().await.unwrap();
+        assert_eq!(report.applied.first().map(|(v, _)| *v), Some(8));
+        let r1 = store.resident_by_id_index([1; 16]).await.unwrap().unwrap();
+        assert_eq!(r1.code, "R1");
+        assert_eq!(store.residents_by_phone_index([2; 16], None, 10).await.unwrap()[0].code, "R1");
+        assert_eq!(store.residents_by_name("张伟".into(), vec!["C1".into()], 10).await.unwrap().len(), 2);
+        let permit = store.permit("R2".into()).await.unwrap().unwrap();
+        assert_eq!((permit.issued, permit.expires), (19_900, 20_300));
+        assert!(store.meta_get("registry_keys_rebuild").await.unwrap().is_none());
+        store.close().await;
+    }
 
     #[tokio::test]
     async fn a_panicking_write_fails_alone_and_the_writer_keeps_working() {

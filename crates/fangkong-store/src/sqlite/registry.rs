@@ -6,11 +6,12 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::SqliteStore;
 use super::audit::append_in;
+use super::registry_keys::{self, KeyKind, PendingKeys, ResidentKeys};
 use crate::error::{is_sqlite_reference_violation, is_sqlite_unique_violation};
 use crate::registry::{
-    BUILDING_COLUMNS, BlindIndex, Communities, ImportCounts, ImportFeed, LANDLORD_COLUMNS, Occupancy, PERMIT_COLUMNS,
-    PropertyCard, RESIDENT_COLUMNS, RegistryChange, RegistryRecord, ResidentRow, SIGHTING_COLUMNS, SealedLandlord,
-    SealedResident, UNIT_COLUMNS, VISIT_COLUMNS, building_kind, landlord_kind, permit_kind, unit_use, visit_outcome,
+    BUILDING_COLUMNS, BlindIndex, Communities, ImportCounts, ImportFeed, LANDLORD_COLUMNS, Occupancy, PropertyCard,
+    RESIDENT_COLUMNS, RegistryChange, RegistryRecord, ResidentRow, SIGHTING_COLUMNS, SealedLandlord, SealedResident,
+    UNIT_COLUMNS, VISIT_COLUMNS, blind_index, building_kind, landlord_kind, permit_kind, unit_use, visit_outcome,
 };
 use crate::{StoreError, wall_clock_millis};
 
@@ -44,6 +45,32 @@ fn resident_row(r: &Row<'_>) -> rusqlite::Result<ResidentRow> {
         grid: r.get(12)?,
         community: r.get(13)?,
     })
+}
+
+/// CPU time this thread has used, where Linux tells it (for the import's log line: on a
+/// shared machine, wall time says little about the work done).
+fn thread_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/thread-self/stat") else { return 0.0 };
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime, in clock ticks of 1/100 s.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The resident with this rowid.
+fn resident_by_rowid(conn: &Connection, rowid: i64) -> Result<Option<SealedResident>, StoreError> {
+    conn.prepare_cached(&format!("SELECT {RESIDENT_COLUMNS} FROM registry_residents WHERE id = ?1"))?
+        .query_row([rowid], resident_row)
+        .optional()?
+        .map(ResidentRow::decode)
+        .transpose()
+}
+
+/// Residents in the order searches return them (community, name, code), at most `limit`.
+fn in_order(mut found: Vec<SealedResident>, limit: u32) -> Vec<SealedResident> {
+    found.sort_by(|a, b| (&a.community, &a.name, &a.code).cmp(&(&b.community, &b.name, &b.code)));
+    found.truncate(limit as usize);
+    found
 }
 
 fn building_row(r: &Row<'_>) -> rusqlite::Result<(Building, String)> {
@@ -226,6 +253,33 @@ fn missing_reference(conn: &Connection, record: &RegistryRecord) -> Result<(&'st
     })
 }
 
+/// Why a record was not applied.
+enum Refused {
+    /// A key another record holds (an identity number registered to someone else).
+    Unique,
+    /// A reference to a record that is not on the registry.
+    Reference,
+    Failed(StoreError),
+}
+
+impl From<rusqlite::Error> for Refused {
+    fn from(error: rusqlite::Error) -> Refused {
+        if is_sqlite_unique_violation(&error) {
+            Refused::Unique
+        } else if is_sqlite_reference_violation(&error) {
+            Refused::Reference
+        } else {
+            Refused::Failed(error.into())
+        }
+    }
+}
+
+impl From<StoreError> for Refused {
+    fn from(error: StoreError) -> Refused {
+        Refused::Failed(error)
+    }
+}
+
 /// Applies one record; a refusal names the field.
 fn apply_checked(
     conn: &Connection,
@@ -233,20 +287,24 @@ fn apply_checked(
     now: i64,
     bulk: bool,
 ) -> Result<(), (&'static str, StoreError)> {
-    match apply(conn, record, now, bulk) {
-        Ok(()) => Ok(()),
-        Err(error) if is_sqlite_unique_violation(&error) => {
+    apply(conn, record, now, bulk).map_err(|refused| classify(conn, record, refused))
+}
+
+/// The field a refusal names and the error it becomes.
+fn classify(conn: &Connection, record: &RegistryRecord, refused: Refused) -> (&'static str, StoreError) {
+    match refused {
+        Refused::Unique => {
             let (field, message) = match record {
                 RegistryRecord::Resident(_) => ("id_number", "is registered to another resident"),
                 _ => ("code", "is taken"),
             };
-            Err((field, StoreError::Conflict { entity: record.entity(), key: message.into() }))
+            (field, StoreError::Conflict { entity: record.entity(), key: message.into() })
         }
-        Err(error) if is_sqlite_reference_violation(&error) => {
-            let (field, message) = missing_reference(conn, record).map_err(|e| (record.entity(), e))?;
-            Err((field, StoreError::Rejected { row: 0, field, message }))
-        }
-        Err(error) => Err((record.entity(), error.into())),
+        Refused::Reference => match missing_reference(conn, record) {
+            Ok((field, message)) => (field, StoreError::Rejected { row: 0, field, message }),
+            Err(error) => (record.entity(), error),
+        },
+        Refused::Failed(error) => (record.entity(), error),
     }
 }
 
@@ -256,23 +314,170 @@ fn reference_missing() -> rusqlite::Error {
     rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY), None)
 }
 
-fn require(conn: &Connection, table: &str, key: Option<&str>) -> rusqlite::Result<()> {
+/// Checks that `key` names a record of `table` (the bulk tables declare no foreign keys;
+/// see migration 0007).
+fn require(conn: &Connection, table: Table, key: Option<&str>) -> rusqlite::Result<()> {
     let Some(key) = key else { return Ok(()) };
-    let sql = format!("SELECT 1 FROM {table} WHERE code = ?1");
-    match conn.prepare_cached(&sql)?.query_row([key], |_| Ok(())).optional()? {
+    let sql = match table {
+        Table::Buildings => "SELECT 1 FROM registry_buildings WHERE code = ?1",
+        Table::Landlords => "SELECT 1 FROM registry_landlords WHERE code = ?1",
+        Table::Units => "SELECT 1 FROM registry_units WHERE code = ?1",
+    };
+    match conn.prepare_cached(sql)?.query_row([key], |_| Ok(())).optional()? {
         Some(()) => Ok(()),
         None => Err(reference_missing()),
     }
 }
 
-/// `INSERT` in a savepoint; `INSERT OR ROLLBACK` in a bulk import (a failed row fails the
-/// whole transaction anyway, and SQLite then needs no statement journal).
-fn insert(bulk: bool) -> &'static str {
-    if bulk { "INSERT OR ROLLBACK" } else { "INSERT" }
+#[derive(Clone, Copy, Debug)]
+enum Table {
+    Buildings,
+    Landlords,
+    Units,
 }
 
-fn apply(conn: &Connection, record: &RegistryRecord, now: i64, bulk: bool) -> rusqlite::Result<()> {
-    let verb = insert(bulk);
+/// An upsert in two forms: `INSERT` in a savepoint, `INSERT OR ROLLBACK` in a bulk import
+/// (a failed row fails the whole import anyway, and SQLite then needs no statement journal).
+macro_rules! upsert {
+    ($rest:literal) => {
+        [concat!("INSERT", $rest), concat!("INSERT OR ROLLBACK", $rest)]
+    };
+}
+
+const BUILDING_UPSERT: [&str; 2] = upsert!(
+    " INTO registry_buildings (code, address, grid, community, lon, lat, kind, floors, updated_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+     ON CONFLICT (code) DO UPDATE SET address = excluded.address, grid = excluded.grid,
+         community = excluded.community, lon = excluded.lon, lat = excluded.lat, kind = excluded.kind,
+         floors = excluded.floors, updated_at = excluded.updated_at"
+);
+
+const UNIT_UPSERT: [&str; 2] = upsert!(
+    " INTO registry_units (code, building, floor, area_m2, rooms, usage, rent_yuan, rental, landlord,
+         community, updated_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+     ON CONFLICT (code) DO UPDATE SET building = excluded.building, floor = excluded.floor,
+         area_m2 = excluded.area_m2, rooms = excluded.rooms, usage = excluded.usage,
+         rent_yuan = excluded.rent_yuan, rental = excluded.rental, landlord = excluded.landlord,
+         community = excluded.community, updated_at = excluded.updated_at"
+);
+
+const LANDLORD_UPSERT: [&str; 2] = upsert!(
+    " INTO registry_landlords (code, kind, name, contact_sealed, safety_person, pledge_signed,
+         pledge_expires, community, updated_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+     ON CONFLICT (code) DO UPDATE SET kind = excluded.kind, name = excluded.name,
+         contact_sealed = excluded.contact_sealed, safety_person = excluded.safety_person,
+         pledge_signed = excluded.pledge_signed, pledge_expires = excluded.pledge_expires,
+         community = excluded.community, updated_at = excluded.updated_at"
+);
+
+/// A resident registered or re-registered (their permit, if any, stays).
+const RESIDENT_UPSERT: &str = "INSERT INTO registry_residents (code, document, sealed, id_index, phone_index,
+         name, sex, birth, origin_province, origin_city, employer, unit, grid, community, updated_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+     ON CONFLICT (code) DO UPDATE SET document = excluded.document, sealed = excluded.sealed,
+         id_index = excluded.id_index, phone_index = excluded.phone_index, name = excluded.name,
+         sex = excluded.sex, birth = excluded.birth, origin_province = excluded.origin_province,
+         origin_city = excluded.origin_city, employer = excluded.employer, unit = excluded.unit,
+         grid = excluded.grid, community = excluded.community, updated_at = excluded.updated_at";
+
+/// A resident new to the registry, with their permit, in a bulk import; nothing if the code
+/// is taken (the import then updates that resident instead).
+const RESIDENT_INSERT_BULK: &str = "INSERT OR IGNORE INTO registry_residents (code, document, sealed, id_index,
+         phone_index, name, sex, birth, origin_province, origin_city, employer, unit, grid, community,
+         updated_at, permit_kind, permit_issued, permit_expires, permit_endorsed)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)";
+
+/// A registered resident's own fields, by rowid (?16).
+const RESIDENT_UPDATE: &str = "UPDATE registry_residents SET code = ?1, document = ?2, sealed = ?3,
+         id_index = ?4, phone_index = ?5, name = ?6, sex = ?7, birth = ?8, origin_province = ?9,
+         origin_city = ?10, employer = ?11, unit = ?12, grid = ?13, community = ?14, updated_at = ?15
+     WHERE id = ?16";
+
+/// A resident's permit (a permit lives in its resident's row).
+const PERMIT_UPDATE: &str = "UPDATE registry_residents SET permit_kind = ?2, permit_issued = ?3,
+         permit_expires = ?4, permit_endorsed = ?5, updated_at = ?6
+     WHERE code = ?1";
+
+/// The columns of a permit, read from its resident's row, in the order `permit_row` takes.
+const PERMIT_OF_RESIDENT: &str = "code, permit_kind, permit_issued, permit_expires, permit_endorsed, community";
+
+/// A resident's fields as `RESIDENT_UPSERT` binds them (`?1`–`?15`), then any more given.
+macro_rules! resident_params {
+    ($r:expr, $now:expr $(, $more:expr)*) => {
+        params![
+            $r.code,
+            $r.document.as_str(),
+            $r.sealed,
+            &$r.id_index[..],
+            $r.phone_index.as_ref().map(|i| &i[..]),
+            $r.name,
+            $r.sex.as_str(),
+            $r.birth,
+            $r.origin_province,
+            $r.origin_city,
+            $r.employer,
+            $r.unit,
+            $r.grid,
+            $r.community,
+            $now
+            $(, $more)*
+        ]
+    };
+}
+
+macro_rules! unit_params {
+    ($u:expr, $now:expr) => {
+        params![
+            $u.code,
+            $u.building,
+            $u.floor,
+            $u.area_m2,
+            $u.rooms,
+            $u.usage.as_str(),
+            $u.rent_yuan,
+            $u.rental,
+            $u.landlord,
+            $u.community,
+            $now
+        ]
+    };
+}
+
+macro_rules! building_params {
+    ($b:expr, $now:expr) => {
+        params![$b.code, $b.address, $b.grid, $b.community, $b.lon, $b.lat, $b.kind.as_str(), $b.floors, $now]
+    };
+}
+
+/// A registered resident's rowid and the keys they are filed under.
+fn resident_keys_of(conn: &Connection, code: &str) -> Result<Option<(i64, ResidentKeys)>, StoreError> {
+    let row = conn
+        .prepare_cached("SELECT id, id_index, phone_index, community, name FROM registry_residents WHERE code = ?1")?
+        .query_row([code], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, Option<Vec<u8>>>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })
+        .optional()?;
+    row.map(|(rowid, id_index, phone_index, community, name)| {
+        let phone = phone_index.as_deref().map(blind_index).transpose()?;
+        Ok((rowid, ResidentKeys::new(blind_index(&id_index)?, phone, &community, &name)))
+    })
+    .transpose()
+}
+
+fn keys_of(r: &SealedResident) -> ResidentKeys {
+    ResidentKeys::new(r.id_index, r.phone_index, &r.community, &r.name)
+}
+
+fn apply(conn: &Connection, record: &RegistryRecord, now: i64, bulk: bool) -> Result<(), Refused> {
+    let form = usize::from(bulk);
     match record {
         RegistryRecord::Workstation(w) => {
             conn.prepare_cached(
@@ -284,62 +489,15 @@ fn apply(conn: &Connection, record: &RegistryRecord, now: i64, bulk: bool) -> ru
             .execute(params![w.code, w.community, w.name, w.address, now])?;
         }
         RegistryRecord::Building(b) => {
-            conn.prepare_cached(&format!(
-                "{verb} INTO registry_buildings (code, address, grid, community, lon, lat, kind, floors, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                 ON CONFLICT (code) DO UPDATE SET address = excluded.address, grid = excluded.grid,
-                     community = excluded.community, lon = excluded.lon, lat = excluded.lat, kind = excluded.kind,
-                     floors = excluded.floors, updated_at = excluded.updated_at"
-            ))?
-            .execute(params![
-                b.code,
-                b.address,
-                b.grid,
-                b.community,
-                b.lon,
-                b.lat,
-                b.kind.as_str(),
-                b.floors,
-                now
-            ])?;
+            conn.prepare_cached(BUILDING_UPSERT[form])?.execute(building_params!(b, now))?;
         }
         RegistryRecord::Unit(u) => {
-            require(conn, "registry_buildings", Some(&u.building))?;
-            require(conn, "registry_landlords", u.landlord.as_deref())?;
-            conn.prepare_cached(&format!(
-                "{verb} INTO registry_units (code, building, floor, area_m2, rooms, usage, rent_yuan, rental, landlord,
-                     community, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                 ON CONFLICT (code) DO UPDATE SET building = excluded.building, floor = excluded.floor,
-                     area_m2 = excluded.area_m2, rooms = excluded.rooms, usage = excluded.usage,
-                     rent_yuan = excluded.rent_yuan, rental = excluded.rental, landlord = excluded.landlord,
-                     community = excluded.community, updated_at = excluded.updated_at"
-            ))?
-            .execute(params![
-                u.code,
-                u.building,
-                u.floor,
-                u.area_m2,
-                u.rooms,
-                u.usage.as_str(),
-                u.rent_yuan,
-                u.rental,
-                u.landlord,
-                u.community,
-                now
-            ])?;
+            require(conn, Table::Buildings, Some(&u.building))?;
+            require(conn, Table::Landlords, u.landlord.as_deref())?;
+            conn.prepare_cached(UNIT_UPSERT[form])?.execute(unit_params!(u, now))?;
         }
         RegistryRecord::Landlord(l) => {
-            conn.prepare_cached(&format!(
-                "{verb} INTO registry_landlords (code, kind, name, contact_sealed, safety_person, pledge_signed,
-                     pledge_expires, community, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                 ON CONFLICT (code) DO UPDATE SET kind = excluded.kind, name = excluded.name,
-                     contact_sealed = excluded.contact_sealed, safety_person = excluded.safety_person,
-                     pledge_signed = excluded.pledge_signed, pledge_expires = excluded.pledge_expires,
-                     community = excluded.community, updated_at = excluded.updated_at"
-            ))?
-            .execute(params![
+            conn.prepare_cached(LANDLORD_UPSERT[form])?.execute(params![
                 l.code,
                 l.kind.as_str(),
                 l.name,
@@ -352,34 +510,13 @@ fn apply(conn: &Connection, record: &RegistryRecord, now: i64, bulk: bool) -> ru
             ])?;
         }
         RegistryRecord::Resident(r) => {
-            require(conn, "registry_units", r.unit.as_deref())?;
-            conn.prepare_cached(&format!(
-                "{verb} INTO registry_residents (code, document, sealed, id_index, phone_index, name, sex, birth,
-                     origin_province, origin_city, employer, unit, grid, community, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
-                 ON CONFLICT (code) DO UPDATE SET document = excluded.document, sealed = excluded.sealed,
-                     id_index = excluded.id_index, phone_index = excluded.phone_index, name = excluded.name,
-                     sex = excluded.sex, birth = excluded.birth, origin_province = excluded.origin_province,
-                     origin_city = excluded.origin_city, employer = excluded.employer, unit = excluded.unit,
-                     grid = excluded.grid, community = excluded.community, updated_at = excluded.updated_at"
-            ))?
-            .execute(params![
-                r.code,
-                r.document.as_str(),
-                r.sealed,
-                &r.id_index[..],
-                r.phone_index.as_ref().map(|i| &i[..]),
-                r.name,
-                r.sex.as_str(),
-                r.birth,
-                r.origin_province,
-                r.origin_city,
-                r.employer,
-                r.unit,
-                r.grid,
-                r.community,
-                now
-            ])?;
+            require(conn, Table::Units, r.unit.as_deref())?;
+            let old = resident_keys_of(conn, &r.code)?;
+            conn.prepare_cached(RESIDENT_UPSERT)?.execute(resident_params!(r, now))?;
+            let rowid = old.as_ref().map_or_else(|| conn.last_insert_rowid(), |(rowid, _)| *rowid);
+            if registry_keys::replace(conn, rowid, old.as_ref().map(|(_, keys)| keys), &keys_of(r))?.is_err() {
+                return Err(Refused::Unique);
+            }
         }
         RegistryRecord::Tenancy(t) => {
             conn.prepare_cached(
@@ -404,27 +541,21 @@ fn apply(conn: &Connection, record: &RegistryRecord, now: i64, bulk: bool) -> ru
                 .execute(params![tenancy, day, now])?;
             if changed == 0 {
                 // Reported as a missing reference by the caller.
-                return Err(reference_missing());
+                return Err(Refused::Reference);
             }
         }
         RegistryRecord::Permit(p) => {
-            require(conn, "registry_residents", Some(&p.resident))?;
-            conn.prepare_cached(&format!(
-                "{verb} INTO registry_permits (resident, kind, issued, expires, endorsed, community, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (resident) DO UPDATE SET kind = excluded.kind, issued = excluded.issued,
-                     expires = excluded.expires, endorsed = excluded.endorsed, community = excluded.community,
-                     updated_at = excluded.updated_at"
-            ))?
-            .execute(params![
+            let changed = conn.prepare_cached(PERMIT_UPDATE)?.execute(params![
                 p.resident,
                 p.kind.as_str(),
                 p.issued,
                 p.expires,
                 p.endorsed,
-                p.community,
                 now
             ])?;
+            if changed == 0 {
+                return Err(Refused::Reference);
+            }
         }
         RegistryRecord::Visit(v) => {
             conn.prepare_cached(
@@ -450,6 +581,209 @@ fn apply(conn: &Connection, record: &RegistryRecord, now: i64, bulk: bool) -> ru
         }
     }
     Ok(())
+}
+
+/// A bulk import in progress: its statements prepared once, the references it has already
+/// checked, the keys it will file at the end, and which source row wrote which resident.
+struct Bulk<'c> {
+    conn: &'c Connection,
+    now: i64,
+    insert_resident: rusqlite::Statement<'c>,
+    insert_unit: rusqlite::Statement<'c>,
+    insert_building: rusqlite::Statement<'c>,
+    /// Residents with a higher rowid were written by this import.
+    last_rowid_before: i64,
+    /// The last building, landlord and unit known to be on the registry: rows come grouped
+    /// (a building's units follow it, a unit's residents follow each other), so most
+    /// references need no query.
+    known: [String; 3],
+    /// Units of the current batch known to be on the registry ([`Bulk::find_units`]).
+    units_here: std::collections::HashSet<String>,
+    keys: PendingKeys,
+    rows: RowMap,
+}
+
+impl<'c> Bulk<'c> {
+    fn new(conn: &'c Connection, now: i64) -> Result<Bulk<'c>, StoreError> {
+        Ok(Bulk {
+            conn,
+            now,
+            insert_resident: conn.prepare(RESIDENT_INSERT_BULK)?,
+            insert_unit: conn.prepare(UNIT_UPSERT[1])?,
+            insert_building: conn.prepare(BUILDING_UPSERT[1])?,
+            last_rowid_before: conn
+                .query_row("SELECT coalesce(max(id), 0) FROM registry_residents", [], |r| r.get(0))?,
+            known: Default::default(),
+            units_here: std::collections::HashSet::new(),
+            keys: PendingKeys::default(),
+            rows: RowMap::default(),
+        })
+    }
+
+    /// `require`, remembering the last code found.
+    fn require(&mut self, table: Table, key: Option<&str>) -> Result<(), Refused> {
+        let Some(key) = key else { return Ok(()) };
+        let known = &mut self.known[table as usize];
+        if known != key {
+            require(self.conn, table, Some(key))?;
+            key.clone_into(known);
+        }
+        Ok(())
+    }
+
+    /// Applies a batch; a refusal names its row and field.
+    fn apply(&mut self, records: &[(u64, RegistryRecord)]) -> Result<(), StoreError> {
+        self.find_units(records)?;
+        let mut i = 0;
+        while let Some((row, record)) = records.get(i) {
+            let row = *row;
+            let outcome = match record {
+                RegistryRecord::Resident(r) => {
+                    // The permit of the same row joins the resident's insert.
+                    let permit = match records.get(i + 1) {
+                        Some((next, RegistryRecord::Permit(p))) if *next == row && p.resident == r.code => {
+                            i += 1;
+                            Some(p)
+                        }
+                        _ => None,
+                    };
+                    self.resident(row, r, permit)
+                }
+                RegistryRecord::Building(b) => {
+                    self.insert_building.execute(building_params!(b, self.now)).map(|_| ()).map_err(Refused::from)
+                }
+                RegistryRecord::Unit(u) => self.unit(u),
+                other => apply(self.conn, other, self.now, true),
+            };
+            outcome.map_err(|refused| self.refusal(row, record, refused))?;
+            if let RegistryRecord::Building(b) = record {
+                b.code.clone_into(&mut self.known[Table::Buildings as usize]);
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// The units the batch's residents live in that are on the registry, read in one range
+    /// scan when they are close together (an import's rows come sorted by unit), so that
+    /// most residents' unit needs no query of its own.
+    fn find_units(&mut self, records: &[(u64, RegistryRecord)]) -> Result<(), StoreError> {
+        self.units_here.clear();
+        let units = records.iter().filter_map(|(_, record)| match record {
+            RegistryRecord::Resident(r) => r.unit.as_deref(),
+            _ => None,
+        });
+        let (Some(low), Some(high)) = (units.clone().min(), units.max()) else { return Ok(()) };
+        let most = 4 * records.len() as i64;
+        let mut statement = self
+            .conn
+            .prepare_cached("SELECT code FROM registry_units WHERE code >= ?1 AND code <= ?2 ORDER BY code LIMIT ?3")?;
+        let found = statement.query_map(params![low, high, most], |r| r.get::<_, String>(0))?;
+        for code in found {
+            self.units_here.insert(code?);
+        }
+        Ok(())
+    }
+
+    fn unit(&mut self, u: &HousingUnit) -> Result<(), Refused> {
+        self.require(Table::Buildings, Some(&u.building))?;
+        self.require(Table::Landlords, u.landlord.as_deref())?;
+        self.insert_unit.execute(unit_params!(u, self.now))?;
+        Ok(())
+    }
+
+    fn resident(&mut self, row: u64, r: &SealedResident, permit: Option<&Permit>) -> Result<(), Refused> {
+        if !r.unit.as_ref().is_some_and(|u| self.units_here.contains(u)) {
+            self.require(Table::Units, r.unit.as_deref())?;
+        }
+        let inserted = self.insert_resident.execute(resident_params!(
+            r,
+            self.now,
+            permit.map(|p| p.kind.as_str()),
+            permit.map(|p| p.issued),
+            permit.map(|p| p.expires),
+            permit.and_then(|p| p.endorsed)
+        ))?;
+        let keys = keys_of(r);
+        if inserted == 1 {
+            let rowid = self.conn.last_insert_rowid();
+            self.keys.add(rowid, &keys);
+            self.rows.inserted(rowid, row);
+            return Ok(());
+        }
+        // On the registry already (before the import, or from an earlier row of this file:
+        // the later row wins, as a registration would): updated in place, filed anew.
+        let Some((rowid, old)) = resident_keys_of(self.conn, &r.code)? else {
+            return Err(Refused::Failed(StoreError::Corrupt(format!("resident {} vanished", r.code))));
+        };
+        self.conn.prepare_cached(RESIDENT_UPDATE)?.execute(resident_params!(r, self.now, rowid))?;
+        if let Some(p) = permit {
+            apply(self.conn, &RegistryRecord::Permit(p.clone()), self.now, true)?;
+        }
+        if rowid > self.last_rowid_before || self.rows.updated.contains_key(&rowid) {
+            self.keys.retract(rowid, &old);
+        } else {
+            self.keys.remove(rowid, &old);
+        }
+        self.keys.add(rowid, &keys);
+        self.rows.updated(rowid, row);
+        Ok(())
+    }
+
+    fn refusal(&self, row: u64, record: &RegistryRecord, refused: Refused) -> StoreError {
+        if let Refused::Failed(rejected @ StoreError::Rejected { .. }) = refused {
+            return rejected;
+        }
+        match classify(self.conn, record, refused) {
+            (field, StoreError::Rejected { message, .. } | StoreError::Conflict { key: message, .. }) => {
+                StoreError::Rejected { row, field, message }
+            }
+            (_, other) => other,
+        }
+    }
+
+    /// Files the collected keys; a clash of identity numbers names the row that wrote it.
+    fn finish(self) -> Result<(), StoreError> {
+        let Bulk { conn, keys, rows, .. } = self;
+        match keys.file(conn)? {
+            Ok(()) => Ok(()),
+            Err(clash) => Err(StoreError::Rejected {
+                row: rows.row_of(clash.rowid).unwrap_or(0),
+                field: "id_number",
+                message: "is registered to another resident".into(),
+            }),
+        }
+    }
+}
+
+/// Which source row wrote which resident: runs of consecutive rowids from consecutive rows
+/// (an import inserts in row order), and the residents it updated.
+#[derive(Debug, Default)]
+struct RowMap {
+    runs: Vec<(i64, u64, u64)>,
+    updated: std::collections::HashMap<i64, u64>,
+}
+
+impl RowMap {
+    fn inserted(&mut self, rowid: i64, row: u64) {
+        match self.runs.last_mut() {
+            Some((first, first_row, len)) if *first + *len as i64 == rowid && *first_row + *len == row => *len += 1,
+            _ => self.runs.push((rowid, row, 1)),
+        }
+    }
+
+    fn updated(&mut self, rowid: i64, row: u64) {
+        self.updated.insert(rowid, row);
+    }
+
+    fn row_of(&self, rowid: i64) -> Option<u64> {
+        if let Some(row) = self.updated.get(&rowid) {
+            return Some(*row);
+        }
+        let at = self.runs.partition_point(|(first, ..)| *first <= rowid).checked_sub(1)?;
+        let (first, first_row, len) = self.runs[at];
+        (rowid < first + len as i64).then(|| first_row + (rowid - first) as u64)
+    }
 }
 
 fn insert_change(conn: &Connection, change: &RegistryChange) -> Result<(), StoreError> {
@@ -502,8 +836,10 @@ impl SqliteStore {
             conn.execute_batch(&format!("PRAGMA cache_size = -{IMPORT_CACHE_KIB}"))?;
             let result = (|| {
                 let now = wall_clock_millis();
+                let mut bulk = Bulk::new(conn, now)?;
                 let mut counts = ImportCounts::default();
                 let (started, mut waited) = (std::time::Instant::now(), std::time::Duration::ZERO);
+                let cpu_before = thread_cpu_seconds();
                 // The writer thread is not async: it waits for each batch.
                 loop {
                     let asked = std::time::Instant::now();
@@ -511,17 +847,7 @@ impl SqliteStore {
                     waited += asked.elapsed();
                     match message {
                         ImportFeed::Batch(records) => {
-                            for (row, record) in &records {
-                                apply_checked(conn, record, now, true).map_err(|(field, error)| match error {
-                                    StoreError::Rejected { message, .. } => {
-                                        StoreError::Rejected { row: *row, field, message }
-                                    }
-                                    StoreError::Conflict { key, .. } => {
-                                        StoreError::Rejected { row: *row, field, message: key }
-                                    }
-                                    other => other,
-                                })?;
-                            }
+                            bulk.apply(&records)?;
                             counts.rows += records.len() as u64;
                         }
                         ImportFeed::Abort(reason) => {
@@ -529,6 +855,9 @@ impl SqliteStore {
                         }
                     }
                 }
+                let filing = std::time::Instant::now();
+                bulk.finish()?;
+                let filing_s = filing.elapsed().as_secs_f64();
                 let change = RegistryChange { change: format!("{}:{}", change.change, counts.rows), ..change };
                 insert_change(conn, &change)?;
                 entry.detail = Some(format!("{} rows", counts.rows));
@@ -537,6 +866,8 @@ impl SqliteStore {
                     records = counts.rows,
                     applying_s = (started.elapsed() - waited).as_secs_f64(),
                     waiting_for_rows_s = waited.as_secs_f64(),
+                    filing_keys_s = filing_s,
+                    writer_cpu_s = thread_cpu_seconds() - cpu_before,
                     "registry import applied; committing"
                 );
                 Ok(counts)
@@ -549,11 +880,11 @@ impl SqliteStore {
 
     pub async fn resident_by_id_index(&self, index: BlindIndex) -> Result<Option<SealedResident>, StoreError> {
         self.read_inline(move |conn| {
-            conn.prepare_cached(&format!("SELECT {RESIDENT_COLUMNS} FROM registry_residents WHERE id_index = ?1"))?
-                .query_row([&index[..]], resident_row)
-                .optional()?
-                .map(ResidentRow::decode)
-                .transpose()
+            let rowid = registry_keys::lookup(conn, KeyKind::IdNumber, &index)?.into_iter().next();
+            let Some(rowid) = rowid else { return Ok(None) };
+            let found = resident_by_rowid(conn, rowid)?;
+            // The bucket and the row agree, or the registry is damaged.
+            Ok(found.filter(|r| r.id_index == index))
         })
         .await
     }
@@ -569,40 +900,43 @@ impl SqliteStore {
         .await
     }
 
-    fn residents_where(
-        conn: &Connection,
-        condition: &str,
-        communities: &Communities,
-        value: &dyn rusqlite::ToSql,
-        limit: u32,
-    ) -> Result<Vec<SealedResident>, StoreError> {
-        let sql = format!(
-            "SELECT {RESIDENT_COLUMNS} FROM registry_residents WHERE {condition} AND {IN_COMMUNITIES} \
-             ORDER BY community, name, code LIMIT ?3"
-        );
-        let rows = conn
-            .prepare_cached(&sql)?
-            .query_map(params![communities_json(communities), value, limit], resident_row)?
-            .collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter().map(ResidentRow::decode).collect()
-    }
-
     pub async fn residents_by_phone_index(
         &self,
         index: BlindIndex,
         communities: Communities,
         limit: u32,
     ) -> Result<Vec<SealedResident>, StoreError> {
-        self.read(move |conn| Self::residents_where(conn, "phone_index = ?2", &communities, &&index[..], limit)).await
+        self.read(move |conn| {
+            let mut found = Vec::new();
+            for rowid in registry_keys::lookup(conn, KeyKind::Phone, &index)? {
+                found.extend(resident_by_rowid(conn, rowid)?.filter(|r| {
+                    r.phone_index == Some(index) && communities.as_ref().is_none_or(|list| list.contains(&r.community))
+                }));
+            }
+            Ok(in_order(found, limit))
+        })
+        .await
     }
 
     pub async fn residents_by_name(
         &self,
         name: String,
-        communities: Communities,
+        communities: Vec<String>,
         limit: u32,
     ) -> Result<Vec<SealedResident>, StoreError> {
-        self.read(move |conn| Self::residents_where(conn, "name = ?2", &communities, &name, limit)).await
+        self.read(move |conn| {
+            let mut found = Vec::new();
+            for community in &communities {
+                let key = registry_keys::name_key(community, &name);
+                for rowid in registry_keys::lookup(conn, KeyKind::Name, &key)? {
+                    found.extend(
+                        resident_by_rowid(conn, rowid)?.filter(|r| r.name == name && r.community == *community),
+                    );
+                }
+            }
+            Ok(in_order(found, limit))
+        })
+        .await
     }
 
     pub async fn residents_page(
@@ -693,11 +1027,13 @@ impl SqliteStore {
 
     pub async fn permit(&self, resident: String) -> Result<Option<Permit>, StoreError> {
         self.read(move |conn| {
-            conn.prepare_cached(&format!("SELECT {PERMIT_COLUMNS} FROM registry_permits WHERE resident = ?1"))?
-                .query_row([&resident], permit_row)
-                .optional()?
-                .map(permit)
-                .transpose()
+            conn.prepare_cached(&format!(
+                "SELECT {PERMIT_OF_RESIDENT} FROM registry_residents WHERE code = ?1 AND permit_expires IS NOT NULL"
+            ))?
+            .query_row([&resident], permit_row)
+            .optional()?
+            .map(permit)
+            .transpose()
         })
         .await
     }
@@ -749,10 +1085,15 @@ impl SqliteStore {
             let members = "SELECT resident FROM registry_tenancy_members WHERE tenancy IN
                  (SELECT code FROM registry_tenancies WHERE unit IN
                      (SELECT code FROM registry_units WHERE building = ?1))";
+            // Who the tenancies list, and who is registered at a unit of the building.
+            let people = format!(
+                "SELECT id FROM registry_residents WHERE code IN ({members})
+                 UNION SELECT id FROM registry_residents WHERE unit IN
+                     (SELECT code FROM registry_units WHERE building = ?1)"
+            );
             let residents = conn
                 .prepare_cached(&format!(
-                    "SELECT {RESIDENT_COLUMNS} FROM registry_residents WHERE code IN ({members})
-                        OR unit IN (SELECT code FROM registry_units WHERE building = ?1) ORDER BY code"
+                    "SELECT {RESIDENT_COLUMNS} FROM registry_residents WHERE id IN ({people}) ORDER BY code"
                 ))?
                 .query_map([&code], resident_row)?
                 .collect::<Result<Vec<_>, _>>()?
@@ -761,9 +1102,8 @@ impl SqliteStore {
                 .collect::<Result<Vec<_>, _>>()?;
             let permits = conn
                 .prepare_cached(&format!(
-                    "SELECT {PERMIT_COLUMNS} FROM registry_permits WHERE resident IN ({members})
-                        OR resident IN (SELECT code FROM registry_residents WHERE unit IN
-                            (SELECT code FROM registry_units WHERE building = ?1)) ORDER BY resident"
+                    "SELECT {PERMIT_OF_RESIDENT} FROM registry_residents
+                     WHERE id IN ({people}) AND permit_expires IS NOT NULL ORDER BY code"
                 ))?
                 .query_map([&code], permit_row)?
                 .collect::<Result<Vec<_>, _>>()?
@@ -800,16 +1140,36 @@ impl SqliteStore {
         limit: u32,
     ) -> Result<Vec<Permit>, StoreError> {
         self.read(move |conn| {
-            let sql = format!(
-                "SELECT {PERMIT_COLUMNS} FROM registry_permits WHERE expires <= ?2 AND {IN_COMMUNITIES}
-                 ORDER BY expires, resident LIMIT ?3"
-            );
-            conn.prepare_cached(&sql)?
-                .query_map(params![communities_json(&communities), before, limit], permit_row)?
-                .collect::<Result<Vec<_>, _>>()?
-                .into_iter()
-                .map(permit)
-                .collect()
+            let rows = match &communities {
+                // Each community from the index of permits due, then merged.
+                Some(list) => {
+                    let mut statement = conn.prepare_cached(&format!(
+                        "SELECT {PERMIT_OF_RESIDENT} FROM registry_residents
+                         WHERE community = ?1 AND permit_expires IS NOT NULL AND permit_expires <= ?2
+                         ORDER BY permit_expires, code LIMIT ?3"
+                    ))?;
+                    let mut rows = Vec::new();
+                    for community in list {
+                        rows.extend(
+                            statement
+                                .query_map(params![community, before, limit], permit_row)?
+                                .collect::<Result<Vec<_>, _>>()?,
+                        );
+                    }
+                    rows.sort_by(|(a, _), (b, _)| (a.expires, &a.resident).cmp(&(b.expires, &b.resident)));
+                    rows.truncate(limit as usize);
+                    rows
+                }
+                None => conn
+                    .prepare_cached(&format!(
+                        "SELECT {PERMIT_OF_RESIDENT} FROM registry_residents
+                         WHERE permit_expires IS NOT NULL AND permit_expires <= ?1
+                         ORDER BY permit_expires, code LIMIT ?2"
+                    ))?
+                    .query_map(params![before, limit], permit_row)?
+                    .collect::<Result<Vec<_>, _>>()?,
+            };
+            rows.into_iter().map(permit).collect()
         })
         .await
     }

@@ -13,7 +13,10 @@ use fangkong_store::registry::{ImportFeed, RegistryChange, RegistryRecord, Seale
 
 use crate::support::TestDb;
 
-conformance!(registry_records_round_trip_and_imports_are_all_or_nothing);
+conformance!(
+    registry_records_round_trip_and_imports_are_all_or_nothing,
+    residents_are_found_by_their_current_keys_only
+);
 
 const T0: Timestamp = Timestamp::from_millis(1_764_288_000_000);
 
@@ -34,13 +37,17 @@ fn change(code: &str) -> RegistryChange {
 }
 
 fn resident(code: &str, index: u8) -> RegistryRecord {
+    person(code, index, "张伟")
+}
+
+fn person(code: &str, index: u8, name: &str) -> RegistryRecord {
     RegistryRecord::Resident(Box::new(SealedResident {
         code: code.into(),
         document: DocumentKind::ResidentId,
         sealed: vec![index; 40],
         id_index: [index; 16],
         phone_index: Some([index ^ 0xff; 16]),
-        name: "张伟".into(),
+        name: name.into(),
         sex: Sex::Male,
         birth: 7_000,
         origin_province: None,
@@ -103,7 +110,7 @@ async fn registry_records_round_trip_and_imports_are_all_or_nothing(db: &TestDb)
     let found = db.store.resident_by_id_index(&[1; 16]).await.unwrap().unwrap();
     assert_eq!((found.code.as_str(), found.sealed.as_slice()), ("R1", &[1u8; 40][..]));
     assert_eq!(db.store.residents_by_phone_index(&[2 ^ 0xff; 16], None, 10).await.unwrap()[0].code, "R2");
-    assert_eq!(db.store.residents_by_name("张伟", Some(vec!["C1".into()]), 10).await.unwrap().len(), 2);
+    assert_eq!(db.store.residents_by_name("张伟", vec!["C1".into()], 10).await.unwrap().len(), 2);
     assert_eq!(db.store.residents_page(None, 0, 1).await.unwrap().len(), 1);
 
     // A row the store refuses names its row and field, and the import leaves nothing.
@@ -184,4 +191,93 @@ async fn registry_records_round_trip_and_imports_are_all_or_nothing(db: &TestDb)
     let said: Vec<_> = changes.iter().map(|c| c.change.as_str()).collect();
     assert_eq!(said, ["saved", "saved:2", "saved", "saved"]);
     assert!(changes.windows(2).all(|w| w[0].seq < w[1].seq));
+}
+
+/// Re-registrations, imports that update residents or list one twice, and clashes of
+/// identity numbers: lookups by number, phone and name find exactly the current holders.
+async fn residents_are_found_by_their_current_keys_only(db: &TestDb) {
+    let by_id = |i: u8| async move { db.store.resident_by_id_index(&[i; 16]).await.unwrap().map(|r| r.code) };
+    let by_phone = |i: u8| async move {
+        db.store.residents_by_phone_index(&[i ^ 0xff; 16], None, 10).await.unwrap().into_iter().map(|r| r.code)
+    };
+    let by_name = |name: &'static str| async move {
+        let found = db.store.residents_by_name(name, vec!["C1".into(), "C2".into()], 10).await.unwrap();
+        found.into_iter().map(|r| r.code).collect::<Vec<_>>()
+    };
+    let property = vec![
+        RegistryRecord::Building(Building {
+            code: "B1".into(),
+            address: "园岭新村1号楼".into(),
+            grid: "G1".into(),
+            community: "C1".into(),
+            lon: 114.05,
+            lat: 22.55,
+            kind: BuildingKind::UrbanVillage,
+            floors: 7,
+        }),
+        RegistryRecord::Unit(HousingUnit {
+            code: "U1".into(),
+            building: "B1".into(),
+            floor: 3,
+            area_m2: 20.0,
+            rooms: 1,
+            usage: UnitUse::Residential,
+            rent_yuan: None,
+            rental: true,
+            landlord: None,
+            community: "C1".into(),
+        }),
+    ];
+    db.store.write_registry(property, Vec::new(), &entry("property")).await.unwrap();
+    let rows = vec![(2, resident("R1", 1)), (3, resident("R2", 2))];
+    feed(db, vec![ImportFeed::Batch(rows)]).await.unwrap();
+    assert_eq!(by_name("张伟").await, ["R1", "R2"]);
+
+    // R1 registers again with another number, phone and name: only the new ones find them.
+    let again = vec![person("R1", 9, "李娜")];
+    db.store.write_registry(again, Vec::new(), &entry("resident")).await.unwrap();
+    assert_eq!((by_id(1).await, by_id(9).await), (None, Some("R1".to_string())));
+    assert_eq!((by_phone(1).await.count(), by_phone(9).await.collect::<Vec<_>>()), (0, vec!["R1".to_string()]));
+    assert_eq!((by_name("张伟").await, by_name("李娜").await), (vec!["R2".to_string()], vec!["R1".to_string()]));
+
+    // Another resident may not take a number that is registered.
+    match db.store.write_registry(vec![resident("R3", 2)], Vec::new(), &entry("resident")).await {
+        Err(StoreError::Conflict { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(db.store.resident("R3").await.unwrap().is_none());
+
+    // An import that moves R2 to a new number frees the old one for a new resident; a
+    // resident on two rows is registered as the later row says.
+    let rows = vec![(2, resident("R2", 12)), (3, resident("R4", 2)), (4, resident("R5", 5)), (5, resident("R5", 6))];
+    feed(db, vec![ImportFeed::Batch(rows)]).await.unwrap();
+    let found = [by_id(2).await, by_id(12).await, by_id(5).await, by_id(6).await];
+    assert_eq!(found, [Some("R4".into()), Some("R2".into()), None, Some("R5".into())]);
+    assert_eq!(by_phone(5).await.count(), 0);
+    assert_eq!(by_name("张伟").await, ["R2", "R4", "R5"]);
+
+    // A number another resident holds fails the import at its row; nothing of it stays.
+    let rows = vec![(2, resident("R6", 7)), (3, resident("R2", 13)), (4, resident("R7", 9))];
+    match feed(db, vec![ImportFeed::Batch(rows)]).await {
+        Err(StoreError::Rejected { row: 4, field: "id_number", .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(db.store.resident("R6").await.unwrap().is_none());
+    assert_eq!((by_id(12).await, by_id(13).await), (Some("R2".into()), None));
+
+    // A permit on the resident's row comes in with them.
+    let permit = Permit {
+        resident: "R8".into(),
+        kind: PermitKind::ResidencePermit,
+        issued: 19_900,
+        expires: 20_100,
+        endorsed: Some(20_000),
+        community: "C1".into(),
+    };
+    let rows = vec![(2, resident("R8", 8)), (2, RegistryRecord::Permit(permit.clone()))];
+    feed(db, vec![ImportFeed::Batch(rows)]).await.unwrap();
+    assert_eq!(db.store.permit("R8").await.unwrap(), Some(permit.clone()));
+    assert_eq!(db.store.permits_due(Some(vec!["C1".into()]), 20_100, 10).await.unwrap(), vec![permit]);
+    assert!(db.store.permits_due(Some(vec!["C2".into()]), 20_100, 10).await.unwrap().is_empty());
+    assert_eq!(db.store.count_residents().await.unwrap(), 5);
 }
