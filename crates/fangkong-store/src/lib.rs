@@ -71,6 +71,16 @@ macro_rules! dispatch {
     };
 }
 
+/// CPU time the calling thread has used, where Linux tells it (0 elsewhere): for the log
+/// lines of bulk work, since on a shared machine wall time says little about the work done.
+pub fn thread_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/thread-self/stat") else { return 0.0 };
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime, in clock ticks of 1/100 s.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 // After the macro, so that these modules can use it.
 mod audit;
 mod dispatch;

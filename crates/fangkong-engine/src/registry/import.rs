@@ -673,6 +673,7 @@ fn read_file(
     feed: tokio::sync::mpsc::Sender<ImportFeed>,
     mut progress: Box<dyn FnMut(ImportProgress) + Send>,
 ) -> (ImportReport, Vec<ImportError>, u64) {
+    let cpu_before = fangkong_store::thread_cpu_seconds();
     let mut report = ImportReport::default();
     let mut errors = Vec::new();
     let mut bad_rows = 0u64;
@@ -734,5 +735,11 @@ fn read_file(
         let _ = feed.blocking_send(ImportFeed::Batch(batch));
     }
     progress(ImportProgress { rows: report.rows, bytes: bytes.load(Ordering::Relaxed), total_bytes });
+    tracing::info!(
+        rows = report.rows,
+        bad_rows,
+        reader_cpu_s = fangkong_store::thread_cpu_seconds() - cpu_before,
+        "import file read, checked and sealed"
+    );
     (report, errors, bad_rows)
 }

@@ -13,7 +13,7 @@ use crate::registry::{
     RESIDENT_COLUMNS, RegistryChange, RegistryRecord, ResidentRow, SIGHTING_COLUMNS, SealedLandlord, SealedResident,
     UNIT_COLUMNS, VISIT_COLUMNS, blind_index, building_kind, landlord_kind, permit_kind, unit_use, visit_outcome,
 };
-use crate::{StoreError, wall_clock_millis};
+use crate::{StoreError, thread_cpu_seconds, wall_clock_millis};
 
 /// The page cache of the writer while an import runs (the indexes of a large registry
 /// take random inserts; kept in memory they do not each cost a read).
@@ -45,16 +45,6 @@ fn resident_row(r: &Row<'_>) -> rusqlite::Result<ResidentRow> {
         grid: r.get(12)?,
         community: r.get(13)?,
     })
-}
-
-/// CPU time this thread has used, where Linux tells it (for the import's log line: on a
-/// shared machine, wall time says little about the work done).
-fn thread_cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/thread-self/stat") else { return 0.0 };
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime, in clock ticks of 1/100 s.
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// The resident with this rowid.
