@@ -66,18 +66,6 @@ struct Files {
     error: Option<std::io::Error>,
 }
 
-/// A unit's area and rooms, drawn from its code (urban-village rooms are small, dormitory
-/// rooms hold a few beds, flats in commercial buildings are larger) [A].
-fn unit_shape(unit: &Unit, kind: population::BuildingKind) -> (f64, u32, &'static str) {
-    let hash = unit.id.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
-    let pick = |low: u32, high: u32| low + hash % (high - low + 1);
-    match kind {
-        population::BuildingKind::UrbanVillage => (f64::from(pick(15, 45)), 1 + hash % 2, "residential"),
-        population::BuildingKind::Dormitory => (f64::from(pick(18, 30)), 1, "dormitory"),
-        population::BuildingKind::Commercial => (f64::from(pick(45, 120)), 1 + hash % 4, "residential"),
-    }
-}
-
 impl Files {
     fn write(&mut self, which: usize, line: std::fmt::Arguments<'_>) {
         if self.error.is_some() {
@@ -97,7 +85,7 @@ impl PopulationSink for Files {
     }
     fn unit(&mut self, unit: &Unit) {
         let Some(b) = self.building.clone() else { return };
-        let (area, rooms, usage) = unit_shape(unit, b.kind);
+        let (area, rooms, usage) = fangkong_sim::registry_files::unit_shape(unit, b.kind);
         self.write(
             0,
             format_args!(

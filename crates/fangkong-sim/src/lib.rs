@@ -14,3 +14,4 @@ pub mod calls;
 pub mod city;
 pub mod live;
 pub mod population;
+pub mod registry_files;

@@ -29,10 +29,17 @@ pub struct DemoArgs {
     admin_password: Option<String>,
     #[command(flatten)]
     trackers: config::TrackerArgs,
+    /// A MapLibre style URL for the console's base map (a deployment's own tile server).
+    #[arg(long, value_name = "URL", env = "FANGKONG_MAP_STYLE_URL")]
+    map_style_url: Option<String>,
     /// How many times faster than real time the live city runs (calls, patrols, responses);
     /// 0 stops the simulation and runs on the wall clock.
     #[arg(long, value_name = "FACTOR", default_value_t = 60.0)]
     speed: f64,
+    /// Scale of the housing registry the demo imports on a new database (1.0: the city's
+    /// 20 M residents; 0 imports none).
+    #[arg(long, value_name = "SCALE", default_value_t = 0.01)]
+    registry_scale: f64,
     /// Share of the plan's 50,000-strong force that patrols the live city (0.05 ≈ 900
     /// teams); calls scale with it.
     #[arg(long, value_name = "SHARE", default_value_t = 0.05)]
@@ -90,6 +97,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         },
         mqtt_url: args.trackers.mqtt_url.clone(),
         mqtt_topic: args.trackers.mqtt_topic.clone().unwrap_or_else(|| config::DEFAULT_MQTT_TOPIC.into()),
+        map_style_url: args.map_style_url.clone(),
         policies: Policies::default(),
     };
     if !(0.0..=10_000.0).contains(&args.speed) || !(0.0..=1.0).contains(&args.force_scale) {
@@ -113,6 +121,16 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let engine = Arc::new(Engine::start(store, bus, clock.clone(), engine_config).await?);
     let city = Arc::new(fangkong_sim::city::shenzhen(&fangkong_sim::city::CityOptions::default()));
     let created = seed(&engine, &city, args.admin_password.as_deref()).await?;
+    anyhow::ensure!((0.0..=1.0).contains(&args.registry_scale), "--registry-scale must be 0–1");
+    if created.is_some() && args.registry_scale > 0.0 {
+        // In the background: the console is usable at once, the registry fills in seconds.
+        let (engine, city, dir, scale) = (Arc::clone(&engine), Arc::clone(&city), dir.clone(), args.registry_scale);
+        tokio::spawn(async move {
+            if let Err(error) = seed_registry(&engine, city, &dir, scale).await {
+                tracing::error!(error = format!("{error:#}"), "the demo registry was not imported");
+            }
+        });
+    }
     if let Some(scaled) = &scaled {
         // A demo restarted on its old data resumes after its last simulated moment.
         if let Some(latest) = fangkong_sim::live::latest_activity(&engine).await? {
@@ -145,6 +163,57 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 }
 
 type Account = (String, String, &'static str, String);
+
+/// The synthetic city's housing registry at `scale`, as of today, written as import files
+/// into `DIR/registry/` and imported through the engine as a workstation's files would be.
+async fn seed_registry(
+    engine: &Engine,
+    city: Arc<fangkong_sim::city::CityMap>,
+    dir: &std::path::Path,
+    scale: f64,
+) -> anyhow::Result<()> {
+    use fangkong_engine::registry::{ImportFormat, ImportKind};
+    let started = std::time::Instant::now();
+    let files = dir.join("registry");
+    std::fs::create_dir_all(&files)?;
+    let today = engine.now().as_millis().div_euclid(86_400_000);
+    let options = fangkong_sim::population::PopulationOptions {
+        scale,
+        as_of_day: today,
+        ..fangkong_sim::population::PopulationOptions::default()
+    };
+    let written = {
+        let files = files.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut sink = fangkong_sim::registry_files::RegistryFiles::new(options.as_of_day);
+            fangkong_sim::population::generate(&city, &options, &mut sink, &mut |_| {});
+            sink.write(&files)
+        })
+        .await??
+    };
+    let system = Caller::system("demo").with_purpose("demo registry import");
+    for (kind, name) in [
+        (ImportKind::Properties, "properties.csv"),
+        (ImportKind::Residents, "residents.csv"),
+        (ImportKind::Tenancies, "tenancies.csv"),
+    ] {
+        let path = files.join(name);
+        let size = std::fs::metadata(&path)?.len();
+        let file = Box::new(std::io::BufReader::new(std::fs::File::open(&path)?));
+        engine
+            .import_registry(&system, kind, ImportFormat::Csv, file, Some(size), Box::new(|_| {}))
+            .await
+            .with_context(|| format!("importing {}", path.display()))?;
+    }
+    tracing::info!(
+        units = written.units,
+        residents = written.residents,
+        tenancies = written.tenancies,
+        secs = started.elapsed().as_secs_f64(),
+        "demo registry imported"
+    );
+    Ok(())
+}
 
 /// On a new database: the city's tree and the accounts. Returns the accounts created, or
 /// `None` if the database already had them.

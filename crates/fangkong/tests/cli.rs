@@ -401,7 +401,8 @@ fn serve_reads_the_config_file_and_environment() {
 
 #[test]
 fn demo_serves_on_a_fresh_temporary_directory_and_removes_it() {
-    let server = Running::start(&["demo", "--listen", "127.0.0.1:0"]);
+    // The demo's registry is the console suite's subject (tests/console.rs), not this one's.
+    let server = Running::start(&["demo", "--listen", "127.0.0.1:0", "--registry-scale", "0"]);
     let data_line =
         server.stdout_lines.iter().find_map(|l| l.strip_prefix("Fangkong demo: data and key in ")).unwrap().to_string();
     assert!(std::path::Path::new(&data_line).join("fangkong.db").exists());
@@ -456,6 +457,8 @@ fn demo_keeps_a_given_data_dir_and_takes_the_admin_password() {
         "127.0.0.1:0",
         "--admin-password",
         "my own secret passphrase",
+        "--registry-scale",
+        "0",
     ];
     let server = Running::start(&args);
     login(&server, "admin", "my own secret passphrase");
@@ -756,7 +759,7 @@ fn try_http(host_port: &str, method: &str, path: &str, headers: &[&str], body: &
 fn every_acknowledged_incident_survives_a_kill() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("demo");
-    let args = ["demo", "--data-dir", data_dir.to_str().unwrap(), "--listen", "127.0.0.1:0"];
+    let args = ["demo", "--data-dir", data_dir.to_str().unwrap(), "--listen", "127.0.0.1:0", "--registry-scale", "0"];
     let mut server = Running::start(&args);
     let dispatcher = server.stdout_lines.iter().find_map(|l| {
         let fields: Vec<&str> = l.split_whitespace().collect();
@@ -820,7 +823,8 @@ fn every_acknowledged_incident_survives_a_kill() {
 #[test]
 fn demo_shows_a_moving_city_within_ten_seconds() {
     let started = Instant::now();
-    let server = Running::start(&["demo", "--listen", "127.0.0.1:0", "--calls-per-day", "30000"]);
+    let server =
+        Running::start(&["demo", "--listen", "127.0.0.1:0", "--calls-per-day", "30000", "--registry-scale", "0"]);
     let dispatcher = server.stdout_lines.iter().find_map(|l| {
         let fields: Vec<&str> = l.split_whitespace().collect();
         (fields.len() == 4 && fields[2] == "dispatcher").then(|| fields[1].to_string())
