@@ -11,6 +11,7 @@
 
 mod api;
 mod auth;
+pub mod console;
 mod error;
 mod extract;
 mod health;
@@ -42,11 +43,20 @@ pub use routes::openapi;
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub metrics: Arc<Metrics>,
+    /// A MapLibre style URL for the console's base map (a deployment's own tile server);
+    /// `None`: the console draws only its own boundary layers.
+    pub map_style_url: Option<Arc<str>>,
 }
 
 impl AppState {
     pub fn new(engine: Arc<Engine>) -> AppState {
-        AppState { engine, metrics: Arc::new(Metrics::new()) }
+        AppState { engine, metrics: Arc::new(Metrics::new()), map_style_url: None }
+    }
+
+    /// The base map the console offers (see [`AppState::map_style_url`]).
+    pub fn with_map_style_url(mut self, url: Option<String>) -> AppState {
+        self.map_style_url = url.map(Arc::from);
+        self
     }
 }
 

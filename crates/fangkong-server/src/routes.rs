@@ -6,7 +6,6 @@
 
 use axum::Router;
 use axum::http::StatusCode;
-use axum::response::Redirect;
 use axum::routing::get;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -17,7 +16,7 @@ use crate::api::{
     audit, auth, codes, devices, eido, forces, incidents, jurisdictions, positions, registry, stream, system, users,
 };
 use crate::error::ApiError;
-use crate::{AppState, health, metrics};
+use crate::{AppState, console, health, metrics};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -161,7 +160,9 @@ pub(crate) fn all() -> Router<AppState> {
     let (api, document) = build();
     api.route("/healthz", get(health::get_healthz))
         .route("/metrics", get(metrics::get_metrics))
-        .route("/", get(|| async { Redirect::temporary("/api/docs/") }))
+        // The browser console, compiled into the binary (`build.rs`).
+        .route("/", get(console::index))
+        .route("/assets/{*file}", get(console::file))
         // The interactive API page, served from assets compiled into the binary (works offline).
         .merge(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", document))
 }

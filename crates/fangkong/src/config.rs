@@ -79,6 +79,10 @@ pub struct ConfigArgs {
     pub shutdown_grace_secs: Option<u64>,
     #[command(flatten)]
     pub trackers: TrackerArgs,
+    /// A MapLibre style URL for the console's base map (a deployment's own tile server)
+    /// [default: none; the console draws its own boundary layers]
+    #[arg(long, value_name = "URL", env = "FANGKONG_MAP_STYLE_URL")]
+    pub map_style_url: Option<String>,
 }
 
 /// Where trackers report.
@@ -107,6 +111,7 @@ struct FileConfig {
     osmand_listen: Option<String>,
     mqtt_url: Option<String>,
     mqtt_topic: Option<String>,
+    map_style_url: Option<String>,
     session_idle_minutes: Option<u32>,
     session_max_hours: Option<u32>,
     lockout_threshold: Option<u32>,
@@ -231,6 +236,8 @@ pub struct Config {
     pub osmand_listen: Option<String>,
     pub mqtt_url: Option<String>,
     pub mqtt_topic: String,
+    /// The console's base map style, if the deployment has a tile server.
+    pub map_style_url: Option<String>,
     pub policies: Policies,
 }
 
@@ -307,6 +314,7 @@ impl Config {
                 .clone()
                 .or(file.mqtt_topic)
                 .unwrap_or_else(|| DEFAULT_MQTT_TOPIC.into()),
+            map_style_url: args.map_style_url.clone().or(file.map_style_url).filter(|u| !u.is_empty()),
             policies,
         })
     }
@@ -425,6 +433,7 @@ mod tests {
                 osmand_listen: Some(DEFAULT_OSMAND_LISTEN.into()),
                 mqtt_url: None,
                 mqtt_topic: DEFAULT_MQTT_TOPIC.into(),
+                map_style_url: None,
                 policies: Policies::default(),
             }
         );

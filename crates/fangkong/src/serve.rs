@@ -78,7 +78,8 @@ pub async fn serve_with_banner(
         Some(banner) => banner(bound),
         None => print_line(&format!("fangkong listening on http://{bound}/")),
     }
-    let router = fangkong_server::router(AppState::new(engine.clone()));
+    let router =
+        fangkong_server::router(AppState::new(engine.clone()).with_map_style_url(config.map_style_url.clone()));
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let edges = fangkong_server::Edges { osmand, mqtt };
     fangkong_server::serve_with_edges(listener, edges, router, engine, shutdown_signal(), grace).await?;

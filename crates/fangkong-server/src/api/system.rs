@@ -25,6 +25,11 @@ pub struct SystemInfo {
     pub now: String,
     /// Sequence number of the latest event on the bus.
     pub last_event_seq: u64,
+    /// The MapLibre style of the deployment's base map, if it has a tile server; the
+    /// console otherwise draws its own boundary layers on a plain background.
+    pub map_style_url: Option<String>,
+    /// Whether this binary carries the browser console.
+    pub console: bool,
 }
 
 /// About this server.
@@ -39,5 +44,7 @@ pub async fn get_system_info(State(state): State<AppState>) -> Json<SystemInfo> 
         started_at: rfc3339(engine.started_at()),
         now: rfc3339(engine.now()),
         last_event_seq: engine.bus().last_seq(),
+        map_style_url: state.map_style_url.as_deref().map(str::to_string),
+        console: crate::console::built(),
     })
 }

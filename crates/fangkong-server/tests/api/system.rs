@@ -30,9 +30,26 @@ fn fangkong_store_migrations() -> u32 {
 }
 
 #[tokio::test]
-async fn the_root_leads_to_the_api_page() {
+async fn the_root_serves_the_console_and_its_assets_from_the_binary() {
     let server = TestServer::start().await;
-    let reply = server.get("/").await;
-    assert_eq!(reply.status, StatusCode::TEMPORARY_REDIRECT);
-    assert_eq!(reply.headers["location"], "/api/docs/");
+    let page = server.get("/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let html = page.text.clone();
+    // Built by build.rs from web/ (Node.js is on every machine that runs these tests).
+    assert!(html.contains("<div id=\"app\""), "{html}");
+    assert!(page.headers["content-security-policy"].to_str().unwrap().contains("default-src 'self'"));
+    // Every script and style the page names is served, and nothing is loaded from elsewhere.
+    let mut assets = 0;
+    for part in html.split(['"', '\'']).filter(|p| p.starts_with("/assets/")) {
+        let reply = server.get(part).await;
+        assert_eq!(reply.status, StatusCode::OK, "{part}");
+        assert!(reply.headers["cache-control"].to_str().unwrap().contains("immutable"));
+        assets += 1;
+    }
+    assert!(assets >= 2, "the page names its script and style: {html}");
+    for remote in ["src=\"http", "href=\"http", "src=\"//", "href=\"//"] {
+        assert!(!html.contains(remote), "the page loads nothing from elsewhere: {html}");
+    }
+    let missing = server.get("/assets/nothing.js").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }

@@ -1,0 +1,374 @@
+// The city map: MapLibre GL with our own boundary layers (district → sub-district →
+// community → grid as the zoom grows), units (an icon per patrol mode, coloured by
+// status) and incidents (coloured and sized by priority). Works offline: the style has
+// no tiles, glyphs or sprites unless the deployment configures a base-map style URL.
+
+import * as maplibregl from "maplibre-gl";
+import type { GeoJSONSource, MapMouseEvent, StyleSpecification } from "maplibre-gl";
+import "maplibre-gl/dist/maplibre-gl.css";
+import workerUrl from "maplibre-gl/dist/maplibre-gl-worker.mjs?url";
+import { get } from "./api";
+import { nameOf } from "./i18n";
+import type { Incident, UnitOnBoard } from "./types";
+
+export const STATUS_COLOURS: Record<string, string> = {
+  available: "#16a34a",
+  dispatched: "#f59e0b",
+  en_route: "#ea580c",
+  on_scene: "#dc2626",
+  returning: "#0891b2",
+  off_duty: "#9ca3af",
+  out_of_service: "#6b7280",
+};
+
+export const PRIORITY_COLOURS: Record<number, string> = { 1: "#b91c1c", 2: "#ea580c", 3: "#ca8a04", 4: "#2563eb" };
+
+/** The glyph drawn inside a unit's icon, per patrol mode. */
+const MODE_GLYPHS: Record<string, string> = {
+  foot: "步",
+  vehicle: "车",
+  bicycle: "骑",
+  plain_clothes: "便",
+  fixed_post: "岗",
+  checkpoint: "卡",
+};
+
+// MapLibre's worker is its own file, served from this server like the rest.
+maplibregl.setWorkerUrl(workerUrl);
+
+const SHENZHEN_BOUNDS: [[number, number], [number, number]] = [
+  [113.75, 22.44],
+  [114.63, 22.86],
+];
+
+const BOUNDARY_LEVELS = [
+  { kind: "district", minzoom: 0, line: "#1e3a8a", width: 2.2, fill: 0.05 },
+  { kind: "subdistrict", minzoom: 10, line: "#3b82f6", width: 1.2, fill: 0 },
+  { kind: "community", minzoom: 12, line: "#64748b", width: 0.8, fill: 0 },
+  { kind: "grid", minzoom: 14, line: "#94a3b8", width: 0.5, fill: 0 },
+] as const;
+
+export interface CityMapOptions {
+  styleUrl: string | null;
+  onIncidentClick: (id: number) => void;
+  onUnitClick: (unit: string) => void;
+  onPick: (lat: number, lon: number) => void;
+}
+
+type Feature = GeoJSON.Feature<GeoJSON.Point, Record<string, unknown>>;
+
+export class CityMap {
+  map: maplibregl.Map;
+  private picking = false;
+  private units = new Map<string, UnitOnBoard>();
+  private incidents = new Map<number, Incident>();
+  private dirtyUnits = true;
+  private dirtyIncidents = true;
+  private selected: number | null = null;
+  private loaded = false;
+  private destroyed = false;
+  private boundariesLoaded = new Set<string>();
+  private labels: maplibregl.Marker[] = [];
+  private pickMarker: maplibregl.Marker | null = null;
+  /** setData calls made, for the performance figures. */
+  updates = 0;
+
+  constructor(
+    private container: HTMLElement,
+    private options: CityMapOptions,
+  ) {
+    const style: StyleSpecification | string = options.styleUrl ?? {
+      version: 8,
+      sources: {},
+      layers: [{ id: "background", type: "background", paint: { "background-color": "#e8edf3" } }],
+    };
+    this.map = new maplibregl.Map({
+      container,
+      style,
+      // The whole city at first; the districts' outlines fill the view.
+      bounds: SHENZHEN_BOUNDS,
+      fitBoundsOptions: { padding: 16 },
+      minZoom: 8,
+      maxZoom: 18,
+      attributionControl: false,
+      // The page may be captured for the test artifacts.
+      canvasContextAttributes: { preserveDrawingBuffer: true },
+    });
+    this.map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
+    this.map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-right");
+    this.map.on("load", () => this.setUp());
+    this.map.on("zoomend", () => this.loadBoundariesForZoom());
+  }
+
+  private setUp() {
+    this.loaded = true;
+    for (const mode of Object.keys(MODE_GLYPHS)) {
+      for (const [status, colour] of Object.entries(STATUS_COLOURS)) {
+        this.map.addImage(`u-${mode}-${status}`, unitIcon(MODE_GLYPHS[mode], colour, false), { pixelRatio: 2 });
+        this.map.addImage(`u-${mode}-${status}-overdue`, unitIcon(MODE_GLYPHS[mode], colour, true), { pixelRatio: 2 });
+      }
+    }
+    for (const level of BOUNDARY_LEVELS) {
+      this.map.addSource(`b-${level.kind}`, { type: "geojson", data: empty() });
+      if (level.fill > 0) {
+        this.map.addLayer({
+          id: `b-${level.kind}-fill`,
+          type: "fill",
+          source: `b-${level.kind}`,
+          minzoom: level.minzoom,
+          paint: { "fill-color": "#3b82f6", "fill-opacity": level.fill },
+        });
+      }
+      this.map.addLayer({
+        id: `b-${level.kind}-line`,
+        type: "line",
+        source: `b-${level.kind}`,
+        minzoom: level.minzoom,
+        paint: { "line-color": level.line, "line-width": level.width },
+      });
+    }
+    this.map.addSource("incidents", { type: "geojson", data: empty() });
+    this.map.addLayer({
+      id: "incidents-halo",
+      type: "circle",
+      source: "incidents",
+      filter: ["==", ["get", "selected"], true],
+      paint: { "circle-radius": 18, "circle-color": "#000", "circle-opacity": 0, "circle-stroke-color": "#111827", "circle-stroke-width": 3 },
+    });
+    this.map.addLayer({
+      id: "incidents",
+      type: "circle",
+      source: "incidents",
+      paint: {
+        "circle-radius": ["interpolate", ["linear"], ["zoom"], 9, ["-", 9, ["get", "priority"]], 15, ["-", 15, ["get", "priority"]]],
+        "circle-color": ["match", ["get", "priority"], 1, PRIORITY_COLOURS[1], 2, PRIORITY_COLOURS[2], 3, PRIORITY_COLOURS[3], PRIORITY_COLOURS[4]],
+        "circle-stroke-color": ["case", ["==", ["get", "status"], "new"], "#111827", "#ffffff"],
+        "circle-stroke-width": ["case", ["==", ["get", "status"], "new"], 2.5, 1.5],
+        "circle-opacity": 0.92,
+      },
+    });
+    this.map.addSource("units", { type: "geojson", data: empty() });
+    this.map.addLayer({
+      id: "units",
+      type: "symbol",
+      source: "units",
+      layout: {
+        "icon-image": ["get", "icon"],
+        "icon-allow-overlap": true,
+        "icon-ignore-placement": true,
+        "icon-size": ["interpolate", ["linear"], ["zoom"], 9, 0.55, 13, 0.85, 16, 1.1],
+        "symbol-sort-key": ["get", "rank"],
+      },
+    });
+    for (const layer of ["incidents", "units"]) {
+      this.map.on("mouseenter", layer, () => (this.map.getCanvas().style.cursor = "pointer"));
+      this.map.on("mouseleave", layer, () => (this.map.getCanvas().style.cursor = this.picking ? "crosshair" : ""));
+    }
+    this.map.on("click", (e) => this.click(e));
+    void this.loadBoundaries("district");
+    void this.loadBoundaries("subdistrict");
+    this.loadBoundariesForZoom();
+    this.flush();
+  }
+
+  private click(e: MapMouseEvent) {
+    if (this.picking) {
+      this.options.onPick(e.lngLat.lat, e.lngLat.lng);
+      return;
+    }
+    const hits = this.map.queryRenderedFeatures(e.point, { layers: ["incidents", "units"] });
+    const incident = hits.find((f) => f.layer.id === "incidents");
+    if (incident) {
+      this.options.onIncidentClick(Number(incident.properties.id));
+      return;
+    }
+    const unit = hits.find((f) => f.layer.id === "units");
+    if (unit) this.options.onUnitClick(String(unit.properties.unit));
+  }
+
+  private loadBoundariesForZoom() {
+    const zoom = this.map.getZoom();
+    if (zoom >= 11) void this.loadBoundaries("community");
+    if (zoom >= 13) void this.loadBoundaries("grid");
+  }
+
+  private async loadBoundaries(kind: string) {
+    if (this.boundariesLoaded.has(kind)) return;
+    this.boundariesLoaded.add(kind);
+    try {
+      const data = await get<GeoJSON.FeatureCollection>(`/jurisdictions/features?kind=${kind}`);
+      (this.map.getSource(`b-${kind}`) as GeoJSONSource | undefined)?.setData(data);
+      if (kind === "district") this.labelDistricts(data);
+      this.container.dispatchEvent(new CustomEvent("boundaries", { detail: kind }));
+    } catch (error) {
+      this.boundariesLoaded.delete(kind);
+      console.warn("boundaries", kind, error);
+    }
+  }
+
+  /** District names as HTML labels (the offline style has no glyphs for map text). */
+  private labelDistricts(data: GeoJSON.FeatureCollection) {
+    for (const marker of this.labels) marker.remove();
+    this.labels = [];
+    for (const feature of data.features) {
+      const p = feature.properties as { name_zh?: string; name_en?: string | null } | null;
+      const centre = centroid(feature.geometry);
+      if (!p?.name_zh || !centre) continue;
+      const el = document.createElement("div");
+      el.className = "district-label";
+      el.dataset.zh = p.name_zh;
+      el.dataset.en = p.name_en ?? p.name_zh;
+      el.textContent = nameOf({ name_zh: p.name_zh, name_en: p.name_en });
+      this.labels.push(new maplibregl.Marker({ element: el }).setLngLat(centre).addTo(this.map));
+    }
+  }
+
+  relabel() {
+    for (const marker of this.labels) {
+      const el = marker.getElement();
+      el.textContent = nameOf({ name_zh: el.dataset.zh ?? "", name_en: el.dataset.en });
+    }
+  }
+
+  /** A panic alarm (an alarm point or a tracker's SOS): a pulsing marker for two minutes. */
+  showPanic(lat: number, lon: number, label: string) {
+    const el = document.createElement("div");
+    el.className = "panic-marker";
+    el.title = label;
+    el.dataset.testid = "panic-marker";
+    const marker = new maplibregl.Marker({ element: el }).setLngLat([lon, lat]).addTo(this.map);
+    window.setTimeout(() => marker.remove(), 120_000);
+  }
+
+  setPicking(on: boolean) {
+    this.picking = on;
+    this.map.getCanvas().style.cursor = on ? "crosshair" : "";
+  }
+
+  showPick(lat: number | null, lon: number | null) {
+    this.pickMarker?.remove();
+    this.pickMarker = null;
+    if (lat === null || lon === null) return;
+    this.pickMarker = new maplibregl.Marker({ color: "#7c3aed" }).setLngLat([lon, lat]).addTo(this.map);
+  }
+
+  setUnits(units: Iterable<UnitOnBoard>) {
+    this.units = new Map([...units].map((u) => [u.unit, u]));
+    this.dirtyUnits = true;
+  }
+
+  updateUnit(unit: UnitOnBoard) {
+    this.units.set(unit.unit, unit);
+    this.dirtyUnits = true;
+  }
+
+  setIncidents(incidents: Iterable<Incident>) {
+    this.incidents = new Map([...incidents].map((i) => [i.id, i]));
+    this.dirtyIncidents = true;
+  }
+
+  select(id: number | null, fly = false) {
+    this.selected = id;
+    this.dirtyIncidents = true;
+    const incident = id === null ? undefined : this.incidents.get(id);
+    if (fly && incident) this.map.easeTo({ center: [incident.lon, incident.lat], zoom: Math.max(this.map.getZoom(), 13) });
+  }
+
+  flyTo(lat: number, lon: number, zoom = 14) {
+    this.map.easeTo({ center: [lon, lat], zoom });
+  }
+
+  /** Pushes changed sources to the map, at most once per animation frame. */
+  private flush = () => {
+    if (this.destroyed) return;
+    if (this.loaded) {
+      if (this.dirtyUnits) {
+        this.dirtyUnits = false;
+        this.updates += 1;
+        const features: Feature[] = [];
+        for (const u of this.units.values()) {
+          if (u.lat === null || u.lon === null || u.state.status === "off_duty") continue;
+          const mode = MODE_GLYPHS[u.mode] ? u.mode : "foot";
+          const status = STATUS_COLOURS[u.state.status] ? u.state.status : "out_of_service";
+          features.push({
+            type: "Feature",
+            geometry: { type: "Point", coordinates: [u.lon, u.lat] },
+            properties: { unit: u.unit, icon: `u-${mode}-${status}${u.overdue ? "-overdue" : ""}`, rank: status === "available" ? 0 : 1 },
+          });
+        }
+        (this.map.getSource("units") as GeoJSONSource).setData({ type: "FeatureCollection", features });
+      }
+      if (this.dirtyIncidents) {
+        this.dirtyIncidents = false;
+        this.updates += 1;
+        const features: Feature[] = [];
+        for (const i of this.incidents.values()) {
+          features.push({
+            type: "Feature",
+            geometry: { type: "Point", coordinates: [i.lon, i.lat] },
+            properties: { id: i.id, priority: i.priority, status: i.status, selected: i.id === this.selected },
+          });
+        }
+        (this.map.getSource("incidents") as GeoJSONSource).setData({ type: "FeatureCollection", features });
+      }
+    }
+    requestAnimationFrame(this.flush);
+  };
+
+  resize() {
+    this.map.resize();
+  }
+
+  destroy() {
+    this.destroyed = true;
+    this.map.remove();
+  }
+}
+
+function empty(): GeoJSON.FeatureCollection {
+  return { type: "FeatureCollection", features: [] };
+}
+
+/** A round badge with the mode's glyph, in the status colour (a red ring when overdue). */
+function unitIcon(glyph: string, colour: string, overdue: boolean): ImageData {
+  const size = 44;
+  const canvas = document.createElement("canvas");
+  canvas.width = size;
+  canvas.height = size;
+  const ctx = canvas.getContext("2d")!;
+  ctx.beginPath();
+  ctx.arc(size / 2, size / 2, size / 2 - 3, 0, Math.PI * 2);
+  ctx.fillStyle = colour;
+  ctx.fill();
+  ctx.lineWidth = overdue ? 5 : 3;
+  ctx.strokeStyle = overdue ? "#7f1d1d" : "#ffffff";
+  ctx.stroke();
+  ctx.fillStyle = "#ffffff";
+  ctx.font = "bold 22px 'Noto Sans CJK SC', 'WenQuanYi Zen Hei', 'Microsoft YaHei', 'PingFang SC', sans-serif";
+  ctx.textAlign = "center";
+  ctx.textBaseline = "middle";
+  ctx.fillText(glyph, size / 2, size / 2 + 1);
+  return ctx.getImageData(0, 0, size, size);
+}
+
+/** The centre of a (multi)polygon's largest ring's bounding box: good enough for a label. */
+function centroid(geometry: GeoJSON.Geometry): [number, number] | null {
+  let best: GeoJSON.Position[] | null = null;
+  let bestLength = 0;
+  const rings: GeoJSON.Position[][] =
+    geometry.type === "Polygon" ? [geometry.coordinates[0]] : geometry.type === "MultiPolygon" ? geometry.coordinates.map((p) => p[0]) : [];
+  for (const ring of rings) {
+    if (ring.length > bestLength) {
+      best = ring;
+      bestLength = ring.length;
+    }
+  }
+  if (!best) return null;
+  let sx = 0;
+  let sy = 0;
+  for (const [x, y] of best) {
+    sx += x;
+    sy += y;
+  }
+  return [sx / best.length, sy / best.length];
+}
