@@ -107,7 +107,8 @@ export class DispatchScreen {
           this.pendingUnits = true;
           requestAnimationFrame(() => {
             this.pendingUnits = false;
-            this.renderUnits();
+            if (this.tab === "units") this.renderUnits();
+            this.renderTabs();
             if (this.selected !== null && !this.form) this.renderAssigned();
           });
         }
@@ -139,6 +140,7 @@ export class DispatchScreen {
   private showTab(name: "queue" | "units") {
     this.tab = name;
     this.renderTabs();
+    if (name === "units") this.renderUnits();
   }
 
   private renderQueue() {

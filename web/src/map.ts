@@ -36,6 +36,10 @@ const MODE_GLYPHS: Record<string, string> = {
 // MapLibre's worker is its own file, served from this server like the rest.
 maplibregl.setWorkerUrl(workerUrl);
 
+/** The zoom from which units are drawn as mode icons rather than dots. */
+const ICON_ZOOM = 12;
+const UNITS_EVERY_MS = 900;
+
 const SHENZHEN_BOUNDS: [[number, number], [number, number]] = [
   [113.75, 22.44],
   [114.63, 22.86],
@@ -67,6 +71,7 @@ export class CityMap {
   private selected: number | null = null;
   private loaded = false;
   private destroyed = false;
+  private unitsDrawnAt = 0;
   private boundariesLoaded = new Set<string>();
   private labels: maplibregl.Marker[] = [];
   private pickMarker: maplibregl.Marker | null = null;
@@ -148,19 +153,34 @@ export class CityMap {
       },
     });
     this.map.addSource("units", { type: "geojson", data: empty() });
+    // At city zoom a unit is a dot in its status colour (circles need no symbol placement,
+    // which is what thousands of icons cost); closer in, the icon shows its patrol mode.
+    this.map.addLayer({
+      id: "units-dots",
+      type: "circle",
+      source: "units",
+      maxzoom: ICON_ZOOM,
+      paint: {
+        "circle-radius": ["interpolate", ["linear"], ["zoom"], 9, 2.6, ICON_ZOOM, 5],
+        "circle-color": ["get", "colour"],
+        "circle-stroke-color": ["case", ["get", "overdue"], "#7f1d1d", "#ffffff"],
+        "circle-stroke-width": ["case", ["get", "overdue"], 2, 0.8],
+      },
+    });
     this.map.addLayer({
       id: "units",
       type: "symbol",
       source: "units",
+      minzoom: ICON_ZOOM,
       layout: {
         "icon-image": ["get", "icon"],
         "icon-allow-overlap": true,
         "icon-ignore-placement": true,
-        "icon-size": ["interpolate", ["linear"], ["zoom"], 9, 0.55, 13, 0.85, 16, 1.1],
+        "icon-size": ["interpolate", ["linear"], ["zoom"], ICON_ZOOM, 0.8, 16, 1.1],
         "symbol-sort-key": ["get", "rank"],
       },
     });
-    for (const layer of ["incidents", "units"]) {
+    for (const layer of ["incidents", "units", "units-dots"]) {
       this.map.on("mouseenter", layer, () => (this.map.getCanvas().style.cursor = "pointer"));
       this.map.on("mouseleave", layer, () => (this.map.getCanvas().style.cursor = this.picking ? "crosshair" : ""));
     }
@@ -176,13 +196,13 @@ export class CityMap {
       this.options.onPick(e.lngLat.lat, e.lngLat.lng);
       return;
     }
-    const hits = this.map.queryRenderedFeatures(e.point, { layers: ["incidents", "units"] });
+    const hits = this.map.queryRenderedFeatures(e.point, { layers: ["incidents", "units", "units-dots"] });
     const incident = hits.find((f) => f.layer.id === "incidents");
     if (incident) {
       this.options.onIncidentClick(Number(incident.properties.id));
       return;
     }
-    const unit = hits.find((f) => f.layer.id === "units");
+    const unit = hits.find((f) => f.layer.id === "units" || f.layer.id === "units-dots");
     if (unit) this.options.onUnitClick(String(unit.properties.unit));
   }
 
@@ -282,8 +302,12 @@ export class CityMap {
   private flush = () => {
     if (this.destroyed) return;
     if (this.loaded) {
-      if (this.dirtyUnits) {
+      const now = performance.now();
+      // Positions arrive once a second: redrawing thousands of units more often than
+      // that costs frames and shows nothing new (statuses wait at most this long).
+      if (this.dirtyUnits && now - this.unitsDrawnAt >= UNITS_EVERY_MS) {
         this.dirtyUnits = false;
+        this.unitsDrawnAt = now;
         this.updates += 1;
         const features: Feature[] = [];
         for (const u of this.units.values()) {
@@ -293,7 +317,13 @@ export class CityMap {
           features.push({
             type: "Feature",
             geometry: { type: "Point", coordinates: [u.lon, u.lat] },
-            properties: { unit: u.unit, icon: `u-${mode}-${status}${u.overdue ? "-overdue" : ""}`, rank: status === "available" ? 0 : 1 },
+            properties: {
+              unit: u.unit,
+              icon: `u-${mode}-${status}${u.overdue ? "-overdue" : ""}`,
+              colour: STATUS_COLOURS[status],
+              overdue: u.overdue,
+              rank: status === "available" ? 0 : 1,
+            },
           });
         }
         (this.map.getSource("units") as GeoJSONSource).setData({ type: "FeatureCollection", features });
