@@ -21,6 +21,7 @@ export class DispatchScreen {
   private unitList = h("div", { class: "list", "data-testid": "units" });
   private detail = h("section", { class: "detail", "data-testid": "detail" });
   private tabs = h("div", { class: "tabs" });
+  private legend = legend();
   private tab: "queue" | "units" = "queue";
   private filter: "open" | "waiting" = "open";
   private unitFilter = "";
@@ -42,7 +43,7 @@ export class DispatchScreen {
       "div",
       { class: "dispatch" },
       h("aside", { class: "side" }, this.tabs, this.queueList, this.unitList),
-      h("div", { class: "map-wrap" }, mapEl, legend()),
+      h("div", { class: "map-wrap" }, mapEl, this.legend),
       this.detail,
     );
     requestAnimationFrame(() => {
@@ -81,6 +82,9 @@ export class DispatchScreen {
 
   relabel() {
     this.map?.relabel();
+    const fresh = legend();
+    this.legend.replaceWith(fresh);
+    this.legend = fresh;
     this.renderTabs();
     this.renderQueue();
     this.renderUnits();
