@@ -138,6 +138,8 @@ async fn engine_with_trackers(dir: &std::path::Path, trackers: usize) -> anyhow:
                     kind: DeviceKind::Tracker,
                     unit: None,
                     jurisdiction: "440304".into(),
+                    name: None,
+                    location: None,
                 };
                 engine.add_device(&system, new).await
             }

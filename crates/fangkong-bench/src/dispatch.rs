@@ -200,6 +200,8 @@ async fn live_units(engine: &Arc<Engine>, count: usize) -> anyhow::Result<()> {
                     kind: DeviceKind::Tracker,
                     unit: Some(code.clone()),
                     jurisdiction: "440304".into(),
+                    name: None,
+                    location: None,
                 };
                 engine.add_device(&system, device).await?;
                 engine.ingest_fix(&format!("T{n:06}"), Fix::new(engine.now(), unit_point(n))).await?;

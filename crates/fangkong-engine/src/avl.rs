@@ -40,6 +40,9 @@ pub struct AvlConfig {
     pub enqueue_timeout_ms: u64,
     /// History older than this is purged by the upkeep.
     pub retention_days: u32,
+    /// A fixed device (alarm point, checkpoint terminal) not heard from for longer than
+    /// this is shown offline (heartbeat supervision).
+    pub device_offline_ms: i64,
 }
 
 impl Default for AvlConfig {
@@ -50,6 +53,7 @@ impl Default for AvlConfig {
             batch: 262_144,
             enqueue_timeout_ms: 2_000,
             retention_days: 90,
+            device_offline_ms: 10 * 60_000,
         }
     }
 }

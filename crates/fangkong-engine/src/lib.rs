@@ -55,7 +55,7 @@ pub use dispatch::{
 };
 pub use fangkong_store::NodeWrite;
 pub use forces::{BeatCoverage, HotspotCoverage, NewBeat, NewMember, OnDuty};
-pub use identity::{Authenticated, LoginSuccess, NewDevice, TotpSetup, UserChange};
+pub use identity::{Authenticated, LoginSuccess, NewDevice, Site, TotpSetup, UserChange};
 pub use jurisdictions::{ImportSummary, Location, Placed};
 
 #[derive(Debug, thiserror::Error)]

@@ -79,6 +79,7 @@ pub(crate) fn api_v1() -> OpenApiRouter<AppState> {
         .routes(routes!(devices::list_devices, devices::add_device))
         .routes(routes!(devices::revoke_device))
         .routes(routes!(devices::device_heartbeat))
+        .routes(routes!(devices::list_sites))
         .routes(routes!(positions::live_positions))
         .routes(routes!(positions::track))
         .routes(routes!(positions::refused))

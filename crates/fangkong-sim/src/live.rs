@@ -16,6 +16,10 @@
 //!   scene at the speed the recommendation assumes, stay on scene 10–40 minutes, clear
 //!   (the last one out resolves and closes the incident with a disposition), return to
 //!   their beat and become available again.
+//! * **Alarm points and checkpoints** — the city's alarm points (at the force's scale) and
+//!   all its checkpoints are registered as devices at their places and send a heartbeat
+//!   every five minutes; now and then one falls silent for hours (about 2 % at any moment),
+//!   which is what the centre's supervision shows.
 //!
 //! Time is the engine's clock: the demo runs it `speed` times faster than the wall clock,
 //! so every timestamp, timer and measure is consistent in simulated time.
@@ -152,6 +156,8 @@ pub async fn populate(engine: &Engine, city: &CityMap, options: &LiveOptions) ->
                     kind: DeviceKind::Tracker,
                     unit: Some(unit.code.clone()),
                     jurisdiction: district.unwrap_or_else(|| unit.station.clone()),
+                    name: None,
+                    location: None,
                 };
                 engine.add_device(&system, device).await?;
                 if let Some(shape) = unit.beat.as_ref().and_then(|b| city.areas.get(b)) {
@@ -187,6 +193,133 @@ async fn roster_day(engine: &Engine, units: &[Unit], from: Timestamp) -> Result<
         .collect();
     for chunk in shifts.chunks(10_000) {
         engine.add_shifts(&Caller::system("demo"), chunk.to_vec()).await?;
+    }
+    Ok(())
+}
+
+// ---- the alarm points and checkpoints ------------------------------------------------------
+
+/// A fixed site's terminal as the demo runs it: a heartbeat every few minutes while it is
+/// up; now and then it goes silent for a while (a power cut, a cable dug up), which is
+/// what the centre's supervision is there to notice.
+struct SimSite {
+    caller: Caller,
+    unique_id: String,
+    next_beat: Timestamp,
+    silent_until: Option<Timestamp>,
+}
+
+/// Seconds between heartbeats (in the engine's time), and the chance a site falls silent
+/// at a heartbeat: about 2 % of sites are silent at any moment.
+const HEARTBEAT_S: i64 = 300;
+const SILENCE_CHANCE: f64 = 0.0005;
+
+/// Collects the generator's alarm points and checkpoints.
+#[derive(Default)]
+struct Sites(Vec<Place>);
+
+impl PopulationSink for Sites {
+    fn building(&mut self, _: &Building) {}
+    fn unit(&mut self, _: &RentalUnit) {}
+    fn resident(&mut self, _: &Resident) {}
+    fn landlord(&mut self, _: &Landlord) {}
+    fn tenancy(&mut self, _: &Tenancy) {}
+    fn force_unit(&mut self, _: &ForceUnit) {}
+    fn force_member(&mut self, _: &ForceMember) {}
+    fn place(&mut self, place: &Place) {
+        self.0.push(place.clone());
+    }
+    fn informant(&mut self, _: &Informant) {}
+}
+
+/// Registers the city's alarm points and checkpoint terminals on a new database (at the
+/// force's scale, every checkpoint), each with its place, in the district it stands in.
+/// Returns them ready to report (also when an earlier run registered them).
+async fn sites(engine: &Engine, city: &CityMap, options: &LiveOptions) -> Result<Vec<SimSite>, EngineError> {
+    let system = Caller::system("demo");
+    let fixed = |devices: Vec<fangkong_core::auth::account::Device>| {
+        devices.into_iter().filter(|d| d.kind != DeviceKind::Tracker && d.location.is_some()).collect::<Vec<_>>()
+    };
+    let mut devices = fixed(engine.devices(&system).await?);
+    if devices.is_empty() {
+        let mut found = Sites::default();
+        let population =
+            PopulationOptions { seed: options.seed, scale: options.force_scale, ..PopulationOptions::default() };
+        crate::population::generate_sites(city, &population, &mut found);
+        let mut new_devices = Vec::new();
+        for place in &found.0 {
+            // Checkpoints sit on borders: step inside when the border point itself is not.
+            let inside = [(0.0, 0.0), (0.0005, 0.0), (-0.0005, 0.0), (0.0, 0.0005), (0.0, -0.0005)]
+                .into_iter()
+                .filter_map(|(dlat, dlon)| LatLon::new(place.lat + dlat, place.lon + dlon).ok())
+                .find_map(|point| engine.place(point).map(|at| (point, at)));
+            let Some((point, at)) = inside else { continue };
+            let Some(district) = at.chain.get(JurisdictionKind::District) else { continue };
+            new_devices.push(NewDevice {
+                unique_id: format!("SITE-{}", place.id),
+                kind: if place.kind == "alarm_point" { DeviceKind::AlarmPoint } else { DeviceKind::Checkpoint },
+                unit: Some(place.id.clone()),
+                jurisdiction: district.to_string(),
+                name: Some(place.name.clone()),
+                location: Some(point),
+            });
+        }
+        for chunk in new_devices.chunks(128) {
+            let added = futures_util::future::join_all(chunk.iter().map(|new| engine.add_device(&system, new.clone())));
+            for result in added.await {
+                result?;
+            }
+        }
+        devices = fixed(engine.devices(&system).await?);
+    }
+    let now = engine.now();
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0xA1A2);
+    Ok(devices
+        .into_iter()
+        .filter(|d| d.revoked_at.is_none())
+        .map(|device| {
+            let actor = fangkong_core::auth::DeviceActor {
+                device_id: device.id,
+                unique_id: device.unique_id.clone(),
+                kind: device.kind,
+            };
+            // Heartbeats spread over the interval; a few sites start out silent.
+            let silent_until = rng.random_bool(0.02).then(|| now.plus_seconds(rng.random_range(1_800..6 * 3_600)));
+            SimSite {
+                caller: Caller::new(fangkong_core::auth::Actor::Device(actor)),
+                unique_id: device.unique_id,
+                next_beat: now.plus_seconds(rng.random_range(0..HEARTBEAT_S)),
+                silent_until,
+            }
+        })
+        .collect())
+}
+
+/// The sites whose heartbeat is due report it.
+async fn heartbeats(
+    engine: &Engine,
+    sites: &mut [SimSite],
+    now: Timestamp,
+    rng: &mut ChaCha8Rng,
+) -> Result<(), EngineError> {
+    let mut due = Vec::new();
+    for site in sites.iter_mut().filter(|site| site.next_beat <= now) {
+        site.next_beat = now.plus_seconds(HEARTBEAT_S);
+        if site.silent_until.is_some_and(|until| now < until) {
+            continue;
+        }
+        site.silent_until = None;
+        if rng.random_bool(SILENCE_CHANCE) {
+            site.silent_until = Some(now.plus_seconds(rng.random_range(1_800..6 * 3_600)));
+            continue;
+        }
+        due.push(&*site);
+    }
+    for chunk in due.chunks(128) {
+        let beats = chunk.iter().map(|site| engine.device_heartbeat(&site.caller, &site.unique_id));
+        for result in futures_util::future::join_all(beats).await {
+            result?;
+        }
     }
     Ok(())
 }
@@ -395,7 +528,13 @@ pub async fn run(engine: Arc<Engine>, city: Arc<CityMap>, options: LiveOptions) 
 async fn live(engine: &Arc<Engine>, city: &CityMap, options: &LiveOptions) -> Result<(), EngineError> {
     let started = std::time::Instant::now();
     let units = populate(engine, city, options).await?;
-    tracing::info!(units = units.len(), seconds = started.elapsed().as_secs_f64(), "the live force is on duty");
+    let mut sites = sites(engine, city, options).await?;
+    tracing::info!(
+        units = units.len(),
+        sites = sites.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "the live force is on duty"
+    );
     let dispatcher = Caller::system("sim-110");
     let travel = engine.config().dispatch.travel.clone();
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0x5EED);
@@ -471,6 +610,7 @@ async fn live(engine: &Arc<Engine>, city: &CityMap, options: &LiveOptions) -> Re
         let now = engine.now();
         let elapsed_s = (now.millis_since(last) as f64 / 1000.0).max(0.0);
         last = now;
+        heartbeats(engine, &mut sites, now, &mut rng).await?;
         if now >= next_roster {
             roster_day(engine, &units, now.plus_seconds(3_600)).await?;
             next_roster = now.plus_seconds(86_400);

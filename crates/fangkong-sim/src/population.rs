@@ -1006,10 +1006,32 @@ fn generate_places(
             place(rng, format!("{code}S{k}{:03}", n + 1), kind.as_str(), name, 0);
         }
     }
-    for n in 0..stochastic_round(rng, residents / options.residents_per_alarm_point) {
-        let name = format!("{}报警点", names::shop_name(rng));
-        place(rng, format!("{code}A{:03}", n + 1), "alarm_point", name, 0);
+    generate_alarm_points(plan, options, sink);
+}
+
+/// A grid's alarm points (报警点: 24-hour petrol stations, convenience stores, fast-food
+/// shops, newsstands), in proportion to its expected residents, on their own random stream:
+/// [`generate_sites`] makes exactly the same ones without generating the population.
+fn generate_alarm_points(plan: &GridPlan<'_>, options: &PopulationOptions, sink: &mut dyn PopulationSink) {
+    let code = &plan.grid.code;
+    let mut rng = rng_for(options.seed, &format!("alarm-points/{code}"));
+    let expected = options.residents * plan.weight * options.scale / options.residents_per_alarm_point;
+    for n in 0..stochastic_round(&mut rng, expected) {
+        let host = ["加油站", "便利店", "快餐店", "报刊亭"][rng.random_range(0..4)];
+        let name = format!("{}{host}报警点", names::shop_name(&mut rng));
+        let [lon, lat] = point_in(&mut rng, plan.area);
+        let id = format!("{code}A{:03}", n + 1);
+        sink.place(&Place { id, kind: "alarm_point", name, grid: code.clone(), lon, lat, capacity: 0 });
     }
+}
+
+/// Only the fixed sites linked to the 110 centre — the alarm points of every grid and the
+/// checkpoints — exactly as [`generate`] makes them.
+pub fn generate_sites(city: &CityMap, options: &PopulationOptions, sink: &mut dyn PopulationSink) {
+    for plan in grid_plans(city) {
+        generate_alarm_points(&plan, options, sink);
+    }
+    generate_checkpoints(city, options, sink);
 }
 
 /// The integrated force: members of the four categories in teams, teams at police stations

@@ -241,7 +241,7 @@ impl SessionRow {
 }
 
 pub(crate) const DEVICE_COLUMNS: &str =
-    "id, unique_id, kind, unit, jurisdiction, secret_hash, created_at, revoked_at, last_seen_at";
+    "id, unique_id, kind, unit, jurisdiction, secret_hash, created_at, revoked_at, last_seen_at, name, lat, lon";
 
 pub(crate) struct DeviceRow {
     pub id: i64,
@@ -253,15 +253,27 @@ pub(crate) struct DeviceRow {
     pub created_at: i64,
     pub revoked_at: Option<i64>,
     pub last_seen_at: Option<i64>,
+    pub name: Option<String>,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
 }
 
 impl DeviceRow {
     pub fn into_domain(self) -> Result<Device, StoreError> {
         let kind = DeviceKind::parse(&self.kind)
             .ok_or_else(|| StoreError::Corrupt(format!("device {} has kind {:?}", self.unique_id, self.kind)))?;
+        let location = match (self.lat, self.lon) {
+            (Some(lat), Some(lon)) => Some(
+                fangkong_geo::LatLon::new(lat, lon)
+                    .map_err(|e| StoreError::Corrupt(format!("device {} location: {e}", self.unique_id)))?,
+            ),
+            _ => None,
+        };
         Ok(Device {
             id: self.id,
             unique_id: self.unique_id,
+            name: self.name,
+            location,
             kind,
             unit: self.unit,
             jurisdiction: self.jurisdiction,

@@ -39,6 +39,7 @@ pub static SQLITE: &[Migration] = &[
     Migration { version: 6, name: "dispatch", sql: include_str!("../migrations/sqlite/0006_dispatch.sql") },
     Migration { version: 7, name: "registry", sql: include_str!("../migrations/sqlite/0007_registry.sql") },
     Migration { version: 8, name: "registry_keys", sql: include_str!("../migrations/sqlite/0008_registry_keys.sql") },
+    Migration { version: 9, name: "device_sites", sql: include_str!("../migrations/sqlite/0009_device_sites.sql") },
 ];
 
 /// PostgreSQL migrations, in order, with the same versions and meaning as [`SQLITE`].
@@ -51,6 +52,7 @@ pub static POSTGRES: &[Migration] = &[
     Migration { version: 6, name: "dispatch", sql: include_str!("../migrations/postgres/0006_dispatch.sql") },
     Migration { version: 7, name: "registry", sql: include_str!("../migrations/postgres/0007_registry.sql") },
     Migration { version: 8, name: "registry_keys", sql: include_str!("../migrations/postgres/0008_registry_keys.sql") },
+    Migration { version: 9, name: "device_sites", sql: include_str!("../migrations/postgres/0009_device_sites.sql") },
 ];
 
 /// A row of `schema_migrations`.

@@ -87,8 +87,22 @@ pub struct DeviceAddArgs {
     /// Code of the jurisdiction node it belongs to; default: the city.
     #[arg(long)]
     jurisdiction: Option<String>,
+    /// What people call the place of a fixed device (an alarm point's shop, a checkpoint).
+    #[arg(long)]
+    name: Option<String>,
+    /// Where a fixed device stands: latitude, longitude in WGS 84 (e.g. 22.5431,114.0579).
+    #[arg(long, value_name = "LAT,LON")]
+    location: Option<String>,
     #[command(flatten)]
     config: ConfigArgs,
+}
+
+/// `LAT,LON` in WGS 84.
+fn parse_location(text: &str) -> anyhow::Result<fangkong_geo::LatLon> {
+    let (lat, lon) = text.split_once(',').context("--location: give LAT,LON (e.g. 22.5431,114.0579)")?;
+    let lat: f64 = lat.trim().parse().with_context(|| format!("--location: latitude {lat:?} is not a number"))?;
+    let lon: f64 = lon.trim().parse().with_context(|| format!("--location: longitude {lon:?} is not a number"))?;
+    fangkong_geo::LatLon::new(lat, lon).map_err(|e| anyhow::anyhow!("--location: {e}"))
 }
 
 #[derive(Args, Debug)]
@@ -200,6 +214,7 @@ pub async fn device(command: DeviceCommand) -> anyhow::Result<()> {
         DeviceCommand::Add(args) => {
             let kind = DeviceKind::parse(&args.kind)
                 .with_context(|| format!("--kind {:?} is not one of tracker, alarm-point, checkpoint", args.kind))?;
+            let location = args.location.as_deref().map(parse_location).transpose()?;
             let engine = open(&args.config).await?;
             let jurisdiction = match args.jurisdiction {
                 Some(code) => code,
@@ -211,7 +226,8 @@ pub async fn device(command: DeviceCommand) -> anyhow::Result<()> {
                     .map(|j| j.code)
                     .context("the database has no jurisdictions yet; pass --jurisdiction")?,
             };
-            let new = NewDevice { unique_id: args.unique_id, kind, unit: args.unit, jurisdiction };
+            let new =
+                NewDevice { unique_id: args.unique_id, kind, unit: args.unit, jurisdiction, name: args.name, location };
             let result = engine.add_device(&caller, new).await;
             engine.shutdown().await;
             let (device, secret) = result?;
@@ -233,13 +249,16 @@ pub async fn device(command: DeviceCommand) -> anyhow::Result<()> {
             engine.shutdown().await;
             for device in result? {
                 let status = if device.revoked_at.is_some() { "revoked" } else { "active" };
+                let place = device.location.map(|p| format!(" {:.6},{:.6}", p.lat(), p.lon())).unwrap_or_default();
                 print_line(&format!(
-                    "{:<20} {:<12} {:<14} {:<8} {}",
+                    "{:<20} {:<12} {:<14} {:<8} {}{}{}",
                     device.unique_id,
                     device.kind,
                     device.jurisdiction,
                     status,
-                    device.unit.unwrap_or_default()
+                    device.unit.unwrap_or_default(),
+                    device.name.map(|name| format!(" {name}")).unwrap_or_default(),
+                    place
                 ));
             }
         }

@@ -20,6 +20,7 @@
 //! audit_retention_days = 730
 //! h3_resolution = 9
 //! position_retention_days = 90
+//! device_offline_minutes = 10         # an alarm point or checkpoint silent this long is offline
 //!
 //! [dispatch]
 //! agency_id = "110.sz.example.cn"     # this centre in exchange documents (EIDO)
@@ -119,6 +120,7 @@ struct FileConfig {
     audit_retention_days: Option<u32>,
     h3_resolution: Option<u8>,
     position_retention_days: Option<u32>,
+    device_offline_minutes: Option<u32>,
     dispatch: Option<DispatchFile>,
     registry: Option<RegistryFile>,
 }
@@ -204,6 +206,8 @@ pub struct Policies {
     pub h3_resolution: u8,
     /// Tracker history older than this is purged.
     pub position_retention_days: u32,
+    /// A fixed device (alarm point, checkpoint terminal) silent this long is shown offline.
+    pub device_offline_minutes: u32,
     pub dispatch: DispatchSettings,
     pub registry: RegistrySettings,
 }
@@ -218,6 +222,7 @@ impl Default for Policies {
             audit_retention_days: 730,
             h3_resolution: 9,
             position_retention_days: 90,
+            device_offline_minutes: 10,
             dispatch: DispatchSettings::default(),
             registry: RegistrySettings::default(),
         }
@@ -256,6 +261,7 @@ impl Config {
             audit_retention_days: file.audit_retention_days.unwrap_or(defaults.audit_retention_days),
             h3_resolution: file.h3_resolution.unwrap_or(defaults.h3_resolution),
             position_retention_days: file.position_retention_days.unwrap_or(defaults.position_retention_days),
+            device_offline_minutes: file.device_offline_minutes.unwrap_or(defaults.device_offline_minutes),
             dispatch: {
                 let given = file.dispatch.unwrap_or_default();
                 let d = defaults.dispatch;
@@ -343,6 +349,7 @@ pub fn engine_config(keys: KeyRing, policies: &Policies) -> EngineConfig {
         h3_resolution: policies.h3_resolution,
         avl: fangkong_engine::avl::AvlConfig {
             retention_days: policies.position_retention_days,
+            device_offline_ms: i64::from(policies.device_offline_minutes.max(1)) * minute,
             ..fangkong_engine::avl::AvlConfig::default()
         },
         dispatch: {

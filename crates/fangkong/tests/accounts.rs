@@ -139,6 +139,29 @@ fn devices_get_a_credential_once_and_can_be_revoked() {
         assert_eq!(secret.len(), 43);
         fails(run(&s, &["device", "add", "--kind", "tracker", "--unique-id", "862118020000001"], ""), "already exists");
         fails(run(&s, &["device", "add", "--kind", "toaster", "--unique-id", "x1"], ""), "--kind");
+        // A fixed device's place: malformed, off the globe, or where the city has no ground.
+        let site = |location: &str| {
+            run(
+                &s,
+                &[
+                    "device",
+                    "add",
+                    "--kind",
+                    "alarm-point",
+                    "--unique-id",
+                    "AP-1",
+                    "--name",
+                    "加油站报警点",
+                    "--location",
+                    location,
+                ],
+                "",
+            )
+        };
+        fails(site("22.54"), "--location: give LAT,LON");
+        fails(site("22.54,east"), "longitude \"east\"");
+        fails(site("122.54,114.05"), "--location");
+        fails(site("22.54,114.05"), "outside the city");
         let listed = ok(run(&s, &["device", "list"], ""));
         assert!(
             listed.contains("862118020000001") && listed.contains("active") && !listed.contains(&secret),

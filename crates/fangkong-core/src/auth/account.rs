@@ -84,7 +84,7 @@ pub struct Session {
 }
 
 /// A device with its own credential (tracker, alarm point, checkpoint terminal).
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Debug)]
 pub struct Device {
     pub id: i64,
     /// What the device sends to identify itself (for OsmAnd trackers, the `id` parameter).
@@ -93,6 +93,11 @@ pub struct Device {
     /// The patrol unit, alarm point or checkpoint it belongs to, if known.
     pub unit: Option<String>,
     pub jurisdiction: String,
+    /// What people call the place, for a fixed device (an alarm point's shop, a checkpoint).
+    pub name: Option<String>,
+    /// Where a fixed device stands (alarm points, checkpoint terminals); trackers move and
+    /// report fixes instead.
+    pub location: Option<fangkong_geo::LatLon>,
     /// Keyed hash of the device's secret.
     pub secret_hash: [u8; 32],
     pub created_at: Timestamp,

@@ -33,6 +33,8 @@ async fn tracker(fixture: &Fixture, unique_id: &str, jurisdiction: &str) {
         kind: DeviceKind::Tracker,
         unit: Some(format!("unit-{unique_id}")),
         jurisdiction: jurisdiction.into(),
+        name: None,
+        location: None,
     };
     fixture.engine.add_device(&Caller::system("test"), new).await.unwrap();
 }
@@ -125,8 +127,14 @@ async fn unknown_revoked_and_non_tracker_devices_are_refused() {
     let engine = &fixture.engine;
     let result = engine.ingest_fix("nobody", fix(0, 22.55, 114.05)).await;
     assert!(matches!(result, Err(EngineError::UnknownDevice { .. })), "{result:?}");
-    let alarm =
-        NewDevice { unique_id: "A1".into(), kind: DeviceKind::AlarmPoint, unit: None, jurisdiction: FUTIAN.into() };
+    let alarm = NewDevice {
+        unique_id: "A1".into(),
+        kind: DeviceKind::AlarmPoint,
+        unit: None,
+        jurisdiction: FUTIAN.into(),
+        name: None,
+        location: None,
+    };
     engine.add_device(&Caller::system("test"), alarm).await.unwrap();
     assert!(matches!(
         engine.ingest_fix("A1", fix(0, 22.55, 114.05)).await,
@@ -201,8 +209,14 @@ async fn a_full_queue_pushes_back_and_drains_when_the_store_recovers() {
         name_en: None,
     };
     engine.import_jurisdictions(&Caller::system("test"), vec![city]).await.unwrap();
-    let new =
-        NewDevice { unique_id: "T1".into(), kind: DeviceKind::Tracker, unit: None, jurisdiction: "440300".into() };
+    let new = NewDevice {
+        unique_id: "T1".into(),
+        kind: DeviceKind::Tracker,
+        unit: None,
+        jurisdiction: "440300".into(),
+        name: None,
+        location: None,
+    };
     engine.add_device(&Caller::system("test"), new).await.unwrap();
 
     let blocker = rusqlite::Connection::open(dir.path().join("fk.db")).unwrap();
@@ -251,4 +265,70 @@ async fn the_upkeep_purges_history_older_than_the_retention() {
     let track = fixture.engine.track(&Caller::system("test"), "T1", T0, T0.plus_seconds(200 * day), 10).await.unwrap();
     assert_eq!(track.len(), 1);
     assert_eq!(track[0].fix.fixed_at, T0.plus_seconds(95 * day));
+}
+
+#[tokio::test]
+async fn alarm_points_and_checkpoints_stand_in_their_jurisdiction_and_are_supervised_by_heartbeat() {
+    let fixture = Fixture::new().await;
+    shaped(&fixture).await;
+    let engine = &fixture.engine;
+    let admin = fixture.caller("admin.futian").await;
+    let site = |id: &str, kind: DeviceKind, jurisdiction: &str, at: Option<(f64, f64)>| NewDevice {
+        unique_id: id.into(),
+        kind,
+        unit: None,
+        jurisdiction: jurisdiction.into(),
+        name: Some(format!("  {id}便利店报警点 ")),
+        location: at.map(|(lat, lon)| LatLon::new(lat, lon).unwrap()),
+    };
+    // A place in Luohu, or outside the city, is refused for a Futian device; so is a novel.
+    let in_luohu = engine.add_device(&admin, site("A0", DeviceKind::AlarmPoint, FUTIAN, Some((22.55, 114.15)))).await;
+    assert!(
+        matches!(&in_luohu, Err(EngineError::Invalid { field: "location", message }) if message.contains(LUOHU)),
+        "{in_luohu:?}"
+    );
+    let outside = engine.add_device(&admin, site("A0", DeviceKind::AlarmPoint, FUTIAN, Some((23.5, 114.05)))).await;
+    assert!(matches!(outside, Err(EngineError::Invalid { field: "location", .. })), "{outside:?}");
+    let long = NewDevice { name: Some("长".repeat(101)), ..site("A0", DeviceKind::AlarmPoint, FUTIAN, None) };
+    assert!(matches!(engine.add_device(&admin, long).await, Err(EngineError::Invalid { field: "name", .. })));
+
+    let (a1, secret) =
+        engine.add_device(&admin, site("A1", DeviceKind::AlarmPoint, FUTIAN, Some((22.55, 114.05)))).await.unwrap();
+    assert_eq!(a1.name.as_deref(), Some("A1便利店报警点"), "trimmed");
+    let system = Caller::system("test");
+    engine.add_device(&system, site("C1", DeviceKind::Checkpoint, LUOHU, Some((22.58, 114.15)))).await.unwrap();
+    engine.add_device(&system, site("A2", DeviceKind::AlarmPoint, FUTIAN, None)).await.unwrap();
+    engine.add_device(&system, site("A3", DeviceKind::AlarmPoint, FUTIAN, Some((22.51, 114.01)))).await.unwrap();
+    engine.revoke_device(&system, "A3").await.unwrap();
+    tracker(&fixture, "T1", FUTIAN).await;
+
+    // A Futian dispatcher sees Futian's located, unrevoked sites; a coordinator none.
+    fixture.add_user("disp.futian", Role::Dispatcher, FUTIAN).await;
+    fixture.add_user("coord.futian", Role::HousingCoordinator, FUTIAN).await;
+    let dispatcher = fixture.caller("disp.futian").await;
+    let sites = engine.sites(&dispatcher).await.unwrap();
+    let ids: Vec<&str> = sites.iter().map(|s| s.unique_id.as_str()).collect();
+    assert_eq!(ids, ["A1"]);
+    assert_eq!((sites[0].kind, sites[0].online, sites[0].last_seen_at), (DeviceKind::AlarmPoint, false, None));
+    let city_wide: Vec<String> = engine.sites(&system).await.unwrap().into_iter().map(|s| s.unique_id).collect();
+    assert_eq!(city_wide, ["A1", "C1"]);
+    let coordinator = fixture.caller("coord.futian").await;
+    assert!(matches!(engine.sites(&coordinator).await, Err(EngineError::Denied(_))));
+
+    // Online while heartbeats come; offline once the window passes without one.
+    let actor = engine.authenticate_device("A1", &secret, None).await.unwrap();
+    let device = Caller::new(fangkong_core::auth::Actor::Device(actor));
+    engine.device_heartbeat(&device, "A1").await.unwrap();
+    fixture.clock.advance_millis(engine.config().avl.device_offline_ms);
+    assert!(engine.sites(&dispatcher).await.unwrap()[0].online, "on the edge of the window");
+    fixture.clock.advance_millis(1);
+    let silent = &engine.sites(&dispatcher).await.unwrap()[0];
+    assert!(!silent.online && silent.last_seen_at == Some(T0), "{silent:?}");
+
+    // The place survives a restart.
+    let restarted = fixture.restart().await;
+    let again = restarted.sites(&Caller::system("test")).await.unwrap();
+    assert_eq!(again[0].location, LatLon::new(22.55, 114.05).unwrap());
+    assert_eq!(again[0].name.as_deref(), Some("A1便利店报警点"));
+    restarted.shutdown().await;
 }

@@ -64,6 +64,8 @@ async fn unit_at(fixture: &Fixture, code: &str, mode: PatrolMode, capabilities: 
         kind: DeviceKind::Tracker,
         unit: Some(code.into()),
         jurisdiction: FUTIAN.into(),
+        name: None,
+        location: None,
     };
     engine.add_device(&system(), new).await.unwrap();
     move_unit(fixture, code, lat, lon).await;

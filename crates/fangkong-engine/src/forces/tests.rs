@@ -149,6 +149,8 @@ async fn coverage_counts_the_minutes_an_on_duty_unit_was_inside_its_beat() {
         kind: DeviceKind::Tracker,
         unit: Some("U1".into()),
         jurisdiction: FUTIAN.into(),
+        name: None,
+        location: None,
     };
     engine.add_device(&system(), new).await.unwrap();
     // On duty 00:00–00:30 on B1, then 00:30–01:00 on B2 (where nobody goes).

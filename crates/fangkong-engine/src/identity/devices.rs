@@ -9,18 +9,41 @@ use fangkong_core::auth::account::{Device, check_unique_id};
 use fangkong_core::auth::{Action, Actor, Denial, DeviceActor, DeviceKind};
 use fangkong_core::event::{DeviceSummary, Event};
 use fangkong_core::keys::hmac_sha256;
+use fangkong_core::time::Timestamp;
+use fangkong_geo::LatLon;
 
 use crate::crypto;
 use crate::{Caller, Engine, EngineError};
 
 /// A device to register.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct NewDevice {
     pub unique_id: String,
     pub kind: DeviceKind,
     pub unit: Option<String>,
     pub jurisdiction: String,
+    /// What people call the place of a fixed device (an alarm point's shop, a checkpoint).
+    pub name: Option<String>,
+    /// Where a fixed device stands: inside the city and inside its jurisdiction.
+    pub location: Option<LatLon>,
 }
+
+/// A fixed device on the map — an alarm point (报警点) or a checkpoint (卡口) terminal — and
+/// whether it is reporting: online while its last heartbeat (or fix) is more recent than
+/// the supervision window ([`crate::avl::AvlConfig::device_offline_ms`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Site {
+    pub unique_id: String,
+    pub kind: DeviceKind,
+    pub name: Option<String>,
+    pub location: LatLon,
+    pub jurisdiction: String,
+    pub last_seen_at: Option<Timestamp>,
+    pub online: bool,
+}
+
+/// The longest name a device's place may have, in characters.
+const MAX_SITE_NAME: usize = 100;
 
 impl Engine {
     fn secret_hash(&self, secret: &str) -> [u8; 32] {
@@ -50,6 +73,13 @@ impl Engine {
             .ok_or_else(|| EngineError::NotFound { entity: "jurisdiction", key: new.jurisdiction.clone() })?;
         self.authorize(caller, Action::ManageDevices, Some(&place), "device.add", Some(("device", &new.unique_id)))
             .await?;
+        let name = new.name.map(|name| name.trim().to_string()).filter(|name| !name.is_empty());
+        if name.as_ref().is_some_and(|name| name.chars().count() > MAX_SITE_NAME) {
+            return Err(EngineError::Invalid { field: "name", message: format!("at most {MAX_SITE_NAME} characters") });
+        }
+        if let Some(point) = new.location {
+            self.check_site_location(point, &new.jurisdiction)?;
+        }
         let secret = crypto::new_token();
         let _serial = self.admin_writes.lock().await;
         let now = self.now();
@@ -59,6 +89,8 @@ impl Engine {
             kind: new.kind,
             unit: new.unit,
             jurisdiction: new.jurisdiction,
+            name,
+            location: new.location,
             secret_hash: self.secret_hash(&secret),
             created_at: now,
             revoked_at: None,
@@ -108,6 +140,58 @@ impl Engine {
         });
         devices.sort_by_key(|device| device.id);
         Ok(devices)
+    }
+
+    /// A fixed device must stand in the city and inside its own jurisdiction, or the
+    /// board would draw it where nobody responsible for it looks.
+    fn check_site_location(&self, point: LatLon, jurisdiction: &str) -> Result<(), EngineError> {
+        let Some(location) = self.place(point) else {
+            return Err(EngineError::Invalid { field: "location", message: format!("{point} is outside the city") });
+        };
+        let Some(node) = self.jurisdiction(jurisdiction) else {
+            return Err(EngineError::NotFound { entity: "jurisdiction", key: jurisdiction.to_string() });
+        };
+        // Police stations and districts have no shapes of their own here; the check is
+        // made on the administrative tree, where the point's chain says something.
+        match location.chain.get(node.kind) {
+            Some(code) if code != jurisdiction => Err(EngineError::Invalid {
+                field: "location",
+                message: format!("{point} lies in {code}, outside the device's jurisdiction {jurisdiction}"),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The alarm points and checkpoint terminals in the caller's jurisdiction that have a
+    /// location, with whether each is reporting — for the board's map and the supervision
+    /// of the 110 centre. No credentials, nothing personal: those who may see the live
+    /// positions of the force may see these.
+    pub async fn sites(&self, caller: &Caller) -> Result<Vec<Site>, EngineError> {
+        self.authorize(caller, Action::ReadPositions, None, "site.list", None).await?;
+        let now = self.now();
+        let window = self.config.avl.device_offline_ms;
+        let devices: Vec<Device> = self.identity.devices.read().expect("devices lock").values().cloned().collect();
+        let mut sites: Vec<Site> = devices
+            .into_iter()
+            .filter(|device| device.kind != DeviceKind::Tracker && device.revoked_at.is_none())
+            .filter_map(|device| {
+                let location = device.location?;
+                let chain = self.chain_of(&device.jurisdiction)?;
+                caller.actor.check_in(Action::ReadPositions, &chain).ok()?;
+                let online = device.last_seen_at.is_some_and(|seen| now.millis_since(seen) <= window);
+                Some(Site {
+                    unique_id: device.unique_id,
+                    kind: device.kind,
+                    name: device.name,
+                    location,
+                    jurisdiction: device.jurisdiction,
+                    last_seen_at: device.last_seen_at,
+                    online,
+                })
+            })
+            .collect();
+        sites.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
+        Ok(sites)
     }
 
     /// Checks a device's credential. Unknown ids and wrong secrets are one answer;

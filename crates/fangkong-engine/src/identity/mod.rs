@@ -17,7 +17,7 @@ use fangkong_core::auth::lockout::LoginState;
 use fangkong_core::event::{AccountSummary, Event};
 use fangkong_core::time::Timestamp;
 
-pub use devices::NewDevice;
+pub use devices::{NewDevice, Site};
 pub use login::{Authenticated, LoginSuccess, TotpSetup};
 pub use users::UserChange;
 

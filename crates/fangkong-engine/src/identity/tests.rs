@@ -241,6 +241,8 @@ async fn devices_authenticate_with_their_secret_until_revoked_and_act_only_for_t
         kind: DeviceKind::Tracker,
         unit: Some("FT-01".into()),
         jurisdiction: FUTIAN.into(),
+        name: None,
+        location: None,
     };
     let (device, secret) = f.engine.add_device(&admin, tracker.clone()).await.unwrap();
     let (_, other_secret) = f
@@ -358,8 +360,14 @@ async fn account_and_device_changes_are_announced_without_personal_data() {
     f.add_user("disp.01", Role::Dispatcher, FUTIAN).await;
     let token = f.engine.login("disp.01", PASSWORD, None, None).await.unwrap().token;
     f.engine.lock_user(&admin, "disp.01").await.unwrap();
-    let tracker =
-        NewDevice { unique_id: "t-1".into(), kind: DeviceKind::Tracker, unit: None, jurisdiction: FUTIAN.into() };
+    let tracker = NewDevice {
+        unique_id: "t-1".into(),
+        kind: DeviceKind::Tracker,
+        unit: None,
+        jurisdiction: FUTIAN.into(),
+        name: None,
+        location: None,
+    };
     let (_, secret) = f.engine.add_device(&admin, tracker).await.unwrap();
     let device = Caller::new(fangkong_core::auth::Actor::Device(
         f.engine.authenticate_device("t-1", &secret, None).await.unwrap(),

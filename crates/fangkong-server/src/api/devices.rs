@@ -4,14 +4,15 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use fangkong_core::auth::DeviceKind;
 use fangkong_core::auth::account::Device;
-use fangkong_engine::NewDevice;
+use fangkong_engine::{NewDevice, Site};
+use fangkong_geo::LatLon;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::api::rfc3339;
 use crate::auth::{DeviceSession, UserSession};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorItem};
 use crate::extract::{Json, Path};
 
 #[derive(Serialize, ToSchema, Debug)]
@@ -23,6 +24,11 @@ pub struct DeviceBody {
     pub kind: &'static str,
     pub unit: Option<String>,
     pub jurisdiction: String,
+    /// What people call the place of a fixed device.
+    pub name: Option<String>,
+    /// Where a fixed device stands (WGS 84), if it has a place.
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
     pub created_at: String,
     pub revoked_at: Option<String>,
     pub last_seen_at: Option<String>,
@@ -36,6 +42,9 @@ impl From<&Device> for DeviceBody {
             kind: device.kind.as_str(),
             unit: device.unit.clone(),
             jurisdiction: device.jurisdiction.clone(),
+            name: device.name.clone(),
+            lat: device.location.map(|p| p.lat()),
+            lon: device.location.map(|p| p.lon()),
             created_at: rfc3339(device.created_at),
             revoked_at: device.revoked_at.map(rfc3339),
             last_seen_at: device.last_seen_at.map(rfc3339),
@@ -69,6 +78,14 @@ pub struct AddDeviceRequest {
     pub unit: Option<String>,
     #[schema(example = "440304")]
     pub jurisdiction: String,
+    /// What people call the place of a fixed device (an alarm point's shop, a checkpoint).
+    #[schema(example = "莲花加油站报警点")]
+    pub name: Option<String>,
+    /// Where a fixed device stands (WGS 84): both or neither, inside the jurisdiction.
+    #[schema(example = 22.5431)]
+    pub lat: Option<f64>,
+    #[schema(example = 114.0579)]
+    pub lon: Option<f64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -103,9 +120,74 @@ pub async fn add_device(
             format!("kind {:?} is not one of tracker, alarm_point, checkpoint", request.kind),
         )
     })?;
-    let new = NewDevice { unique_id: request.unique_id, kind, unit: request.unit, jurisdiction: request.jurisdiction };
+    let location = match (request.lat, request.lon) {
+        (Some(lat), Some(lon)) => Some(LatLon::new(lat, lon).map_err(|e| invalid_field("lat/lon", e.to_string()))?),
+        (None, None) => None,
+        _ => return Err(invalid_field("lat/lon", "give both or neither")),
+    };
+    let new = NewDevice {
+        unique_id: request.unique_id,
+        kind,
+        unit: request.unit,
+        jurisdiction: request.jurisdiction,
+        name: request.name,
+        location,
+    };
     let (device, secret) = state.engine.add_device(&session.caller, new).await?;
     Ok((StatusCode::CREATED, Json(AddDeviceResponse { device: DeviceBody::from(&device), secret })))
+}
+
+fn invalid_field(field: &str, reason: impl Into<String>) -> ApiError {
+    let reason = reason.into();
+    ApiError {
+        details: Some(vec![ErrorItem { at: field.to_string(), reason: reason.clone() }]),
+        ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", format!("{field}: {reason}"))
+    }
+}
+
+/// An alarm point or checkpoint terminal on the map, and whether it is reporting.
+#[derive(Serialize, ToSchema, Debug)]
+pub struct SiteBody {
+    #[schema(example = "440304001001A001")]
+    pub unique_id: String,
+    /// `alarm_point` or `checkpoint`.
+    pub kind: &'static str,
+    #[schema(example = "莲花加油站报警点")]
+    pub name: Option<String>,
+    pub lat: f64,
+    pub lon: f64,
+    pub jurisdiction: String,
+    pub last_seen_at: Option<String>,
+    /// Heard from within the supervision window (`device_offline_minutes`).
+    pub online: bool,
+}
+
+impl From<&Site> for SiteBody {
+    fn from(site: &Site) -> SiteBody {
+        SiteBody {
+            unique_id: site.unique_id.clone(),
+            kind: site.kind.as_str(),
+            name: site.name.clone(),
+            lat: site.location.lat(),
+            lon: site.location.lon(),
+            jurisdiction: site.jurisdiction.clone(),
+            last_seen_at: site.last_seen_at.map(rfc3339),
+            online: site.online,
+        }
+    }
+}
+
+/// The alarm points (报警点) and checkpoints (卡口) in your jurisdiction, where they stand
+/// and whether each is online (heartbeat supervision) — for the board's map.
+#[utoipa::path(
+    get,
+    path = "/sites",
+    tag = "devices",
+    security(("bearer" = [])),
+    responses((status = 200, description = "sites", body = [SiteBody]), (status = 403, description = "forbidden", body = ErrorBody))
+)]
+pub async fn list_sites(State(state): State<AppState>, session: UserSession) -> Result<Json<Vec<SiteBody>>, ApiError> {
+    Ok(Json(state.engine.sites(&session.caller).await?.iter().map(SiteBody::from).collect()))
 }
 
 /// Revoke a device's credential.

@@ -168,3 +168,52 @@ async fn auditors_read_and_verify_the_trail_and_nobody_can_change_it() {
         reply.assert_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
     }
 }
+
+#[tokio::test]
+async fn alarm_points_have_a_place_on_the_map_and_show_whether_they_report() {
+    let server = TestServer::start().await;
+    let admin = server.signed_in("admin", Role::Administrator, CITY).await;
+    let add = |body: serde_json::Value| server.request(Method::POST, "/api/v1/devices").token(&admin).json(body).send();
+    let base = json!({"unique_id": "AP-1", "kind": "alarm_point", "jurisdiction": FUTIAN, "name": "莲花加油站报警点"});
+    let with = |extra: serde_json::Value| {
+        let mut body = base.clone();
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body
+    };
+    // Half a place, a place off the globe, a place in the wrong district: each names its field.
+    let half = add(with(json!({"lat": 22.54}))).await;
+    half.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    assert_eq!(half.json()["error"]["details"][0]["at"], "lat/lon");
+    add(with(json!({"lat": 122.54, "lon": 114.05})))
+        .await
+        .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    let wrong = add(with(json!({"lat": 22.54, "lon": 114.15}))).await;
+    let message = wrong.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    assert!(message.contains("440303"), "{message}");
+    assert_eq!(wrong.json()["error"]["details"][0]["at"], "location");
+
+    let added = add(with(json!({"lat": 22.54, "lon": 114.05}))).await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.text);
+    assert_eq!(
+        (added.json()["device"]["lat"].as_f64(), added.json()["device"]["name"].as_str()),
+        (Some(22.54), Some("莲花加油站报警点"))
+    );
+    let secret = added.json()["secret"].as_str().unwrap().to_string();
+
+    // The board's map: a dispatcher sees it, offline until it reports; a coordinator may not.
+    let dispatcher = server.signed_in("dispatcher", Role::Dispatcher, CITY).await;
+    let sites = server.get_as(&dispatcher, "/api/v1/sites").await;
+    assert_eq!(sites.status, StatusCode::OK, "{}", sites.text);
+    assert_eq!(
+        sites.json(),
+        json!([{"unique_id": "AP-1", "kind": "alarm_point", "name": "莲花加油站报警点", "lat": 22.54, "lon": 114.05,
+                "jurisdiction": FUTIAN, "last_seen_at": null, "online": false}])
+    );
+    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("AP-1:{secret}")));
+    let beat =
+        server.request(Method::POST, "/api/v1/devices/AP-1/heartbeat").header("authorization", &basic).send().await;
+    assert_eq!(beat.status, StatusCode::OK, "{}", beat.text);
+    assert_eq!(server.get_as(&dispatcher, "/api/v1/sites").await.json()[0]["online"], true);
+    let coordinator = server.signed_in("coordinator", Role::HousingCoordinator, FUTIAN).await;
+    server.get_as(&coordinator, "/api/v1/sites").await.assert_error(StatusCode::FORBIDDEN, "forbidden");
+}

@@ -62,6 +62,8 @@ async fn a_commander_sets_up_a_beat_a_unit_and_a_roster_and_reads_the_coverage()
         kind: DeviceKind::Tracker,
         unit: Some("U1".into()),
         jurisdiction: FUTIAN.into(),
+        name: None,
+        location: None,
     };
     server.engine.add_device(&Caller::system("test"), device).await.unwrap();
     // The clock at 00:29:30: the last fix is not in the future, the session not idle.

@@ -34,6 +34,8 @@ pub async fn unit_at(server: &TestServer, code: &str, station: &str, mode: Patro
         kind: DeviceKind::Tracker,
         unit: Some(code.into()),
         jurisdiction: district.into(),
+        name: None,
+        location: None,
     };
     server.engine.add_device(&system, device).await.unwrap();
     let fix = Fix::new(server.engine.now(), LatLon::new(lat, lon).unwrap());

@@ -108,6 +108,7 @@ const ROUTES: &[(&str, &str, Who, Place, bool)] = &[
     ("POST", "/api/v1/devices/{unique_id}/revoke", Who::Roles(ADMIN), Place::Located, false),
     ("POST", "/api/v1/devices/{unique_id}/heartbeat", Who::Devices, Place::Located, false),
     ("GET", "/api/v1/positions", Who::Roles(POSITIONS), Place::Unlocated, false),
+    ("GET", "/api/v1/sites", Who::Roles(POSITIONS), Place::Unlocated, false),
     ("GET", "/api/v1/beats", Who::Roles(POSITIONS), Place::Unlocated, false),
     ("POST", "/api/v1/beats", Who::Roles(FORCE_MANAGERS), Place::Located, false),
     ("GET", "/api/v1/units", Who::Roles(POSITIONS), Place::Unlocated, false),
@@ -252,6 +253,8 @@ async fn new_device(server: &TestServer, jurisdiction: &str) -> (String, String)
         kind: DeviceKind::Tracker,
         unit: None,
         jurisdiction: jurisdiction.into(),
+        name: None,
+        location: None,
     };
     let (_, secret) = server.engine.add_device(&Caller::system("test"), new).await.unwrap();
     (unique_id, secret)

@@ -70,6 +70,8 @@ async fn tracker_figures_are_exported() {
         kind: fangkong_core::auth::DeviceKind::Tracker,
         unit: None,
         jurisdiction: crate::support::FUTIAN.into(),
+        name: None,
+        location: None,
     };
     server.engine.add_device(&system, new).await.unwrap();
     let at = fangkong_core::time::Timestamp::from_millis(crate::support::T0_MILLIS);

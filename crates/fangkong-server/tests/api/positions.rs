@@ -19,6 +19,8 @@ async fn tracker(server: &TestServer, unique_id: &str, jurisdiction: &str) {
         kind: DeviceKind::Tracker,
         unit: Some(format!("巡逻{unique_id}")),
         jurisdiction: jurisdiction.into(),
+        name: None,
+        location: None,
     };
     server.engine.add_device(&Caller::system("test"), new).await.unwrap();
 }
@@ -103,8 +105,14 @@ async fn osmand_reports_in_every_form_reach_the_live_index_and_the_history() {
 async fn bad_reports_and_unknown_devices_are_refused_and_the_listener_carries_on() {
     let server = TestServer::start().await;
     tracker(&server, "T1", FUTIAN).await;
-    let alarm =
-        NewDevice { unique_id: "A1".into(), kind: DeviceKind::AlarmPoint, unit: None, jurisdiction: FUTIAN.into() };
+    let alarm = NewDevice {
+        unique_id: "A1".into(),
+        kind: DeviceKind::AlarmPoint,
+        unit: None,
+        jurisdiction: FUTIAN.into(),
+        name: None,
+        location: None,
+    };
     server.engine.add_device(&Caller::system("test"), alarm).await.unwrap();
     for (uri, field) in [
         ("/?id=T1&lat=north&lon=114", "lat"),

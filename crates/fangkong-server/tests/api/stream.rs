@@ -19,6 +19,8 @@ async fn tracker(server: &TestServer, unique_id: &str, jurisdiction: &str) {
         kind: DeviceKind::Tracker,
         unit: None,
         jurisdiction: jurisdiction.into(),
+        name: None,
+        location: None,
     };
     server.engine.add_device(&Caller::system("test"), new).await.unwrap();
 }

@@ -148,3 +148,18 @@ fn identity_numbers_are_unique_across_the_city() {
     generate(&city, &options, &mut numbers, &mut |_| {});
     assert!(numbers.1 > 150_000, "{}", numbers.1);
 }
+
+#[test]
+fn the_sites_alone_are_the_sites_of_the_whole_population() {
+    let options = PopulationOptions { seed: 5, scale: 0.002, ..PopulationOptions::default() };
+    let mut whole = Keep::default();
+    generate(city(), &options, &mut whole, &mut |_| {});
+    let mut sites = Keep::default();
+    generate_sites(city(), &options, &mut sites);
+    let fixed = |places: &[Place]| -> Vec<Place> {
+        places.iter().filter(|p| p.kind == "alarm_point" || p.kind.ends_with("checkpoint")).cloned().collect()
+    };
+    assert!(fixed(&whole.places).iter().filter(|p| p.kind == "alarm_point").count() > 0);
+    assert_eq!(fixed(&sites.places), fixed(&whole.places));
+    assert_eq!(sites.places.len(), fixed(&sites.places).len(), "nothing but alarm points and checkpoints");
+}

@@ -56,6 +56,9 @@ fn device_row(row: &Row) -> DeviceRow {
         created_at: row.get(6),
         revoked_at: row.get(7),
         last_seen_at: row.get(8),
+        name: row.get(9),
+        lat: row.get(10),
+        lon: row.get(11),
     }
 }
 
@@ -316,8 +319,9 @@ impl PgStore {
         let tx = client.transaction().await?;
         let row = tx
             .query_one(
-                "INSERT INTO devices (unique_id, kind, unit, jurisdiction, secret_hash, created_at, revoked_at, last_seen_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                "INSERT INTO devices (unique_id, kind, unit, jurisdiction, secret_hash, created_at, revoked_at, last_seen_at,
+                                      name, lat, lon)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
                 &[
                     &device.unique_id,
                     &device.kind.as_str(),
@@ -327,6 +331,9 @@ impl PgStore {
                     &device.created_at.as_millis(),
                     &device.revoked_at.map(Timestamp::as_millis),
                     &device.last_seen_at.map(Timestamp::as_millis),
+                    &device.name,
+                    &device.location.map(|p| p.lat()),
+                    &device.location.map(|p| p.lon()),
                 ],
             )
             .await
@@ -347,7 +354,8 @@ impl PgStore {
         let tx = client.transaction().await?;
         let changed = tx
             .execute(
-                "UPDATE devices SET unit = $2, jurisdiction = $3, secret_hash = $4, revoked_at = $5, last_seen_at = $6
+                "UPDATE devices SET unit = $2, jurisdiction = $3, secret_hash = $4, revoked_at = $5, last_seen_at = $6,
+                                    name = $7, lat = $8, lon = $9
                  WHERE id = $1",
                 &[
                     &device.id,
@@ -356,6 +364,9 @@ impl PgStore {
                     &&device.secret_hash[..],
                     &device.revoked_at.map(Timestamp::as_millis),
                     &device.last_seen_at.map(Timestamp::as_millis),
+                    &device.name,
+                    &device.location.map(|p| p.lat()),
+                    &device.location.map(|p| p.lon()),
                 ],
             )
             .await?;

@@ -56,6 +56,9 @@ fn device_row(row: &Row<'_>) -> rusqlite::Result<DeviceRow> {
         created_at: row.get(6)?,
         revoked_at: row.get(7)?,
         last_seen_at: row.get(8)?,
+        name: row.get(9)?,
+        lat: row.get(10)?,
+        lon: row.get(11)?,
     })
 }
 
@@ -324,8 +327,9 @@ impl SqliteStore {
         let (device, entry) = (device.clone(), entry.clone());
         self.write(move |conn| {
             conn.prepare_cached(
-                "INSERT INTO devices (unique_id, kind, unit, jurisdiction, secret_hash, created_at, revoked_at, last_seen_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO devices (unique_id, kind, unit, jurisdiction, secret_hash, created_at, revoked_at, last_seen_at,
+                                      name, lat, lon)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?
             .execute(params![
                 device.unique_id,
@@ -335,7 +339,10 @@ impl SqliteStore {
                 &device.secret_hash[..],
                 device.created_at.as_millis(),
                 device.revoked_at.map(Timestamp::as_millis),
-                device.last_seen_at.map(Timestamp::as_millis)
+                device.last_seen_at.map(Timestamp::as_millis),
+                device.name,
+                device.location.map(|p| p.lat()),
+                device.location.map(|p| p.lon())
             ])
             .map_err(|e| conflict(e, "device", &device.unique_id))?;
             let stored = Device { id: conn.last_insert_rowid(), ..device };
@@ -355,7 +362,8 @@ impl SqliteStore {
         self.write(move |conn| {
             let changed = conn
                 .prepare_cached(
-                    "UPDATE devices SET unit = ?2, jurisdiction = ?3, secret_hash = ?4, revoked_at = ?5, last_seen_at = ?6
+                    "UPDATE devices SET unit = ?2, jurisdiction = ?3, secret_hash = ?4, revoked_at = ?5, last_seen_at = ?6,
+                                        name = ?7, lat = ?8, lon = ?9
                      WHERE id = ?1",
                 )?
                 .execute(params![
@@ -364,7 +372,10 @@ impl SqliteStore {
                     device.jurisdiction,
                     &device.secret_hash[..],
                     device.revoked_at.map(Timestamp::as_millis),
-                    device.last_seen_at.map(Timestamp::as_millis)
+                    device.last_seen_at.map(Timestamp::as_millis),
+                    device.name,
+                    device.location.map(|p| p.lat()),
+                    device.location.map(|p| p.lon())
                 ])?;
             if changed == 0 {
                 return Err(StoreError::NotFound { entity: "device", key: device.unique_id.clone() });

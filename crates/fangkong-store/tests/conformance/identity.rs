@@ -264,6 +264,8 @@ fn device(unique_id: &str) -> Device {
         kind: DeviceKind::AlarmPoint,
         unit: Some("ALARM-0001".into()),
         jurisdiction: "440304".into(),
+        name: Some("福田加油站报警点".into()),
+        location: Some(fangkong_geo::LatLon::new(22.5431, 114.0579).unwrap()),
         secret_hash: [7; 32],
         created_at: T0,
         revoked_at: None,
@@ -278,9 +280,16 @@ async fn devices_round_trip_and_conflict(db: &TestDb) {
     let again = db.store.insert_device(&device("862118020000001"), &system_entry("device.add")).await;
     assert!(matches!(again, Err(StoreError::Conflict { entity: "device", .. })), "{again:?}");
 
-    let revoked = Device { revoked_at: Some(T0.plus_seconds(5)), last_seen_at: Some(T0.plus_seconds(4)), ..stored };
+    // A trackers' row has neither name nor location; a site moved keeps its new place.
+    let tracker = Device { kind: DeviceKind::Tracker, name: None, location: None, ..device("T-1") };
+    let tracker = db.store.insert_device(&tracker, &system_entry("device.add")).await.unwrap();
+    assert_eq!(db.store.list_devices().await.unwrap()[1], tracker);
+    let moved = Device { location: Some(fangkong_geo::LatLon::new(22.55, 114.06).unwrap()), ..stored };
+    db.store.update_device(&moved, None).await.unwrap();
+    assert_eq!(db.store.list_devices().await.unwrap()[0], moved);
+    let revoked = Device { revoked_at: Some(T0.plus_seconds(5)), last_seen_at: Some(T0.plus_seconds(4)), ..moved };
     db.store.update_device(&revoked, Some(&system_entry("device.revoke"))).await.unwrap();
-    assert_eq!(db.store.list_devices().await.unwrap(), vec![revoked.clone()]);
+    assert_eq!(db.store.list_devices().await.unwrap(), vec![revoked.clone(), tracker]);
     // A touch moves only the last-seen time, and only forward.
     db.store.touch_device(revoked.id, T0.plus_seconds(9)).await.unwrap();
     db.store.touch_device(revoked.id, T0.plus_seconds(2)).await.unwrap();
