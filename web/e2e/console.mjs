@@ -66,6 +66,38 @@ try {
     await page.waitForTimeout(1500);
     await shot(page, "01-dispatch-board-zh");
 
+    step("sees the alarm points and checkpoints, and whether they report");
+    await page.waitForSelector("[data-testid=sites-summary]", { timeout: 60_000 });
+    const summary = await page.textContent("[data-testid=sites-summary]");
+    const [online, offline] = (summary.match(/\d+/g) ?? []).map(Number);
+    assert.ok(online > 0 && offline >= 0, `the legend counts the sites: ${summary}`);
+    const checkpoint = await page.evaluate(() => {
+      const m = window.__fangkong.map().map;
+      const cp = window.__fangkong.sites().find((s) => s.kind === "checkpoint");
+      m.jumpTo({ center: [cp.lon, cp.lat], zoom: 15 });
+      return cp;
+    });
+    assert.ok(checkpoint, "the demo has checkpoints");
+    await page.waitForFunction(() => window.__fangkong.map().map.queryRenderedFeatures({ layers: ["sites-checkpoint"] }).length > 0, null, { timeout: 20_000 });
+    const centre = await page.evaluate((cp) => {
+      const p = window.__fangkong.map().map.project([cp.lon, cp.lat]);
+      return { x: p.x, y: p.y };
+    }, checkpoint);
+    const mapBox = await page.locator("[data-testid=map]").boundingBox();
+    await page.mouse.click(mapBox.x + centre.x, mapBox.y + centre.y);
+    await page.waitForSelector("[data-testid=site-popup]", { timeout: 10_000 });
+    const popup = await page.textContent("[data-testid=site-popup]");
+    assert.ok(popup.includes(checkpoint.name) && popup.includes("卡口"), `the checkpoint's card: ${popup}`);
+    await shot(page, "01b-checkpoint-zh");
+    await page.click("[data-testid=layer-sites]");
+    const hidden = await page.evaluate(() => window.__fangkong.map().map.getLayoutProperty("sites-checkpoint", "visibility"));
+    assert.equal(hidden, "none", "the layer switch hides the sites");
+    await page.click("[data-testid=layer-sites]");
+    await page.evaluate(() => {
+      document.querySelector(".maplibregl-popup-close-button")?.click();
+      window.__fangkong.map().map.fitBounds([[113.75, 22.44], [114.63, 22.86]], { padding: 16, animate: false });
+    });
+
     step("creates an incident by clicking the map");
     await page.click("[data-testid=new-incident]");
     await page.waitForSelector("[data-testid=incident-form]");

@@ -7,10 +7,13 @@ import type { Board } from "./board";
 import { serverNow } from "./clock";
 import { age, fill, h, when } from "./dom";
 import { t, tOr } from "./i18n";
-import { CityMap, PRIORITY_COLOURS, STATUS_COLOURS } from "./map";
+import { CityMap, PRIORITY_COLOURS, SITE_COLOURS, STATUS_COLOURS } from "./map";
 import { codeName, loadCodes, place } from "./names";
 import { fieldErrors, toast } from "./ui";
-import type { Code, Incident, Recommendation, TimelineEntry, UnitOnBoard } from "./types";
+import type { Code, Incident, Recommendation, Site, TimelineEntry, UnitOnBoard } from "./types";
+
+/** How often the sites' heartbeat states are fetched again. */
+const SITES_EVERY_MS = 60_000;
 
 const UNIT_STATUSES = ["available", "dispatched", "en_route", "on_scene", "returning", "out_of_service", "off_duty"];
 
@@ -21,7 +24,11 @@ export class DispatchScreen {
   private unitList = h("div", { class: "list", "data-testid": "units" });
   private detail = h("section", { class: "detail", "data-testid": "detail" });
   private tabs = h("div", { class: "tabs" });
-  private legend = legend();
+  sites: Site[] = [];
+  private layers: Record<string, boolean> = { units: true, incidents: true, sites: true };
+  private legend = this.makeLegend();
+  private sitesTimer: number | null = null;
+  private destroyed = false;
   private tab: "queue" | "units" = "queue";
   private filter: "open" | "waiting" = "open";
   private unitFilter = "";
@@ -55,7 +62,9 @@ export class DispatchScreen {
       });
       this.map.setUnits(this.board.units.values());
       this.map.setIncidents(this.board.incidents.values());
+      this.map.setSites(this.sites);
     });
+    void this.loadSites();
     board.onChange((what) => this.changed(what));
     void Promise.all([loadCodes("incident_type"), loadCodes("incident_source"), loadCodes("disposition")]).then(([types, sources, dispositions]) => {
       this.types = types;
@@ -73,6 +82,9 @@ export class DispatchScreen {
 
   destroy() {
     if (this.ticker !== null) clearInterval(this.ticker);
+    if (this.sitesTimer !== null) clearTimeout(this.sitesTimer);
+    this.sitesTimer = null;
+    this.destroyed = true;
     this.map?.destroy();
   }
 
@@ -82,13 +94,66 @@ export class DispatchScreen {
 
   relabel() {
     this.map?.relabel();
-    const fresh = legend();
-    this.legend.replaceWith(fresh);
-    this.legend = fresh;
+    this.renderLegend();
     this.renderTabs();
     this.renderQueue();
     this.renderUnits();
     this.renderDetail();
+  }
+
+  /** The alarm points and checkpoints, with whether each reports (heartbeat supervision). */
+  private async loadSites() {
+    try {
+      this.sites = await get<Site[]>("/sites");
+      this.map?.setSites(this.sites);
+      this.renderLegend();
+    } catch (error) {
+      // The board works without them; the next round tries again.
+      console.warn("sites", error);
+    }
+    if (this.destroyed) return;
+    // A city still registering its sites is asked again soon; then once a minute.
+    this.sitesTimer = window.setTimeout(() => void this.loadSites(), this.sites.length > 0 ? SITES_EVERY_MS : 5_000);
+  }
+
+  private renderLegend() {
+    const fresh = this.makeLegend();
+    this.legend.replaceWith(fresh);
+    this.legend = fresh;
+  }
+
+  /** The legend, the sites' supervision summary and the layer switches. */
+  private makeLegend() {
+    const statuses = ["available", "dispatched", "en_route", "on_scene", "returning"];
+    const online = this.sites.filter((s) => s.online).length;
+    const summary = t("site.summary").replace("{online}", String(online)).replace("{offline}", String(this.sites.length - online));
+    const toggle = (group: string, label: string) =>
+      h(
+        "label",
+        { class: "layer-toggle" },
+        h("input", {
+          type: "checkbox",
+          checked: this.layers[group],
+          "data-testid": `layer-${group}`,
+          onchange: (e: Event) => {
+            this.layers[group] = (e.target as HTMLInputElement).checked;
+            this.map?.setLayerVisible(group, this.layers[group]);
+          },
+        }),
+        label,
+      );
+    return h(
+      "div",
+      { class: "legend", "data-testid": "legend" },
+      h("strong", null, t("map.legend")),
+      statuses.map((s) => h("div", null, h("i", { class: "dot", style: { background: STATUS_COLOURS[s] } }), tOr(`status.${s}`, s))),
+      [1, 2, 3, 4].map((p) => h("div", null, h("i", { class: "dot big", style: { background: PRIORITY_COLOURS[p] } }), t("map.incidents"), " ", tOr(`priority.${p}`, String(p)))),
+      h("div", null, h("i", { class: "square", style: { background: SITE_COLOURS.online } }), t("site.alarm_point"), " / ", t("site.checkpoint"), " ", t("site.online")),
+      h("div", null, h("i", { class: "square off", style: { background: SITE_COLOURS.offline } }), t("site.offline")),
+      this.sites.length > 0 ? h("div", { class: "muted", "data-testid": "sites-summary" }, summary) : null,
+      h("strong", { class: "legend-head" }, t("map.layers")),
+      h("div", { class: "layers" }, toggle("units", t("map.units")), toggle("incidents", t("map.incidents")), toggle("sites", t("map.sites"))),
+    );
   }
 
   private changed(what: string) {
@@ -564,17 +629,6 @@ function unitRow(u: UnitOnBoard, onclick: () => void) {
     h("div", { class: "grow" }, h("div", { class: "title" }, u.call_sign), h("div", { class: "sub" }, tOr(`mode.${u.mode}`, u.mode), " · ", tOr(`category.${u.category}`, u.category), " · ", place(u.station))),
     h("span", { class: `status s-${u.state.status}`, "data-testid": "unit-status" }, tOr(`status.${u.state.status}`, u.state.status)),
     u.overdue ? h("span", { class: "tag warn" }, t("units.overdue")) : null,
-  );
-}
-
-function legend() {
-  const statuses = ["available", "dispatched", "en_route", "on_scene", "returning"];
-  return h(
-    "div",
-    { class: "legend" },
-    h("strong", null, t("map.legend")),
-    statuses.map((s) => h("div", null, h("i", { class: "dot", style: { background: STATUS_COLOURS[s] } }), tOr(`status.${s}`, s))),
-    [1, 2, 3, 4].map((p) => h("div", null, h("i", { class: "dot big", style: { background: PRIORITY_COLOURS[p] } }), t("map.incidents"), " ", tOr(`priority.${p}`, String(p)))),
   );
 }
 

@@ -257,6 +257,7 @@ window.addEventListener("resize", () => screen?.resize?.());
   live: () => live,
   board: () => board,
   map: () => dispatch?.map ?? null,
+  sites: () => dispatch?.sites ?? [],
   dropConnection: () => live?.drop(),
 };
 

@@ -8,8 +8,9 @@ import type { GeoJSONSource, MapMouseEvent, StyleSpecification } from "maplibre-
 import "maplibre-gl/dist/maplibre-gl.css";
 import workerUrl from "maplibre-gl/dist/maplibre-gl-worker.mjs?url";
 import { get } from "./api";
-import { nameOf } from "./i18n";
-import type { Incident, UnitOnBoard } from "./types";
+import { nameOf, t } from "./i18n";
+import { when } from "./dom";
+import type { Incident, Site, UnitOnBoard } from "./types";
 
 export const STATUS_COLOURS: Record<string, string> = {
   available: "#16a34a",
@@ -35,6 +36,19 @@ const MODE_GLYPHS: Record<string, string> = {
 
 // MapLibre's worker is its own file, served from this server like the rest.
 maplibregl.setWorkerUrl(workerUrl);
+
+/** Alarm points and checkpoints: teal while reporting, grey with a red rim when silent. */
+export const SITE_COLOURS = { online: "#0f766e", offline: "#9ca3af" };
+const SITE_GLYPHS: Record<string, string> = { alarm_point: "报", checkpoint: "卡" };
+/** The zoom from which alarm points are drawn (checkpoints, a few dozen, always are). */
+const ALARM_POINT_ZOOM = 11;
+
+/** What the layer switches turn on and off. */
+export const LAYER_GROUPS: Record<string, string[]> = {
+  units: ["units", "units-dots"],
+  incidents: ["incidents", "incidents-halo"],
+  sites: ["sites-alarm", "sites-checkpoint"],
+};
 
 /** The zoom from which units are drawn as mode icons rather than dots. */
 const ICON_ZOOM = 12;
@@ -65,6 +79,9 @@ export class CityMap {
   map: maplibregl.Map;
   private picking = false;
   private units = new Map<string, UnitOnBoard>();
+  private sites = new Map<string, Site>();
+  private dirtySites = false;
+  private popup: maplibregl.Popup | null = null;
   private incidents = new Map<number, Incident>();
   private dirtyUnits = true;
   private dirtyIncidents = true;
@@ -113,6 +130,10 @@ export class CityMap {
         this.map.addImage(`u-${mode}-${status}-overdue`, unitIcon(MODE_GLYPHS[mode], colour, true), { pixelRatio: 2 });
       }
     }
+    for (const [kind, glyph] of Object.entries(SITE_GLYPHS)) {
+      this.map.addImage(`s-${kind}-on`, siteIcon(glyph, SITE_COLOURS.online, false, kind === "checkpoint"), { pixelRatio: 2 });
+      this.map.addImage(`s-${kind}-off`, siteIcon(glyph, SITE_COLOURS.offline, true, kind === "checkpoint"), { pixelRatio: 2 });
+    }
     for (const level of BOUNDARY_LEVELS) {
       this.map.addSource(`b-${level.kind}`, { type: "geojson", data: empty() });
       if (level.fill > 0) {
@@ -130,6 +151,23 @@ export class CityMap {
         source: `b-${level.kind}`,
         minzoom: level.minzoom,
         paint: { "line-color": level.line, "line-width": level.width },
+      });
+    }
+    // Fixed sites under the moving force and the incidents.
+    this.map.addSource("sites", { type: "geojson", data: empty() });
+    for (const [id, kind, minzoom] of [["sites-alarm", "alarm_point", ALARM_POINT_ZOOM], ["sites-checkpoint", "checkpoint", 0]] as const) {
+      this.map.addLayer({
+        id,
+        type: "symbol",
+        source: "sites",
+        minzoom,
+        filter: ["==", ["get", "kind"], kind],
+        layout: {
+          "icon-image": ["get", "icon"],
+          "icon-allow-overlap": true,
+          "icon-ignore-placement": true,
+          "icon-size": ["interpolate", ["linear"], ["zoom"], 9, 0.55, 14, 0.85],
+        },
       });
     }
     this.map.addSource("incidents", { type: "geojson", data: empty() });
@@ -180,7 +218,7 @@ export class CityMap {
         "symbol-sort-key": ["get", "rank"],
       },
     });
-    for (const layer of ["incidents", "units", "units-dots"]) {
+    for (const layer of ["incidents", "units", "units-dots", "sites-alarm", "sites-checkpoint"]) {
       this.map.on("mouseenter", layer, () => (this.map.getCanvas().style.cursor = "pointer"));
       this.map.on("mouseleave", layer, () => (this.map.getCanvas().style.cursor = this.picking ? "crosshair" : ""));
     }
@@ -203,7 +241,47 @@ export class CityMap {
       return;
     }
     const unit = hits.find((f) => f.layer.id === "units" || f.layer.id === "units-dots");
-    if (unit) this.options.onUnitClick(String(unit.properties.unit));
+    if (unit) {
+      this.options.onUnitClick(String(unit.properties.unit));
+      return;
+    }
+    const site = this.map.queryRenderedFeatures(e.point, { layers: ["sites-alarm", "sites-checkpoint"] })[0];
+    const found = site ? this.sites.get(String(site.properties.id)) : undefined;
+    if (found) this.showSite(found);
+  }
+
+  /** A site's card in a popup: what and where it is, whether it reports. */
+  private showSite(site: Site) {
+    this.popup?.remove();
+    const el = document.createElement("div");
+    el.className = "site-popup";
+    el.dataset.testid = "site-popup";
+    const title = document.createElement("strong");
+    title.textContent = site.name ?? site.unique_id;
+    const kind = document.createElement("div");
+    kind.textContent = `${t(`site.${site.kind}`)} · ${site.unique_id}`;
+    const state = document.createElement("div");
+    state.className = site.online ? "site-on" : "site-off";
+    const seen = site.last_seen_at ? `${t("site.last_seen")} ${when(site.last_seen_at)}` : t("site.never");
+    state.textContent = `${t(site.online ? "site.online" : "site.offline")} · ${seen}`;
+    el.append(title, kind, state);
+    this.popup = new maplibregl.Popup({ closeButton: true, offset: 10 }).setLngLat([site.lon, site.lat]).setDOMContent(el).addTo(this.map);
+  }
+
+  /** Shows or hides a group of layers (units, incidents, sites). */
+  setLayerVisible(group: string, visible: boolean) {
+    if (!this.loaded) {
+      this.map.once("load", () => this.setLayerVisible(group, visible));
+      return;
+    }
+    for (const id of LAYER_GROUPS[group] ?? []) {
+      if (this.map.getLayer(id)) this.map.setLayoutProperty(id, "visibility", visible ? "visible" : "none");
+    }
+  }
+
+  setSites(sites: Iterable<Site>) {
+    this.sites = new Map([...sites].map((s) => [s.unique_id, s]));
+    this.dirtySites = true;
   }
 
   private loadBoundariesForZoom() {
@@ -328,6 +406,19 @@ export class CityMap {
         }
         (this.map.getSource("units") as GeoJSONSource).setData({ type: "FeatureCollection", features });
       }
+      if (this.dirtySites) {
+        this.dirtySites = false;
+        this.updates += 1;
+        const features: Feature[] = [];
+        for (const site of this.sites.values()) {
+          features.push({
+            type: "Feature",
+            geometry: { type: "Point", coordinates: [site.lon, site.lat] },
+            properties: { id: site.unique_id, kind: site.kind, online: site.online, icon: `s-${site.kind}-${site.online ? "on" : "off"}` },
+          });
+        }
+        (this.map.getSource("sites") as GeoJSONSource).setData({ type: "FeatureCollection", features });
+      }
       if (this.dirtyIncidents) {
         this.dirtyIncidents = false;
         this.updates += 1;
@@ -375,6 +466,35 @@ function unitIcon(glyph: string, colour: string, overdue: boolean): ImageData {
   ctx.stroke();
   ctx.fillStyle = "#ffffff";
   ctx.font = "bold 22px 'Noto Sans CJK SC', 'WenQuanYi Zen Hei', 'Microsoft YaHei', 'PingFang SC', sans-serif";
+  ctx.textAlign = "center";
+  ctx.textBaseline = "middle";
+  ctx.fillText(glyph, size / 2, size / 2 + 1);
+  return ctx.getImageData(0, 0, size, size);
+}
+
+/** A rounded square with the site's glyph (larger for checkpoints; a red rim when silent). */
+function siteIcon(glyph: string, colour: string, silent: boolean, large: boolean): ImageData {
+  const size = large ? 44 : 34;
+  const canvas = document.createElement("canvas");
+  canvas.width = size;
+  canvas.height = size;
+  const ctx = canvas.getContext("2d")!;
+  const r = 6;
+  const [x0, y0, x1, y1] = [3, 3, size - 3, size - 3];
+  ctx.beginPath();
+  ctx.moveTo(x0 + r, y0);
+  ctx.arcTo(x1, y0, x1, y1, r);
+  ctx.arcTo(x1, y1, x0, y1, r);
+  ctx.arcTo(x0, y1, x0, y0, r);
+  ctx.arcTo(x0, y0, x1, y0, r);
+  ctx.closePath();
+  ctx.fillStyle = colour;
+  ctx.fill();
+  ctx.lineWidth = silent ? 4 : 2.5;
+  ctx.strokeStyle = silent ? "#dc2626" : "#ffffff";
+  ctx.stroke();
+  ctx.fillStyle = "#ffffff";
+  ctx.font = `bold ${large ? 22 : 17}px 'Noto Sans CJK SC', 'WenQuanYi Zen Hei', 'Microsoft YaHei', 'PingFang SC', sans-serif`;
   ctx.textAlign = "center";
   ctx.textBaseline = "middle";
   ctx.fillText(glyph, size / 2, size / 2 + 1);

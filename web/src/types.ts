@@ -54,6 +54,18 @@ export interface UnitState {
   incident: number | null;
 }
 
+/** An alarm point (报警点) or checkpoint (卡口) terminal and whether it reports. */
+export interface Site {
+  unique_id: string;
+  kind: "alarm_point" | "checkpoint";
+  name: string | null;
+  lat: number;
+  lon: number;
+  jurisdiction: string;
+  last_seen_at: string | null;
+  online: boolean;
+}
+
 export interface UnitOnBoard {
   unit: string;
   call_sign: string;
