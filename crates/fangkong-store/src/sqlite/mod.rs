@@ -316,9 +316,12 @@ impl Writer {
         // of them once, not once per batch.
         // Statement journals (each insert into an indexed table may need to undo itself)
         // live in memory: on a temporary file each first touch of a page is a write(2).
+        // A WAL that grew past WAL_KEEP_BYTES (a bulk import's, gigabytes) is cut back to it
+        // when it next restarts, so it does not keep the page cache from the database.
         conn.execute_batch(&format!(
             "PRAGMA synchronous = FULL; PRAGMA cache_size = -262144; \
-             PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}; PRAGMA temp_store = MEMORY;"
+             PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}; PRAGMA temp_store = MEMORY; \
+             PRAGMA journal_size_limit = {WAL_KEEP_BYTES};"
         ))?;
         let checkpointer = Checkpointer::start(path, checkpoints)?;
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
@@ -431,6 +434,12 @@ fn commit_group(conn: &Connection, group: Vec<Box<dyn Job>>) {
 /// WAL pages after which a commit of the writer checkpoints (~200 MB; see `Writer::start`).
 const AUTOCHECKPOINT_PAGES: u32 = 50_000;
 
+/// How long the checkpointer may wait for readers and the writer to empty the WAL file.
+const TRUNCATE_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The WAL kept on disk after it restarts (the autocheckpoint's ~200 MB, with room).
+const WAL_KEEP_BYTES: i64 = 256 << 20;
+
 /// A thread with a connection of its own that checkpoints when asked (after a bulk write),
 /// so that copying a large WAL into the database file holds up neither the writer that
 /// made it nor the writes after it.
@@ -473,11 +482,27 @@ impl Checkpointer {
                     let outcome = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
                         Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
                     });
+                    // Everything copied: empty the WAL file too, if no reader or writer is on it
+                    // right now. A bulk import leaves gigabytes of WAL that are dead once
+                    // copied (8 GB for 20 M residents); while the file keeps them they take
+                    // disk and page cache the database could use. Waits at most
+                    // TRUNCATE_WAIT for others (it holds new writes back meanwhile);
+                    // otherwise the next restart cuts the WAL back to WAL_KEEP_BYTES.
+                    let truncated = match outcome {
+                        Ok((log, copied)) if log == copied => {
+                            let _ = conn.busy_timeout(TRUNCATE_WAIT);
+                            let busy = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0));
+                            let _ = conn.busy_timeout(std::time::Duration::from_secs(10));
+                            matches!(busy, Ok(0))
+                        }
+                        _ => false,
+                    };
                     counts.done.store(asked, std::sync::atomic::Ordering::Release);
                     match outcome {
                         Ok((log, copied)) => tracing::info!(
                             wal_pages = log,
                             copied_pages = copied,
+                            truncated,
                             seconds = started.elapsed().as_secs_f64(),
                             "checkpointed after a bulk write"
                         ),
