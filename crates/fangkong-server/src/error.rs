@@ -91,6 +91,16 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, code, message)
     }
 
+    /// `422 invalid_field` naming the field, with the reason also as the one detail (the
+    /// console shows details at their fields).
+    pub fn invalid_field(field: &str, reason: impl Into<String>) -> ApiError {
+        let reason = reason.into();
+        ApiError {
+            details: Some(vec![ErrorItem { at: field.to_string(), reason: reason.clone() }]),
+            ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", format!("{field}: {reason}"))
+        }
+    }
+
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }

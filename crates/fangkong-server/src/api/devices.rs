@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::api::rfc3339;
 use crate::auth::{DeviceSession, UserSession};
-use crate::error::{ApiError, ErrorBody, ErrorItem};
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Path};
 
 #[derive(Serialize, ToSchema, Debug)]
@@ -121,9 +121,11 @@ pub async fn add_device(
         )
     })?;
     let location = match (request.lat, request.lon) {
-        (Some(lat), Some(lon)) => Some(LatLon::new(lat, lon).map_err(|e| invalid_field("lat/lon", e.to_string()))?),
+        (Some(lat), Some(lon)) => {
+            Some(LatLon::new(lat, lon).map_err(|e| ApiError::invalid_field("lat/lon", e.to_string()))?)
+        }
         (None, None) => None,
-        _ => return Err(invalid_field("lat/lon", "give both or neither")),
+        _ => return Err(ApiError::invalid_field("lat/lon", "give both or neither")),
     };
     let new = NewDevice {
         unique_id: request.unique_id,
@@ -135,14 +137,6 @@ pub async fn add_device(
     };
     let (device, secret) = state.engine.add_device(&session.caller, new).await?;
     Ok((StatusCode::CREATED, Json(AddDeviceResponse { device: DeviceBody::from(&device), secret })))
-}
-
-fn invalid_field(field: &str, reason: impl Into<String>) -> ApiError {
-    let reason = reason.into();
-    ApiError {
-        details: Some(vec![ErrorItem { at: field.to_string(), reason: reason.clone() }]),
-        ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", format!("{field}: {reason}"))
-    }
 }
 
 /// An alarm point or checkpoint terminal on the map, and whether it is reporting.

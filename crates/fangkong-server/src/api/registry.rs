@@ -24,22 +24,14 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::auth::UserSession;
-use crate::error::{ApiError, ErrorBody, ErrorItem};
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Query};
 
 /// The largest file an import through the API takes (bigger ones: `fangkong import`).
 pub const IMPORT_LIMIT_BYTES: usize = 64 << 20;
 
-fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-    let reason = message.into();
-    ApiError {
-        details: Some(vec![ErrorItem { at: field.to_string(), reason: reason.clone() }]),
-        ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", format!("{field}: {reason}"))
-    }
-}
-
 fn date(field: &str, text: &str) -> Result<Day, ApiError> {
-    parse_date(text).ok_or_else(|| invalid(field, format!("{text:?} is not a date (YYYY-MM-DD)")))
+    parse_date(text).ok_or_else(|| ApiError::invalid_field(field, format!("{text:?} is not a date (YYYY-MM-DD)")))
 }
 
 fn optional_date(field: &str, text: &Option<String>) -> Result<Option<Day>, ApiError> {
@@ -47,7 +39,7 @@ fn optional_date(field: &str, text: &Option<String>) -> Result<Option<Day>, ApiE
 }
 
 fn word<T>(field: &str, text: &str, parse: impl Fn(&str) -> Option<T>, words: String) -> Result<T, ApiError> {
-    parse(text).ok_or_else(|| invalid(field, format!("{text:?} is not one of {words}")))
+    parse(text).ok_or_else(|| ApiError::invalid_field(field, format!("{text:?} is not one of {words}")))
 }
 
 // ---- properties ---------------------------------------------------------------------------
@@ -514,7 +506,7 @@ pub async fn search_residents(
         (Some(number), None, None) => ResidentQuery::IdNumber(number),
         (None, Some(name), None) => ResidentQuery::Name { name, community: query.community },
         (None, None, Some(phone)) => ResidentQuery::Phone(phone),
-        _ => return Err(invalid("q", "give exactly one of id_number, name or phone")),
+        _ => return Err(ApiError::invalid_field("q", "give exactly one of id_number, name or phone")),
     };
     let found = state.engine.search_residents(&session.caller, &query).await?;
     Ok(Json(found.iter().map(resident_body).collect()))
@@ -822,7 +814,7 @@ pub async fn export_residents(
     let format = match query.format.as_deref() {
         None | Some("csv") => ExportFormat::Csv,
         Some("xlsx") => ExportFormat::Xlsx,
-        Some(other) => return Err(invalid("format", format!("{other:?}: use csv or xlsx"))),
+        Some(other) => return Err(ApiError::invalid_field("format", format!("{other:?}: use csv or xlsx"))),
     };
     let mut rows = Vec::new();
     let mut collect = |r: &ResidentView| {
