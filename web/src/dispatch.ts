@@ -9,7 +9,7 @@ import { age, fill, h, when } from "./dom";
 import { t, tOr } from "./i18n";
 import { CityMap, PRIORITY_COLOURS, SITE_COLOURS, STATUS_COLOURS } from "./map";
 import { codeName, loadCodes, place } from "./names";
-import { fieldErrors, toast } from "./ui";
+import { submitting, toast } from "./ui";
 import type { Code, Incident, Recommendation, Site, TimelineEntry, UnitOnBoard } from "./types";
 
 /** How often the sites' heartbeat states are fetched again. */
@@ -669,35 +669,25 @@ class IncidentForm {
       {
         class: "incident-form",
         "data-testid": "incident-form",
-        onsubmit: async (e: Event) => {
-          e.preventDefault();
-          fieldErrors(form, []);
-          submit.disabled = true;
-          try {
-            const body = {
-              source: source.value,
-              type_code: typeInput.value.split(" ")[0],
-              priority: priority.value ? Number(priority.value) : undefined,
-              lat: Number(this.lat.value),
-              lon: Number(this.lon.value),
-              address: address.value,
-              description: description.value,
-              caller_name: callerName.value || undefined,
-              caller_phone: callerPhone.value || undefined,
-            };
-            // The incident, with the units recommended for it (flattened into one object).
-            const reply = await call<Incident & { recommendations: Recommendation[] }>("/incidents", { method: "POST", body, headers: { "Idempotency-Key": this.key } });
-            toast(t("incident.created"));
-            this.close();
-            const { recommendations, ...incident } = reply;
-            done(incident, recommendations ?? []);
-          } catch (err) {
-            if (err instanceof ApiError && err.details.length) fieldErrors(form, err.details);
-            else toast(err);
-          } finally {
-            submit.disabled = false;
-          }
-        },
+        onsubmit: submitting(submit, async () => {
+          const body = {
+            source: source.value,
+            type_code: typeInput.value.split(" ")[0],
+            priority: priority.value ? Number(priority.value) : undefined,
+            lat: Number(this.lat.value),
+            lon: Number(this.lon.value),
+            address: address.value,
+            description: description.value,
+            caller_name: callerName.value || undefined,
+            caller_phone: callerPhone.value || undefined,
+          };
+          // The incident, with the units recommended for it (flattened into one object).
+          const reply = await call<Incident & { recommendations: Recommendation[] }>("/incidents", { method: "POST", body, headers: { "Idempotency-Key": this.key } });
+          toast(t("incident.created"));
+          this.close();
+          const { recommendations, ...incident } = reply;
+          done(incident, recommendations ?? []);
+        }),
       },
       h("h3", null, t("incident.new")),
       h("p", { class: "muted" }, t("incident.new.hint")),

@@ -386,7 +386,6 @@ export class CityMap {
       if (this.dirtyUnits && now - this.unitsDrawnAt >= UNITS_EVERY_MS) {
         this.dirtyUnits = false;
         this.unitsDrawnAt = now;
-        this.updates += 1;
         const features: Feature[] = [];
         for (const u of this.units.values()) {
           if (u.lat === null || u.lon === null || u.state.status === "off_duty") continue;
@@ -404,11 +403,10 @@ export class CityMap {
             },
           });
         }
-        (this.map.getSource("units") as GeoJSONSource).setData({ type: "FeatureCollection", features });
+        this.setPoints("units", features);
       }
       if (this.dirtySites) {
         this.dirtySites = false;
-        this.updates += 1;
         const features: Feature[] = [];
         for (const site of this.sites.values()) {
           features.push({
@@ -417,11 +415,10 @@ export class CityMap {
             properties: { id: site.unique_id, kind: site.kind, online: site.online, icon: `s-${site.kind}-${site.online ? "on" : "off"}` },
           });
         }
-        (this.map.getSource("sites") as GeoJSONSource).setData({ type: "FeatureCollection", features });
+        this.setPoints("sites", features);
       }
       if (this.dirtyIncidents) {
         this.dirtyIncidents = false;
-        this.updates += 1;
         const features: Feature[] = [];
         for (const i of this.incidents.values()) {
           features.push({
@@ -430,11 +427,16 @@ export class CityMap {
             properties: { id: i.id, priority: i.priority, status: i.status, selected: i.id === this.selected },
           });
         }
-        (this.map.getSource("incidents") as GeoJSONSource).setData({ type: "FeatureCollection", features });
+        this.setPoints("incidents", features);
       }
     }
     requestAnimationFrame(this.flush);
   };
+
+  private setPoints(source: string, features: Feature[]) {
+    this.updates += 1;
+    (this.map.getSource(source) as GeoJSONSource).setData({ type: "FeatureCollection", features });
+  }
 
   resize() {
     this.map.resize();
@@ -464,8 +466,13 @@ function unitIcon(glyph: string, colour: string, overdue: boolean): ImageData {
   ctx.lineWidth = overdue ? 5 : 3;
   ctx.strokeStyle = overdue ? "#7f1d1d" : "#ffffff";
   ctx.stroke();
+  return withGlyph(ctx, glyph, size, 22);
+}
+
+/** Writes `glyph` in white at the middle of the icon and returns the icon's pixels. */
+function withGlyph(ctx: CanvasRenderingContext2D, glyph: string, size: number, px: number): ImageData {
   ctx.fillStyle = "#ffffff";
-  ctx.font = "bold 22px 'Noto Sans CJK SC', 'WenQuanYi Zen Hei', 'Microsoft YaHei', 'PingFang SC', sans-serif";
+  ctx.font = `bold ${px}px 'Noto Sans CJK SC', 'WenQuanYi Zen Hei', 'Microsoft YaHei', 'PingFang SC', sans-serif`;
   ctx.textAlign = "center";
   ctx.textBaseline = "middle";
   ctx.fillText(glyph, size / 2, size / 2 + 1);
@@ -493,12 +500,7 @@ function siteIcon(glyph: string, colour: string, silent: boolean, large: boolean
   ctx.lineWidth = silent ? 4 : 2.5;
   ctx.strokeStyle = silent ? "#dc2626" : "#ffffff";
   ctx.stroke();
-  ctx.fillStyle = "#ffffff";
-  ctx.font = `bold ${large ? 22 : 17}px 'Noto Sans CJK SC', 'WenQuanYi Zen Hei', 'Microsoft YaHei', 'PingFang SC', sans-serif`;
-  ctx.textAlign = "center";
-  ctx.textBaseline = "middle";
-  ctx.fillText(glyph, size / 2, size / 2 + 1);
-  return ctx.getImageData(0, 0, size, size);
+  return withGlyph(ctx, glyph, size, large ? 22 : 17);
 }
 
 /** The centre of a (multi)polygon's largest ring's bounding box: good enough for a label. */

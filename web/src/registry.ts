@@ -3,11 +3,11 @@
 // visits), the alert lists, and the registration and move-out forms, with the server's
 // refusals shown at their fields. Every read of a person carries its purpose (X-Purpose).
 
-import { ApiError, can, currentSession, get, post, query } from "./api";
+import { can, currentSession, get, post, query } from "./api";
 import { fill, h } from "./dom";
 import { t, tOr } from "./i18n";
 import { place } from "./names";
-import { fieldErrors, loadInto, toast } from "./ui";
+import { loadInto, submitting, toast } from "./ui";
 import type { Alert, Property, PropertyCard, Resident, ResidentCard, Tenancy } from "./types";
 
 type By = "id_number" | "name" | "phone" | "address";
@@ -176,22 +176,15 @@ export class RegistryScreen {
       {
         class: "inline-form",
         "data-testid": "move-out-form",
-        onsubmit: async (e: Event) => {
-          e.preventDefault();
-          fieldErrors(form, []);
-          submit.disabled = true;
-          try {
+        onsubmit: submitting(
+          submit,
+          async () => {
             await post(`/registry/tenancies/${encodeURIComponent(tn.code)}/move-out`, { move_out: day.value });
             toast(t("registry.move_out.done"));
             refresh();
-          } catch (err) {
-            if (err instanceof ApiError && err.details.length) fieldErrors(form, err.details);
-            else if (err instanceof ApiError && err.code === "invalid_field") fieldErrors(form, [{ at: "move_out", reason: err.message }]);
-            else toast(err);
-          } finally {
-            submit.disabled = false;
-          }
-        },
+          },
+          "move_out",
+        ),
       },
       h("label", { class: "field", "data-field": "move_out" }, h("span", null, t("registry.move_out")), day, h("small", { class: "field-error", "data-testid": "move-out-error" })),
       submit,
@@ -308,26 +301,16 @@ export class RegistryScreen {
       {
         class: "register-form",
         "data-testid": "register-form",
-        onsubmit: async (e: Event) => {
-          e.preventDefault();
-          fieldErrors(form, []);
+        onsubmit: submitting(submit, async () => {
           const body: Record<string, string> = {};
           for (const [name] of fields) {
             const el = form.querySelector<HTMLInputElement>(`[name=${name}]`);
             if (el?.value) body[name] = el.value.trim();
           }
-          submit.disabled = true;
-          try {
-            const resident = await post<Resident>("/registry/residents", body, this.purpose);
-            toast(t("registry.registered"));
-            this.go({ kind: "resident", code: resident.code });
-          } catch (err) {
-            if (err instanceof ApiError && err.details.length) fieldErrors(form, err.details);
-            else toast(err);
-          } finally {
-            submit.disabled = false;
-          }
-        },
+          const resident = await post<Resident>("/registry/residents", body, this.purpose);
+          toast(t("registry.registered"));
+          this.go({ kind: "resident", code: resident.code });
+        }),
       },
       h("h2", null, t("registry.register")),
       h(

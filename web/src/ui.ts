@@ -41,6 +41,29 @@ export function fieldErrors(form: HTMLElement, details: ErrorDetail[]) {
   }
 }
 
+/**
+ * A form's submit handler: clears the last refusals, disables `submit` while `send` runs,
+ * and shows the server's refusals at their fields (an `invalid_field` without details at
+ * `field`, when given); other failures become a toast.
+ */
+export function submitting(submit: HTMLButtonElement, send: () => Promise<void>, field?: string) {
+  return async (e: Event) => {
+    e.preventDefault();
+    const form = e.currentTarget as HTMLFormElement;
+    fieldErrors(form, []);
+    submit.disabled = true;
+    try {
+      await send();
+    } catch (err) {
+      if (err instanceof ApiError && err.details.length) fieldErrors(form, err.details);
+      else if (field && err instanceof ApiError && err.code === "invalid_field") fieldErrors(form, [{ at: field, reason: err.message }]);
+      else toast(err);
+    } finally {
+      submit.disabled = false;
+    }
+  };
+}
+
 /** Runs `load` into `el` with loading, empty and error states. */
 export async function loadInto<T>(el: HTMLElement, load: () => Promise<T>, render: (value: T) => Child) {
   fill(el, h("div", { class: "loading" }, t("state.loading")));
