@@ -71,21 +71,26 @@ impl LiveOptions {
     }
 }
 
-/// Collects the generator's teams (and nothing else).
+/// Collects the generator's teams and places (and nothing else).
 #[derive(Default)]
-struct Teams(Vec<ForceUnit>);
+struct Collected {
+    teams: Vec<ForceUnit>,
+    places: Vec<Place>,
+}
 
-impl PopulationSink for Teams {
+impl PopulationSink for Collected {
     fn building(&mut self, _: &Building) {}
     fn unit(&mut self, _: &RentalUnit) {}
     fn resident(&mut self, _: &Resident) {}
     fn landlord(&mut self, _: &Landlord) {}
     fn tenancy(&mut self, _: &Tenancy) {}
     fn force_unit(&mut self, unit: &ForceUnit) {
-        self.0.push(unit.clone());
+        self.teams.push(unit.clone());
     }
     fn force_member(&mut self, _: &ForceMember) {}
-    fn place(&mut self, _: &Place) {}
+    fn place(&mut self, place: &Place) {
+        self.places.push(place.clone());
+    }
     fn informant(&mut self, _: &Informant) {}
 }
 
@@ -102,12 +107,12 @@ pub async fn populate(engine: &Engine, city: &CityMap, options: &LiveOptions) ->
     if !existing.is_empty() {
         return Ok(existing);
     }
-    let mut teams = Teams::default();
+    let mut teams = Collected::default();
     let population =
         PopulationOptions { seed: options.seed, scale: options.force_scale, ..PopulationOptions::default() };
     generate_force(city, &population, &mut teams);
     let mut beats: BTreeMap<String, String> = BTreeMap::new();
-    for team in &teams.0 {
+    for team in &teams.teams {
         beats.insert(team.beat.clone(), team.station.clone());
     }
     let new_beats: Vec<NewBeat> = beats
@@ -121,7 +126,7 @@ pub async fn populate(engine: &Engine, city: &CityMap, options: &LiveOptions) ->
     engine.save_beats(&system, new_beats).await?;
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0x11_0110);
     let mut new_units = Vec::new();
-    for team in teams.0.iter().filter(|t| city.areas.contains_key(&t.beat)) {
+    for team in teams.teams.iter().filter(|t| city.areas.contains_key(&t.beat)) {
         // Some police cars are traffic units (交警): traffic incidents prefer them.
         // The generator's categories and modes are the registry's, by name.
         let category = ForceCategory::parse(team.category.as_str()).unwrap_or(ForceCategory::Volunteer);
@@ -214,24 +219,6 @@ struct SimSite {
 const HEARTBEAT_S: i64 = 300;
 const SILENCE_CHANCE: f64 = 0.0005;
 
-/// Collects the generator's alarm points and checkpoints.
-#[derive(Default)]
-struct Sites(Vec<Place>);
-
-impl PopulationSink for Sites {
-    fn building(&mut self, _: &Building) {}
-    fn unit(&mut self, _: &RentalUnit) {}
-    fn resident(&mut self, _: &Resident) {}
-    fn landlord(&mut self, _: &Landlord) {}
-    fn tenancy(&mut self, _: &Tenancy) {}
-    fn force_unit(&mut self, _: &ForceUnit) {}
-    fn force_member(&mut self, _: &ForceMember) {}
-    fn place(&mut self, place: &Place) {
-        self.0.push(place.clone());
-    }
-    fn informant(&mut self, _: &Informant) {}
-}
-
 /// Registers the city's alarm points and checkpoint terminals on a new database (at the
 /// force's scale, every checkpoint), each with its place, in the district it stands in.
 /// Returns them ready to report (also when an earlier run registered them).
@@ -242,12 +229,12 @@ async fn sites(engine: &Engine, city: &CityMap, options: &LiveOptions) -> Result
     };
     let mut devices = fixed(engine.devices(&system).await?);
     if devices.is_empty() {
-        let mut found = Sites::default();
+        let mut found = Collected::default();
         let population =
             PopulationOptions { seed: options.seed, scale: options.force_scale, ..PopulationOptions::default() };
         crate::population::generate_sites(city, &population, &mut found);
         let mut new_devices = Vec::new();
-        for place in &found.0 {
+        for place in &found.places {
             // Checkpoints sit on borders: step inside when the border point itself is not.
             let inside = [(0.0, 0.0), (0.0005, 0.0), (-0.0005, 0.0), (0.0, 0.0005), (0.0, -0.0005)]
                 .into_iter()
