@@ -440,6 +440,45 @@ const TRUNCATE_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 /// The WAL kept on disk after it restarts (the autocheckpoint's ~200 MB, with room).
 const WAL_KEEP_BYTES: i64 = 256 << 20;
 
+/// Pages copied by a checkpoint after which the database file is read back into the page
+/// cache (~100 MB of 4 KiB pages: an import, not a registration).
+const WARM_AFTER_PAGES: i64 = 25_000;
+
+/// Memory the page cache must still leave to everything else after warming.
+const WARM_RESERVE_BYTES: u64 = 2 << 30;
+
+/// Reads the whole file once, so the kernel holds its pages (as PostgreSQL's `pg_prewarm`
+/// does for a relation), if it fits in `available` memory with [`WARM_RESERVE_BYTES`] to
+/// spare; pages already cached cost a copy, not a disk read. The bytes read, or `None` if
+/// it does not fit or the memory is unknown.
+fn warm_page_cache(path: &Path, available: Option<u64>) -> std::io::Result<Option<u64>> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    match available {
+        Some(available) if size.saturating_add(WARM_RESERVE_BYTES) <= available => {}
+        _ => return Ok(None),
+    }
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    while at < size {
+        match file.read_at(&mut buffer, at)? {
+            0 => break,
+            read => at += read as u64,
+        }
+    }
+    Ok(Some(at))
+}
+
+/// `MemAvailable` of `/proc/meminfo` (Linux): free memory plus the page cache the kernel
+/// can reclaim.
+fn mem_available_bytes() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|line| line.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// A thread with a connection of its own that checkpoints when asked (after a bulk write),
 /// so that copying a large WAL into the database file holds up neither the writer that
 /// made it nor the writes after it.
@@ -468,6 +507,7 @@ impl CheckpointCount {
 impl Checkpointer {
     fn start(path: &Path, count: Arc<CheckpointCount>) -> Result<Checkpointer, StoreError> {
         let conn = open_connection(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let file = path.to_path_buf();
         let (requests, received) = mpsc::channel::<()>();
         let counts = Arc::clone(&count);
         let thread = std::thread::Builder::new()
@@ -497,13 +537,33 @@ impl Checkpointer {
                         }
                         _ => false,
                     };
+                    let checkpoint_s = started.elapsed().as_secs_f64();
+                    // A write this large has pushed pages of the database out of the page
+                    // cache (its WAL took their place): read the file back while it fits,
+                    // so lookups after it do not each wait for the disk.
+                    let warmed = match outcome {
+                        Ok((_, copied)) if copied >= WARM_AFTER_PAGES => {
+                            let began = std::time::Instant::now();
+                            match warm_page_cache(&file, mem_available_bytes()) {
+                                Ok(Some(bytes)) => Some((bytes, began.elapsed().as_secs_f64())),
+                                Ok(None) => None,
+                                Err(error) => {
+                                    tracing::warn!(%error, "reading the database back into the page cache failed");
+                                    None
+                                }
+                            }
+                        }
+                        _ => None,
+                    };
                     counts.done.store(asked, std::sync::atomic::Ordering::Release);
                     match outcome {
                         Ok((log, copied)) => tracing::info!(
                             wal_pages = log,
                             copied_pages = copied,
                             truncated,
-                            seconds = started.elapsed().as_secs_f64(),
+                            seconds = checkpoint_s,
+                            warmed_bytes = warmed.map(|(bytes, _)| bytes),
+                            warming_s = warmed.map(|(_, s)| s),
                             "checkpointed after a bulk write"
                         ),
                         Err(error) => tracing::warn!(%error, "background checkpoint failed; the next will retry"),
@@ -656,6 +716,23 @@ mod tests {
         assert_eq!((permit.issued, permit.expires), (19_900, 20_300));
         assert!(store.meta_get("registry_keys_rebuild").await.unwrap().is_none());
         store.close().await;
+    }
+
+    #[test]
+    fn the_page_cache_is_warmed_only_with_memory_to_spare() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fk.db");
+        // Larger than the read buffer, and not a multiple of it.
+        std::fs::write(&path, vec![7u8; (1 << 20) + 12_345]).unwrap();
+        let size = (1 << 20) + 12_345;
+        assert_eq!(warm_page_cache(&path, Some(64 << 30)).unwrap(), Some(size));
+        // Not if the file would leave less than the reserve, nor with the memory unknown.
+        assert_eq!(warm_page_cache(&path, Some(WARM_RESERVE_BYTES + size - 1)).unwrap(), None);
+        assert_eq!(warm_page_cache(&path, None).unwrap(), None);
+        assert!(warm_page_cache(&dir.path().join("missing.db"), Some(64 << 30)).is_err());
+        if cfg!(target_os = "linux") {
+            assert!(mem_available_bytes().is_some_and(|bytes| bytes > 0));
+        }
     }
 
     #[tokio::test]
