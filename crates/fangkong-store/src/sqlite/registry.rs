@@ -830,6 +830,13 @@ impl SqliteStore {
                 let mut counts = ImportCounts::default();
                 let (started, mut waited) = (std::time::Instant::now(), std::time::Duration::ZERO);
                 let cpu_before = thread_cpu_seconds();
+                // A batch applied is freed on a thread of its own: its millions of strings
+                // are not the writer's work (measured: ~4 % of the writer's time).
+                let (dispose, disposal) = std::sync::mpsc::channel::<Vec<(u64, RegistryRecord)>>();
+                std::thread::Builder::new()
+                    .name("registry-import-free".into())
+                    .spawn(move || disposal.into_iter().for_each(drop))
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
                 // The writer thread is not async: it waits for each batch.
                 loop {
                     let asked = std::time::Instant::now();
@@ -839,6 +846,7 @@ impl SqliteStore {
                         ImportFeed::Batch(records) => {
                             bulk.apply(&records)?;
                             counts.rows += records.len() as u64;
+                            let _ = dispose.send(records);
                         }
                         ImportFeed::Abort(reason) => {
                             return Err(StoreError::Rejected { row: 0, field: "file", message: reason });

@@ -113,11 +113,21 @@ fn entry_at(chunk: &[u8]) -> Entry {
 
 fn encode(entries: &[Entry]) -> Vec<u8> {
     let mut blob = Vec::with_capacity(entries.len() * ENTRY_BYTES);
-    for entry in entries {
-        blob.extend_from_slice(&entry.key);
-        blob.extend_from_slice(&entry.rowid.to_le_bytes());
-    }
+    encode_into(&mut blob, entries);
     blob
+}
+
+/// `entries` (sorted) into `blob`, the same entry twice only once, as [`merge`] files them.
+fn encode_into(blob: &mut Vec<u8>, entries: &[Entry]) {
+    blob.clear();
+    let mut last = None;
+    for entry in entries {
+        if last != Some(entry) {
+            blob.extend_from_slice(&entry.key);
+            blob.extend_from_slice(&entry.rowid.to_le_bytes());
+            last = Some(entry);
+        }
+    }
 }
 
 fn read_bucket(conn: &Connection, bucket: i64) -> Result<Vec<Entry>, StoreError> {
@@ -268,6 +278,10 @@ impl PendingKeys {
             }
         }
         let empty: bool = conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM registry_keys)", [], |r| r.get(0))?;
+        // Into an empty table every bucket is new: a plain insert, in rowid order (each
+        // one appends), of the entries as they are, with no bucket to read and merge.
+        let mut insert = conn.prepare("INSERT INTO registry_keys (bucket, entries) VALUES (?1, ?2)")?;
+        let mut blob = Vec::new();
         for (i, kind) in KeyKind::ALL.into_iter().enumerate() {
             let (added, removed) = (&self.added[i], &self.removed[i]);
             let (mut a, mut r) = (0, 0);
@@ -278,12 +292,22 @@ impl PendingKeys {
                     (None, Some(y)) => kind.bucket(&y.key),
                     (None, None) => break,
                 };
-                let a_end = a + added[a..].partition_point(|e| kind.bucket(&e.key) == bucket);
-                let r_end = r + removed[r..].partition_point(|e| kind.bucket(&e.key) == bucket);
-                let existing = if empty { Vec::new() } else { read_bucket(conn, bucket)? };
-                match merge(existing, &removed[r..r_end], &added[a..a_end], kind.unique()) {
-                    Ok(merged) => write_bucket(conn, bucket, &merged)?,
-                    Err(clash) => return Ok(Err(clash)),
+                // A bucket's entries are a short run (~20 at a city's scale): walked, not
+                // binary-searched over the tens of millions after them.
+                let in_bucket = |e: &Entry| kind.bucket(&e.key) == bucket;
+                let a_end = a + added[a..].iter().take_while(|e| in_bucket(e)).count();
+                let r_end = r + removed[r..].iter().take_while(|e| in_bucket(e)).count();
+                let new = &added[a..a_end];
+                let clash_free = || !kind.unique() || new.windows(2).all(|pair| pair[0].key != pair[1].key);
+                if empty && r == r_end && clash_free() {
+                    encode_into(&mut blob, new);
+                    insert.execute(params![bucket, &blob])?;
+                } else {
+                    let existing = if empty { Vec::new() } else { read_bucket(conn, bucket)? };
+                    match merge(existing, &removed[r..r_end], new, kind.unique()) {
+                        Ok(merged) => write_bucket(conn, bucket, &merged)?,
+                        Err(clash) => return Ok(Err(clash)),
+                    }
                 }
                 (a, r) = (a_end, r_end);
             }
@@ -354,6 +378,42 @@ mod tests {
     fn a_retraction_takes_back_one_addition() {
         let added = vec![entry(1, 1), entry(2, 1), entry(2, 1), entry(3, 1)];
         assert_eq!(subtract(added, &[entry(0, 1), entry(2, 1), entry(3, 1)]), vec![entry(1, 1), entry(2, 1)]);
+    }
+
+    #[test]
+    fn filing_into_no_keys_at_all_is_filing_by_merging() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE registry_keys (bucket INTEGER PRIMARY KEY, entries BLOB NOT NULL)").unwrap();
+        let keys = |id: u8, phone: Option<u8>| ResidentKeys {
+            id_number: [id; 16],
+            phone: phone.map(|p| [p; 16]),
+            name: [9; 16],
+        };
+        let mut pending = PendingKeys::default();
+        pending.add(1, &keys(1, Some(5)));
+        pending.add(2, &keys(2, Some(5)));
+        // The same entries twice (filed once), and an entry added then taken back.
+        pending.add(2, &keys(2, Some(5)));
+        pending.add(4, &keys(4, None));
+        pending.retract(4, &keys(4, None));
+        assert_eq!(pending.file(&conn).unwrap(), Ok(()));
+        assert_eq!(lookup(&conn, KeyKind::IdNumber, &[2; 16]).unwrap(), [2]);
+        assert_eq!(lookup(&conn, KeyKind::IdNumber, &[4; 16]).unwrap(), [0i64; 0]);
+        assert_eq!(lookup(&conn, KeyKind::Phone, &[5; 16]).unwrap(), [1, 2]);
+        assert_eq!(lookup(&conn, KeyKind::Name, &[9; 16]).unwrap(), [1, 2]);
+        let blob: Vec<u8> = conn
+            .query_row("SELECT entries FROM registry_keys WHERE bucket = ?1", [KeyKind::Name.bucket(&[9; 16])], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(decode(&blob).unwrap(), [Entry { key: [9; 16], rowid: 1 }, Entry { key: [9; 16], rowid: 2 }]);
+
+        // Two residents holding one identity number: the later one clashes.
+        conn.execute("DELETE FROM registry_keys", []).unwrap();
+        let mut pending = PendingKeys::default();
+        pending.add(1, &keys(1, None));
+        pending.add(3, &keys(1, None));
+        assert_eq!(pending.file(&conn).unwrap(), Err(Clash { rowid: 3 }));
     }
 
     #[test]
