@@ -303,6 +303,9 @@ impl Writer {
         let read_write =
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = open_connection(path, read_write)?;
+        // A new database gets PAGE_SIZE pages (an existing one keeps its own: in WAL mode
+        // the size is fixed once the file has content).
+        conn.execute_batch(&format!("PRAGMA page_size = {PAGE_SIZE};"))?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Unavailable(format!("{}: cannot switch to WAL mode (got {mode})", path.display())));
@@ -318,27 +321,29 @@ impl Writer {
         // live in memory: on a temporary file each first touch of a page is a write(2).
         // A WAL that grew past WAL_KEEP_BYTES (a bulk import's, gigabytes) is cut back to it
         // when it next restarts, so it does not keep the page cache from the database.
+        let page_size: i64 = conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
+        let autocheckpoint = AUTOCHECKPOINT_BYTES / page_size;
         conn.execute_batch(&format!(
             "PRAGMA synchronous = FULL; PRAGMA cache_size = -262144; \
-             PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}; PRAGMA temp_store = MEMORY; \
+             PRAGMA wal_autocheckpoint = {autocheckpoint}; PRAGMA temp_store = MEMORY; \
              PRAGMA journal_size_limit = {WAL_KEEP_BYTES};"
         ))?;
-        let checkpointer = Checkpointer::start(path, checkpoints)?;
+        let checkpointer = Checkpointer::start(path, checkpoints, WARM_AFTER_BYTES / page_size)?;
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, queue, checkpointer))
+            .spawn(move || writer_loop(conn, queue, checkpointer, autocheckpoint))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(Writer { jobs, thread })
     }
 }
 
-fn writer_loop(conn: Connection, queue: mpsc::Receiver<Box<dyn Job>>, checkpointer: Checkpointer) {
+fn writer_loop(conn: Connection, queue: mpsc::Receiver<Box<dyn Job>>, checkpointer: Checkpointer, autocheckpoint: i64) {
     let mut next = None;
     while let Some(first) = next.take().or_else(|| queue.recv().ok()) {
         if first.alone() {
             checkpointer.expect();
-            run_alone(&conn, first);
+            run_alone(&conn, first, autocheckpoint);
             checkpointer.request();
             continue;
         }
@@ -365,7 +370,7 @@ fn writer_loop(conn: Connection, queue: mpsc::Receiver<Box<dyn Job>>, checkpoint
 
 /// One job in its own transaction: committed if it succeeds, rolled back if not. The
 /// commit does not checkpoint (the background checkpointer does, afterwards).
-fn run_alone(conn: &Connection, job: Box<dyn Job>) {
+fn run_alone(conn: &Connection, job: Box<dyn Job>, autocheckpoint: i64) {
     if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
         job.abort(error.into());
         return;
@@ -374,7 +379,7 @@ fn run_alone(conn: &Connection, job: Box<dyn Job>) {
     if ok {
         let commit = conn
             .execute_batch("PRAGMA wal_autocheckpoint = 0; COMMIT;")
-            .and_then(|()| conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")))
+            .and_then(|()| conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {autocheckpoint}")))
             .map_err(StoreError::from);
         if commit.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
@@ -431,8 +436,14 @@ fn commit_group(conn: &Connection, group: Vec<Box<dyn Job>>) {
     }
 }
 
-/// WAL pages after which a commit of the writer checkpoints (~200 MB; see `Writer::start`).
-const AUTOCHECKPOINT_PAGES: u32 = 50_000;
+/// The page size of a new database. Measured on a bulk insert of 2 M registry rows (a
+/// table and two indexes, one transaction, WAL): 8 KiB pages committed in half the time of
+/// 4 KiB ones (half the WAL frames, each an unaligned write of page + 24-byte header), and
+/// the whole insert ran ~20 % faster; 16 KiB gained nothing more. PostgreSQL's is 8 KiB too.
+const PAGE_SIZE: i64 = 8192;
+
+/// WAL size after which a commit of the writer checkpoints (~200 MB; see `Writer::start`).
+const AUTOCHECKPOINT_BYTES: i64 = 200 << 20;
 
 /// How long the checkpointer may wait for readers and the writer to empty the WAL file.
 const TRUNCATE_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
@@ -440,9 +451,9 @@ const TRUNCATE_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 /// The WAL kept on disk after it restarts (the autocheckpoint's ~200 MB, with room).
 const WAL_KEEP_BYTES: i64 = 256 << 20;
 
-/// Pages copied by a checkpoint after which the database file is read back into the page
-/// cache (~100 MB of 4 KiB pages: an import, not a registration).
-const WARM_AFTER_PAGES: i64 = 25_000;
+/// Bytes copied by a checkpoint after which the database file is read back into the page
+/// cache (an import, not a registration).
+const WARM_AFTER_BYTES: i64 = 100 << 20;
 
 /// Memory the page cache must still leave to everything else after warming.
 const WARM_RESERVE_BYTES: u64 = 2 << 30;
@@ -505,7 +516,7 @@ impl CheckpointCount {
 }
 
 impl Checkpointer {
-    fn start(path: &Path, count: Arc<CheckpointCount>) -> Result<Checkpointer, StoreError> {
+    fn start(path: &Path, count: Arc<CheckpointCount>, warm_after_pages: i64) -> Result<Checkpointer, StoreError> {
         let conn = open_connection(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         let file = path.to_path_buf();
         let (requests, received) = mpsc::channel::<()>();
@@ -542,7 +553,7 @@ impl Checkpointer {
                     // cache (its WAL took their place): read the file back while it fits,
                     // so lookups after it do not each wait for the disk.
                     let warmed = match outcome {
-                        Ok((_, copied)) if copied >= WARM_AFTER_PAGES => {
+                        Ok((_, copied)) if copied >= warm_after_pages => {
                             let began = std::time::Instant::now();
                             match warm_page_cache(&file, mem_available_bytes()) {
                                 Ok(Some(bytes)) => Some((bytes, began.elapsed().as_secs_f64())),
@@ -733,6 +744,27 @@ mod tests {
         if cfg!(target_os = "linux") {
             assert!(mem_available_bytes().is_some_and(|bytes| bytes > 0));
         }
+    }
+
+    #[tokio::test]
+    async fn a_new_database_gets_8_kib_pages_and_an_old_one_keeps_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        async fn page_size(store: &SqliteStore) -> Result<i64, StoreError> {
+            store.read(|conn| Ok(conn.query_row("PRAGMA page_size", [], |r| r.get(0))?)).await
+        }
+        let new = SqliteStore::open(&dir.path().join("new.db")).await.unwrap();
+        new.migrate().await.unwrap();
+        assert_eq!(page_size(&new).await.unwrap(), PAGE_SIZE);
+        new.close().await;
+        // A file made with SQLite's default pages before this setting existed.
+        let old_path = dir.path().join("old.db");
+        let old = Connection::open(&old_path).unwrap();
+        old.execute_batch("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER);").unwrap();
+        drop(old);
+        let old = SqliteStore::open(&old_path).await.unwrap();
+        old.migrate().await.unwrap();
+        assert_eq!(page_size(&old).await.unwrap(), 4096);
+        old.close().await;
     }
 
     #[tokio::test]
