@@ -320,37 +320,54 @@ impl PendingKeys {
             for (i, first, added) in sorted {
                 let kind = KeyKind::ALL[i];
                 let removed = in_part(&removed[i], first);
-                let (mut a, mut r) = (0, 0);
-                while a < added.len() || r < removed.len() {
-                    let bucket = match (added.get(a), removed.get(r)) {
-                        (Some(x), Some(y)) => kind.bucket(&x.key).min(kind.bucket(&y.key)),
-                        (Some(x), None) => kind.bucket(&x.key),
-                        (None, Some(y)) => kind.bucket(&y.key),
-                        (None, None) => break,
-                    };
-                    // A bucket's entries are a short run (~20 at a city's scale): walked,
-                    // not binary-searched over the rest of the part.
-                    let in_bucket = |e: &Entry| kind.bucket(&e.key) == bucket;
-                    let a_end = a + added[a..].iter().take_while(|e| in_bucket(e)).count();
-                    let r_end = r + removed[r..].iter().take_while(|e| in_bucket(e)).count();
-                    let new = &added[a..a_end];
-                    let clash_free = || !kind.unique() || new.windows(2).all(|pair| pair[0].key != pair[1].key);
-                    if empty && r == r_end && clash_free() {
-                        encode_into(&mut blob, new);
-                        insert.execute(params![bucket, &blob])?;
-                    } else {
-                        let existing = if empty { Vec::new() } else { read_bucket(conn, bucket)? };
-                        match merge(existing, &removed[r..r_end], new, kind.unique()) {
-                            Ok(merged) => write_bucket(conn, bucket, &merged)?,
-                            Err(clash) => return Ok(Err(clash)),
-                        }
-                    }
-                    (a, r) = (a_end, r_end);
+                if let Err(clash) = file_part(conn, &mut insert, &mut blob, kind, empty, &added, removed)? {
+                    return Ok(Err(clash));
                 }
             }
             Ok(Ok(()))
         })
     }
+}
+
+/// Files one part of a kind's keys, bucket by bucket: `added` and `removed` sorted, `empty`
+/// when the key table held nothing before (each bucket is then inserted as it is).
+fn file_part(
+    conn: &Connection,
+    insert: &mut rusqlite::Statement<'_>,
+    blob: &mut Vec<u8>,
+    kind: KeyKind,
+    empty: bool,
+    added: &[Entry],
+    removed: &[Entry],
+) -> Result<Result<(), Clash>, StoreError> {
+    let (mut a, mut r) = (0, 0);
+    while a < added.len() || r < removed.len() {
+        let bucket = match (added.get(a), removed.get(r)) {
+            (Some(x), Some(y)) => kind.bucket(&x.key).min(kind.bucket(&y.key)),
+            (Some(x), None) => kind.bucket(&x.key),
+            (None, Some(y)) => kind.bucket(&y.key),
+            (None, None) => break,
+        };
+        // A bucket's entries are a short run (~20 at a city's scale): walked, not
+        // binary-searched over the rest of the part.
+        let in_bucket = |e: &Entry| kind.bucket(&e.key) == bucket;
+        let a_end = a + added[a..].iter().take_while(|e| in_bucket(e)).count();
+        let r_end = r + removed[r..].iter().take_while(|e| in_bucket(e)).count();
+        let new = &added[a..a_end];
+        let clash_free = || !kind.unique() || new.windows(2).all(|pair| pair[0].key != pair[1].key);
+        if empty && r == r_end && clash_free() {
+            encode_into(blob, new);
+            insert.execute(params![bucket, &*blob])?;
+        } else {
+            let existing = if empty { Vec::new() } else { read_bucket(conn, bucket)? };
+            match merge(existing, &removed[r..r_end], new, kind.unique()) {
+                Ok(merged) => write_bucket(conn, bucket, &merged)?,
+                Err(clash) => return Ok(Err(clash)),
+            }
+        }
+        (a, r) = (a_end, r_end);
+    }
+    Ok(Ok(()))
 }
 
 /// The entries of a sorted list whose key starts with the byte `first`.
