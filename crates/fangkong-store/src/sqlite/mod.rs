@@ -330,27 +330,20 @@ impl Writer {
         ))?;
         let checkpointer = Checkpointer::start(path, checkpoints, WARM_AFTER_BYTES / page_size)?;
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
-        let wal = wal_path(path);
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, queue, checkpointer, autocheckpoint, &wal))
+            .spawn(move || writer_loop(conn, queue, checkpointer, autocheckpoint))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(Writer { jobs, thread })
     }
 }
 
-fn writer_loop(
-    conn: Connection,
-    queue: mpsc::Receiver<Box<dyn Job>>,
-    checkpointer: Checkpointer,
-    autocheckpoint: i64,
-    wal: &Path,
-) {
+fn writer_loop(conn: Connection, queue: mpsc::Receiver<Box<dyn Job>>, checkpointer: Checkpointer, autocheckpoint: i64) {
     let mut next = None;
     while let Some(first) = next.take().or_else(|| queue.recv().ok()) {
         if first.alone() {
             checkpointer.expect();
-            run_alone(&conn, first, autocheckpoint, wal);
+            run_alone(&conn, first, autocheckpoint);
             checkpointer.request();
             continue;
         }
@@ -377,30 +370,12 @@ fn writer_loop(
 
 /// One job in its own transaction: committed if it succeeds, rolled back if not. The
 /// commit does not checkpoint (the background checkpointer does, afterwards).
-///
-/// While the job runs, a helper thread syncs the WAL file every [`WAL_FLUSH_EVERY`]: a
-/// bulk write puts gigabytes of frames in it, and left to the commit's sync they would all
-/// go to the disk at the end while the caller waits. Synced as they come, they reach the
-/// disk while the writer works, and the commit syncs only the last of them (a 4 M-resident
-/// import: commit ~3.5 s → ~1 s, with the import's page cache cut to 256 MiB so that its
-/// pages reach the WAL as it runs; see `SqliteStore::import_registry`).
-fn run_alone(conn: &Connection, job: Box<dyn Job>, autocheckpoint: i64, wal: &Path) {
+fn run_alone(conn: &Connection, job: Box<dyn Job>, autocheckpoint: i64) {
     if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
         job.abort(error.into());
         return;
     }
-    let (ok, completion) = std::thread::scope(|scope| {
-        let (running, finished) = mpsc::channel::<()>();
-        let flusher = std::thread::Builder::new()
-            .name("sqlite-wal-flush".into())
-            .spawn_scoped(scope, move || flush_while_running(wal, &finished));
-        if let Err(error) = &flusher {
-            tracing::warn!(%error, "no thread to sync the WAL during a bulk write; its commit will sync it all");
-        }
-        let outcome = job.run(conn);
-        drop(running);
-        outcome
-    });
+    let (ok, completion) = job.run(conn);
     if ok {
         let commit = conn
             .execute_batch("PRAGMA wal_autocheckpoint = 0; COMMIT;")
@@ -460,27 +435,6 @@ fn commit_group(conn: &Connection, group: Vec<Box<dyn Job>>) {
         completion.complete(commit.clone());
     }
 }
-
-/// Syncs the WAL file every [`WAL_FLUSH_EVERY`] until `finished` hangs up. Only durability
-/// timing changes: SQLite still syncs at commit, and a frame synced early is simply
-/// already on disk then.
-fn flush_while_running(wal: &Path, finished: &mpsc::Receiver<()>) {
-    while let Err(mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(WAL_FLUSH_EVERY) {
-        if let Err(error) = std::fs::File::open(wal).and_then(|file| file.sync_data()) {
-            tracing::debug!(%error, "syncing the WAL during a bulk write failed; its commit will sync it");
-        }
-    }
-}
-
-/// The WAL file SQLite keeps beside the database.
-fn wal_path(database: &Path) -> PathBuf {
-    let mut name = database.as_os_str().to_owned();
-    name.push("-wal");
-    PathBuf::from(name)
-}
-
-/// How often a bulk write's WAL is synced while it grows (see [`run_alone`]).
-const WAL_FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The page size of a new database. Measured on a bulk insert of 2 M registry rows (a
 /// table and two indexes, one transaction, WAL): 8 KiB pages committed in half the time of

@@ -15,6 +15,12 @@ use crate::registry::{
 };
 use crate::{StoreError, thread_cpu_seconds, wall_clock_millis};
 
+/// The page cache of the writer while an import runs (the indexes of a large registry
+/// take random inserts; kept in memory they do not each cost a read).
+const IMPORT_CACHE_KIB: i64 = 1_048_576;
+/// The writer's page cache otherwise (as `Writer::start` sets it).
+const WRITER_CACHE_KIB: i64 = 262_144;
+
 /// `community IN (…)` as a JSON array parameter, or true for all.
 fn communities_json(communities: &Communities) -> Option<String> {
     communities.as_ref().map(|list| serde_json::to_string(list).expect("strings serialise"))
@@ -808,13 +814,6 @@ impl SqliteStore {
         .await
     }
 
-    /// An import in one transaction of its own. It runs with the writer's usual page cache
-    /// (256 MiB): its rows come sorted (a building's units, a unit's residents), so its
-    /// inserts touch few pages at a time, and what a larger cache holds beyond those is
-    /// dirty pages the commit must write to the WAL and sync while the caller waits. With
-    /// 1 GiB a 4 M-resident import's commit took ~3.5 s; with 256 MiB the pages reach the
-    /// WAL as the import runs, are synced there in the background (`run_alone`), and the
-    /// commit took ~1 s, for the same number of WAL frames.
     pub async fn import_registry(
         &self,
         key: [u8; 32],
@@ -824,50 +823,55 @@ impl SqliteStore {
     ) -> Result<ImportCounts, StoreError> {
         let mut entry = entry.clone();
         self.write_alone(move |conn| {
-            let now = wall_clock_millis();
-            let mut bulk = Bulk::new(conn, now)?;
-            let mut counts = ImportCounts::default();
-            let (started, mut waited) = (std::time::Instant::now(), std::time::Duration::ZERO);
-            let cpu_before = thread_cpu_seconds();
-            // A batch applied is freed on a thread of its own: its millions of strings
-            // are not the writer's work (measured: ~4 % of the writer's time).
-            let (dispose, disposal) = std::sync::mpsc::channel::<Vec<(u64, RegistryRecord)>>();
-            std::thread::Builder::new()
-                .name("registry-import-free".into())
-                .spawn(move || disposal.into_iter().for_each(drop))
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-            // The writer thread is not async: it waits for each batch.
-            loop {
-                let asked = std::time::Instant::now();
-                let Some(message) = feed.blocking_recv() else { break };
-                waited += asked.elapsed();
-                match message {
-                    ImportFeed::Batch(records) => {
-                        bulk.apply(&records)?;
-                        counts.rows += records.len() as u64;
-                        let _ = dispose.send(records);
-                    }
-                    ImportFeed::Abort(reason) => {
-                        return Err(StoreError::Rejected { row: 0, field: "file", message: reason });
+            conn.execute_batch(&format!("PRAGMA cache_size = -{IMPORT_CACHE_KIB}"))?;
+            let result = (|| {
+                let now = wall_clock_millis();
+                let mut bulk = Bulk::new(conn, now)?;
+                let mut counts = ImportCounts::default();
+                let (started, mut waited) = (std::time::Instant::now(), std::time::Duration::ZERO);
+                let cpu_before = thread_cpu_seconds();
+                // A batch applied is freed on a thread of its own: its millions of strings
+                // are not the writer's work (measured: ~4 % of the writer's time).
+                let (dispose, disposal) = std::sync::mpsc::channel::<Vec<(u64, RegistryRecord)>>();
+                std::thread::Builder::new()
+                    .name("registry-import-free".into())
+                    .spawn(move || disposal.into_iter().for_each(drop))
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                // The writer thread is not async: it waits for each batch.
+                loop {
+                    let asked = std::time::Instant::now();
+                    let Some(message) = feed.blocking_recv() else { break };
+                    waited += asked.elapsed();
+                    match message {
+                        ImportFeed::Batch(records) => {
+                            bulk.apply(&records)?;
+                            counts.rows += records.len() as u64;
+                            let _ = dispose.send(records);
+                        }
+                        ImportFeed::Abort(reason) => {
+                            return Err(StoreError::Rejected { row: 0, field: "file", message: reason });
+                        }
                     }
                 }
-            }
-            let filing = std::time::Instant::now();
-            bulk.finish()?;
-            let filing_s = filing.elapsed().as_secs_f64();
-            let change = RegistryChange { change: format!("{}:{}", change.change, counts.rows), ..change };
-            insert_change(conn, &change)?;
-            entry.detail = Some(format!("{} rows", counts.rows));
-            append_in(conn, &key, &entry)?;
-            tracing::info!(
-                records = counts.rows,
-                applying_s = (started.elapsed() - waited).as_secs_f64(),
-                waiting_for_rows_s = waited.as_secs_f64(),
-                filing_keys_s = filing_s,
-                writer_cpu_s = thread_cpu_seconds() - cpu_before,
-                "registry import applied; committing"
-            );
-            Ok(counts)
+                let filing = std::time::Instant::now();
+                bulk.finish()?;
+                let filing_s = filing.elapsed().as_secs_f64();
+                let change = RegistryChange { change: format!("{}:{}", change.change, counts.rows), ..change };
+                insert_change(conn, &change)?;
+                entry.detail = Some(format!("{} rows", counts.rows));
+                append_in(conn, &key, &entry)?;
+                tracing::info!(
+                    records = counts.rows,
+                    applying_s = (started.elapsed() - waited).as_secs_f64(),
+                    waiting_for_rows_s = waited.as_secs_f64(),
+                    filing_keys_s = filing_s,
+                    writer_cpu_s = thread_cpu_seconds() - cpu_before,
+                    "registry import applied; committing"
+                );
+                Ok(counts)
+            })();
+            conn.execute_batch(&format!("PRAGMA cache_size = -{WRITER_CACHE_KIB}"))?;
+            result
         })
         .await
     }
