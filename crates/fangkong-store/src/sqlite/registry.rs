@@ -591,6 +591,8 @@ struct Bulk<'c> {
     units_here: SortedCodes,
     keys: PendingKeys,
     rows: RowMap,
+    /// What `insert_resident`'s text parameters are bound to.
+    bound: BoundTexts,
 }
 
 impl<'c> Bulk<'c> {
@@ -607,6 +609,7 @@ impl<'c> Bulk<'c> {
             units_here: SortedCodes::default(),
             keys: PendingKeys::default(),
             rows: RowMap::default(),
+            bound: BoundTexts::default(),
         })
     }
 
@@ -687,14 +690,7 @@ impl<'c> Bulk<'c> {
         if !r.unit.as_ref().is_some_and(|u| self.units_here.contains(u)) {
             self.require(Table::Units, r.unit.as_deref())?;
         }
-        let inserted = self.insert_resident.execute(resident_params!(
-            r,
-            self.now,
-            permit.map(|p| p.kind.as_str()),
-            permit.map(|p| p.issued),
-            permit.map(|p| p.expires),
-            permit.and_then(|p| p.endorsed)
-        ))?;
+        let inserted = self.insert_resident(r, permit)?;
         let keys = keys_of(r);
         if inserted == 1 {
             let rowid = self.conn.last_insert_rowid();
@@ -721,6 +717,39 @@ impl<'c> Bulk<'c> {
         Ok(())
     }
 
+    /// Runs the bulk insert for one resident (and its permit), binding afresh only the
+    /// parameters that differ from the last resident's: neighbouring rows share their unit,
+    /// grid, community and more, and binding is a copy into SQLite (measured: ~13 % of the
+    /// writer's time when every parameter was bound for every row). SQLite keeps a bound
+    /// value until it is bound again.
+    fn insert_resident(&mut self, r: &SealedResident, permit: Option<&Permit>) -> rusqlite::Result<usize> {
+        let statement = &mut self.insert_resident;
+        let shared = &mut self.bound;
+        statement.raw_bind_parameter(1, &r.code)?;
+        shared.text(statement, 2, Some(r.document.as_str()))?;
+        statement.raw_bind_parameter(3, &r.sealed)?;
+        statement.raw_bind_parameter(4, &r.id_index[..])?;
+        statement.raw_bind_parameter(5, r.phone_index.as_ref().map(|i| &i[..]))?;
+        statement.raw_bind_parameter(6, &r.name)?;
+        shared.text(statement, 7, Some(r.sex.as_str()))?;
+        statement.raw_bind_parameter(8, r.birth)?;
+        shared.text(statement, 9, r.origin_province.as_deref())?;
+        shared.text(statement, 10, r.origin_city.as_deref())?;
+        shared.text(statement, 11, r.employer.as_deref())?;
+        shared.text(statement, 12, r.unit.as_deref())?;
+        shared.text(statement, 13, Some(&r.grid))?;
+        shared.text(statement, 14, Some(&r.community))?;
+        if !shared.now_bound {
+            statement.raw_bind_parameter(15, self.now)?;
+            shared.now_bound = true;
+        }
+        shared.text(statement, 16, permit.map(|p| p.kind.as_str()))?;
+        statement.raw_bind_parameter(17, permit.map(|p| p.issued))?;
+        statement.raw_bind_parameter(18, permit.map(|p| p.expires))?;
+        statement.raw_bind_parameter(19, permit.and_then(|p| p.endorsed))?;
+        statement.raw_execute()
+    }
+
     fn refusal(&self, row: u64, record: &RegistryRecord, refused: Refused) -> StoreError {
         if let Refused::Failed(rejected @ StoreError::Rejected { .. }) = refused {
             return rejected;
@@ -744,6 +773,34 @@ impl<'c> Bulk<'c> {
                 message: "is registered to another resident".into(),
             }),
         }
+    }
+}
+
+/// The text values a statement's parameters are bound to, by parameter index, so that an
+/// unchanged one is not bound again. `None`: never bound (or unknown).
+#[derive(Debug, Default)]
+struct BoundTexts {
+    texts: [Option<Option<String>>; 20],
+    now_bound: bool,
+}
+
+impl BoundTexts {
+    /// Binds `value` to parameter `index` unless it is bound to it already.
+    fn text(
+        &mut self,
+        statement: &mut rusqlite::Statement<'_>,
+        index: usize,
+        value: Option<&str>,
+    ) -> rusqlite::Result<()> {
+        let bound = &mut self.texts[index];
+        if bound.as_ref().is_some_and(|b| b.as_deref() == value) {
+            return Ok(());
+        }
+        // Forgotten first: if binding fails, the parameter's value is not known.
+        *bound = None;
+        statement.raw_bind_parameter(index, value)?;
+        *bound = Some(value.map(str::to_owned));
+        Ok(())
     }
 }
 

@@ -15,7 +15,8 @@ use crate::support::TestDb;
 
 conformance!(
     registry_records_round_trip_and_imports_are_all_or_nothing,
-    residents_are_found_by_their_current_keys_only
+    residents_are_found_by_their_current_keys_only,
+    an_import_stores_each_resident_as_given_whatever_its_neighbours_share
 );
 
 const T0: Timestamp = Timestamp::from_millis(1_764_288_000_000);
@@ -280,4 +281,84 @@ async fn residents_are_found_by_their_current_keys_only(db: &TestDb) {
     assert_eq!(db.store.permits_due(Some(vec!["C1".into()]), 20_100, 10).await.unwrap(), vec![permit]);
     assert!(db.store.permits_due(Some(vec!["C2".into()]), 20_100, 10).await.unwrap().is_empty());
     assert_eq!(db.store.count_residents().await.unwrap(), 5);
+}
+
+/// Neighbouring rows of an import share most fields (SQLite binds a parameter again only
+/// when it changes): each resident and permit reads back exactly as its own row gave it,
+/// with fields that come and go, change and change back from row to row.
+async fn an_import_stores_each_resident_as_given_whatever_its_neighbours_share(db: &TestDb) {
+    let mut records = vec![RegistryRecord::Building(Building {
+        code: "B1".into(),
+        address: "园岭新村1号楼".into(),
+        grid: "G1".into(),
+        community: "C1".into(),
+        lon: 114.05,
+        lat: 22.55,
+        kind: BuildingKind::UrbanVillage,
+        floors: 7,
+    })];
+    for unit in ["U1", "U2"] {
+        records.push(RegistryRecord::Unit(HousingUnit {
+            code: unit.into(),
+            building: "B1".into(),
+            floor: 3,
+            area_m2: 20.0,
+            rooms: 1,
+            usage: UnitUse::Residential,
+            rent_yuan: None,
+            rental: true,
+            landlord: None,
+            community: "C1".into(),
+        }));
+    }
+    db.store.write_registry(records, vec![change("B1")], &entry("property")).await.unwrap();
+
+    let people: Vec<(SealedResident, Option<Permit>)> = (1u8..=8)
+        .map(|i| {
+            let code = format!("R{i}");
+            let odd = i % 2 == 1;
+            let resident = SealedResident {
+                code: code.clone(),
+                document: if i % 3 == 0 { DocumentKind::HkMacauPermit } else { DocumentKind::ResidentId },
+                sealed: vec![i; 40],
+                id_index: [i; 16],
+                phone_index: odd.then_some([i ^ 0xff; 16]),
+                name: format!("居民{i}"),
+                sex: if odd { Sex::Male } else { Sex::Female },
+                birth: 7_000 + i64::from(i),
+                origin_province: (i % 4 == 1).then(|| "湖南省".to_string()),
+                origin_city: (i % 4 == 1).then(|| format!("城市{i}")),
+                employer: (i == 5).then(|| "华强电子".to_string()),
+                unit: match i {
+                    1..=3 | 6 => Some("U1".into()),
+                    4 | 5 => Some("U2".into()),
+                    _ => None,
+                },
+                grid: if i < 7 { "G1".into() } else { "G2".into() },
+                community: if i < 8 { "C1".into() } else { "C2".into() },
+            };
+            let permit = (i % 3 != 2).then(|| Permit {
+                resident: code,
+                kind: if i == 4 { PermitKind::TemporaryPermit } else { PermitKind::ResidencePermit },
+                issued: 19_000 + i64::from(i),
+                expires: 20_000 + i64::from(i),
+                endorsed: (i == 3).then_some(19_500),
+                community: resident.community.clone(),
+            });
+            (resident, permit)
+        })
+        .collect();
+    let mut rows = Vec::new();
+    for (n, (resident, permit)) in people.iter().enumerate() {
+        let row = n as u64 + 2;
+        rows.push((row, RegistryRecord::Resident(Box::new(resident.clone()))));
+        if let Some(permit) = permit {
+            rows.push((row, RegistryRecord::Permit(permit.clone())));
+        }
+    }
+    assert_eq!(feed(db, vec![ImportFeed::Batch(rows)]).await.unwrap(), 13);
+    for (resident, permit) in &people {
+        assert_eq!(db.store.resident(&resident.code).await.unwrap().as_ref(), Some(resident), "{}", resident.code);
+        assert_eq!(&db.store.permit(&resident.code).await.unwrap(), permit, "{}", resident.code);
+    }
 }
