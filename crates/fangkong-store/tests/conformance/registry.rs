@@ -37,6 +37,36 @@ fn change(code: &str) -> RegistryChange {
     }
 }
 
+/// Building B1 of grid G1, community C1.
+fn building_b1() -> Building {
+    Building {
+        code: "B1".into(),
+        address: "园岭新村1号楼".into(),
+        grid: "G1".into(),
+        community: "C1".into(),
+        lon: 114.05,
+        lat: 22.55,
+        kind: BuildingKind::UrbanVillage,
+        floors: 7,
+    }
+}
+
+/// A rental unit of building B1.
+fn unit_of_b1(code: &str) -> HousingUnit {
+    HousingUnit {
+        code: code.into(),
+        building: "B1".into(),
+        floor: 3,
+        area_m2: 20.0,
+        rooms: 1,
+        usage: UnitUse::Residential,
+        rent_yuan: None,
+        rental: true,
+        landlord: None,
+        community: "C1".into(),
+    }
+}
+
 fn resident(code: &str, index: u8) -> RegistryRecord {
     person(code, index, "张伟")
 }
@@ -73,28 +103,8 @@ async fn feed(db: &TestDb, batches: Vec<ImportFeed>) -> Result<u64, StoreError> 
 }
 
 async fn registry_records_round_trip_and_imports_are_all_or_nothing(db: &TestDb) {
-    let building = Building {
-        code: "B1".into(),
-        address: "园岭新村1号楼".into(),
-        grid: "G1".into(),
-        community: "C1".into(),
-        lon: 114.05,
-        lat: 22.55,
-        kind: BuildingKind::UrbanVillage,
-        floors: 7,
-    };
-    let unit = HousingUnit {
-        code: "U1".into(),
-        building: "B1".into(),
-        floor: 3,
-        area_m2: 20.0,
-        rooms: 1,
-        usage: UnitUse::Residential,
-        rent_yuan: Some(1500),
-        rental: true,
-        landlord: None,
-        community: "C1".into(),
-    };
+    let building = building_b1();
+    let unit = HousingUnit { rent_yuan: Some(1500), ..unit_of_b1("U1") };
     let records = vec![RegistryRecord::Building(building.clone()), RegistryRecord::Unit(unit.clone())];
     db.store.write_registry(records, vec![change("B1")], &entry("property")).await.unwrap();
     assert_eq!(db.store.building("B1").await.unwrap(), Some(building.clone()));
@@ -205,30 +215,7 @@ async fn residents_are_found_by_their_current_keys_only(db: &TestDb) {
         let found = db.store.residents_by_name(name, vec!["C1".into(), "C2".into()], 10).await.unwrap();
         found.into_iter().map(|r| r.code).collect::<Vec<_>>()
     };
-    let property = vec![
-        RegistryRecord::Building(Building {
-            code: "B1".into(),
-            address: "园岭新村1号楼".into(),
-            grid: "G1".into(),
-            community: "C1".into(),
-            lon: 114.05,
-            lat: 22.55,
-            kind: BuildingKind::UrbanVillage,
-            floors: 7,
-        }),
-        RegistryRecord::Unit(HousingUnit {
-            code: "U1".into(),
-            building: "B1".into(),
-            floor: 3,
-            area_m2: 20.0,
-            rooms: 1,
-            usage: UnitUse::Residential,
-            rent_yuan: None,
-            rental: true,
-            landlord: None,
-            community: "C1".into(),
-        }),
-    ];
+    let property = vec![RegistryRecord::Building(building_b1()), RegistryRecord::Unit(unit_of_b1("U1"))];
     db.store.write_registry(property, Vec::new(), &entry("property")).await.unwrap();
     let rows = vec![(2, resident("R1", 1)), (3, resident("R2", 2))];
     feed(db, vec![ImportFeed::Batch(rows)]).await.unwrap();
@@ -287,30 +274,11 @@ async fn residents_are_found_by_their_current_keys_only(db: &TestDb) {
 /// when it changes): each resident and permit reads back exactly as its own row gave it,
 /// with fields that come and go, change and change back from row to row.
 async fn an_import_stores_each_resident_as_given_whatever_its_neighbours_share(db: &TestDb) {
-    let mut records = vec![RegistryRecord::Building(Building {
-        code: "B1".into(),
-        address: "园岭新村1号楼".into(),
-        grid: "G1".into(),
-        community: "C1".into(),
-        lon: 114.05,
-        lat: 22.55,
-        kind: BuildingKind::UrbanVillage,
-        floors: 7,
-    })];
-    for unit in ["U1", "U2"] {
-        records.push(RegistryRecord::Unit(HousingUnit {
-            code: unit.into(),
-            building: "B1".into(),
-            floor: 3,
-            area_m2: 20.0,
-            rooms: 1,
-            usage: UnitUse::Residential,
-            rent_yuan: None,
-            rental: true,
-            landlord: None,
-            community: "C1".into(),
-        }));
-    }
+    let records = vec![
+        RegistryRecord::Building(building_b1()),
+        RegistryRecord::Unit(unit_of_b1("U1")),
+        RegistryRecord::Unit(unit_of_b1("U2")),
+    ];
     db.store.write_registry(records, vec![change("B1")], &entry("property")).await.unwrap();
 
     let people: Vec<(SealedResident, Option<Permit>)> = (1u8..=8)
