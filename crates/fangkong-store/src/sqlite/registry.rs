@@ -600,7 +600,12 @@ impl<'c> Bulk<'c> {
         Ok(Bulk {
             conn,
             now,
-            insert_resident: conn.prepare(RESIDENT_INSERT_BULK)?,
+            insert_resident: {
+                // The import's time is the same for every row: bound once.
+                let mut insert = conn.prepare(RESIDENT_INSERT_BULK)?;
+                insert.raw_bind_parameter(15, now)?;
+                insert
+            },
             insert_unit: conn.prepare(UNIT_UPSERT[1])?,
             insert_building: conn.prepare(BUILDING_UPSERT[1])?,
             last_rowid_before: conn
@@ -739,10 +744,6 @@ impl<'c> Bulk<'c> {
         shared.text(statement, 12, r.unit.as_deref())?;
         shared.text(statement, 13, Some(&r.grid))?;
         shared.text(statement, 14, Some(&r.community))?;
-        if !shared.now_bound {
-            statement.raw_bind_parameter(15, self.now)?;
-            shared.now_bound = true;
-        }
         shared.text(statement, 16, permit.map(|p| p.kind.as_str()))?;
         statement.raw_bind_parameter(17, permit.map(|p| p.issued))?;
         statement.raw_bind_parameter(18, permit.map(|p| p.expires))?;
@@ -781,7 +782,6 @@ impl<'c> Bulk<'c> {
 #[derive(Debug, Default)]
 struct BoundTexts {
     texts: [Option<Option<String>>; 20],
-    now_bound: bool,
 }
 
 impl BoundTexts {
@@ -811,7 +811,8 @@ impl BoundTexts {
 #[derive(Debug, Default)]
 struct SortedCodes {
     text: String,
-    ends: Vec<usize>,
+    /// Where each code lies in `text`.
+    spans: Vec<(usize, usize)>,
     /// Where the last code looked for was found: the residents of a batch come sorted by
     /// unit, so the next one is usually there or just after.
     cursor: usize,
@@ -820,41 +821,28 @@ struct SortedCodes {
 impl SortedCodes {
     fn clear(&mut self) {
         self.text.clear();
-        self.ends.clear();
+        self.spans.clear();
         self.cursor = 0;
     }
 
     /// Adds a code greater than every code already added.
     fn push(&mut self, code: &str) {
+        let start = self.text.len();
         self.text.push_str(code);
-        self.ends.push(self.text.len());
-    }
-
-    fn get(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.text[start..self.ends[i]]
+        self.spans.push((start, self.text.len()));
     }
 
     fn contains(&mut self, code: &str) -> bool {
-        for i in [self.cursor, self.cursor + 1] {
-            if i < self.ends.len() && self.get(i) == code {
-                self.cursor = i;
-                return true;
-            }
+        let text = &self.text;
+        let at = |&(start, end): &(usize, usize)| &text[start..end];
+        let found = [self.cursor, self.cursor + 1]
+            .into_iter()
+            .find(|&i| self.spans.get(i).is_some_and(|span| at(span) == code))
+            .or_else(|| self.spans.binary_search_by(|span| at(span).cmp(code)).ok());
+        if let Some(i) = found {
+            self.cursor = i;
         }
-        let mut range = 0..self.ends.len();
-        while range.start < range.end {
-            let middle = range.start + (range.end - range.start) / 2;
-            match self.get(middle).cmp(code) {
-                std::cmp::Ordering::Less => range.start = middle + 1,
-                std::cmp::Ordering::Greater => range.end = middle,
-                std::cmp::Ordering::Equal => {
-                    self.cursor = middle;
-                    return true;
-                }
-            }
-        }
-        false
+        found.is_some()
     }
 }
 
