@@ -324,7 +324,7 @@ impl Writer {
         let page_size: i64 = conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
         let autocheckpoint = AUTOCHECKPOINT_BYTES / page_size;
         conn.execute_batch(&format!(
-            "PRAGMA synchronous = FULL; PRAGMA cache_size = -262144; \
+            "PRAGMA synchronous = FULL; PRAGMA cache_size = -{WRITER_CACHE_KIB}; \
              PRAGMA wal_autocheckpoint = {autocheckpoint}; PRAGMA temp_store = MEMORY; \
              PRAGMA journal_size_limit = {WAL_KEEP_BYTES};"
         ))?;
@@ -447,6 +447,9 @@ fn commit_group(conn: &Connection, group: Vec<Box<dyn Job>>) {
 /// 4 KiB ones (half the WAL frames, each an unaligned write of page + 24-byte header), and
 /// the whole insert ran ~20 % faster; 16 KiB gained nothing more. PostgreSQL's is 8 KiB too.
 const PAGE_SIZE: i64 = 8192;
+
+/// The writer's page cache (256 MiB; a bulk import sets its own while it runs).
+pub(super) const WRITER_CACHE_KIB: i64 = 262_144;
 
 /// WAL size after which a commit of the writer checkpoints (~200 MB; see `Writer::start`).
 const AUTOCHECKPOINT_BYTES: i64 = 200 << 20;

@@ -4,9 +4,9 @@ use fangkong_core::audit::AuditEntry;
 use fangkong_core::registry::{Building, Day, HousingUnit, Permit, Sighting, Tenancy, Visit, Workstation};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::SqliteStore;
 use super::audit::append_in;
 use super::registry_keys::{self, KeyKind, PendingKeys, ResidentKeys};
+use super::{SqliteStore, WRITER_CACHE_KIB};
 use crate::error::{is_sqlite_reference_violation, is_sqlite_unique_violation};
 use crate::registry::{
     BUILDING_COLUMNS, BlindIndex, Communities, ImportCounts, ImportFeed, LANDLORD_COLUMNS, Occupancy, PropertyCard,
@@ -18,8 +18,6 @@ use crate::{StoreError, thread_cpu_seconds, wall_clock_millis};
 /// The page cache of the writer while an import runs (the indexes of a large registry
 /// take random inserts; kept in memory they do not each cost a read).
 const IMPORT_CACHE_KIB: i64 = 1_048_576;
-/// The writer's page cache otherwise (as `Writer::start` sets it).
-const WRITER_CACHE_KIB: i64 = 262_144;
 
 /// `community IN (…)` as a JSON array parameter, or true for all.
 fn communities_json(communities: &Communities) -> Option<String> {
