@@ -276,6 +276,20 @@ impl PendingKeys {
         }
     }
 
+    /// These keys and `other`'s together.
+    pub(super) fn join(mut self, other: PendingKeys) -> PendingKeys {
+        let PendingKeys { added, removed, retracted } = other;
+        for (mine, theirs) in self.added.iter_mut().zip(added) {
+            for (part, more) in mine.iter_mut().zip(theirs) {
+                part.extend(more);
+            }
+        }
+        for (mine, theirs) in self.removed.iter_mut().zip(removed).chain(self.retracted.iter_mut().zip(retracted)) {
+            mine.extend(theirs);
+        }
+        self
+    }
+
     /// Keys a resident registered before the import was filed under.
     pub(super) fn remove(&mut self, rowid: i64, keys: &ResidentKeys) {
         Self::push(&mut self.removed, rowid, keys);
