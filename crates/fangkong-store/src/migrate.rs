@@ -40,6 +40,11 @@ pub static SQLITE: &[Migration] = &[
     Migration { version: 7, name: "registry", sql: include_str!("../migrations/sqlite/0007_registry.sql") },
     Migration { version: 8, name: "registry_keys", sql: include_str!("../migrations/sqlite/0008_registry_keys.sql") },
     Migration { version: 9, name: "device_sites", sql: include_str!("../migrations/sqlite/0009_device_sites.sql") },
+    Migration {
+        version: 10,
+        name: "registry_key_buckets",
+        sql: include_str!("../migrations/sqlite/0010_registry_key_buckets.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order, with the same versions and meaning as [`SQLITE`].
@@ -53,6 +58,11 @@ pub static POSTGRES: &[Migration] = &[
     Migration { version: 7, name: "registry", sql: include_str!("../migrations/postgres/0007_registry.sql") },
     Migration { version: 8, name: "registry_keys", sql: include_str!("../migrations/postgres/0008_registry_keys.sql") },
     Migration { version: 9, name: "device_sites", sql: include_str!("../migrations/postgres/0009_device_sites.sql") },
+    Migration {
+        version: 10,
+        name: "registry_key_buckets",
+        sql: include_str!("../migrations/postgres/0010_registry_key_buckets.sql"),
+    },
 ];
 
 /// A row of `schema_migrations`.

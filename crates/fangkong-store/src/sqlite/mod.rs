@@ -738,6 +738,46 @@ mod tests {
         store.close().await;
     }
 
+    #[tokio::test]
+    async fn keys_filed_in_buckets_of_twenty_bits_are_found_after_migrating() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("fk.db")).await.unwrap();
+        let id_index = [0xff, 0xff, 0xff, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1];
+        // The schema as migration 0009 left it, with a resident whose identity key is filed
+        // where 2^20 buckets put it: bucket (1 << 20) | 0xfffff.
+        store
+            .write(|conn| {
+                applied_migrations(conn)?;
+                for migration in migrate::SQLITE.iter().take_while(|m| m.version <= 9) {
+                    apply_migration(conn, migration)?;
+                }
+                conn.execute("DELETE FROM meta WHERE key = 'registry_keys_rebuild'", [])?;
+                conn.execute_batch(
+                    "INSERT INTO registry_residents (id, code, document, sealed, id_index, name, sex, birth, grid,
+                         community, updated_at)
+                     VALUES (1, 'R1', 'resident_id', x'00', x'ffffff01010101010101010101010101', '张伟', 'M', 7000,
+                             'G1', 'C1', 0);
+                     INSERT INTO registry_keys (bucket, entries)
+                     VALUES (2097151, x'ffffff01010101010101010101010101' || x'0100000000000000');",
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let report = store.migrate().await.unwrap();
+        assert_eq!(report.applied.first().map(|(v, _)| *v), Some(10));
+        assert_eq!(store.resident_by_id_index(id_index).await.unwrap().unwrap().code, "R1");
+        assert_eq!(store.residents_by_name("张伟".into(), vec!["C1".into()], 10).await.unwrap().len(), 1);
+        // Every bucket is numbered as 2^18 buckets per kind number them.
+        let highest: i64 = store
+            .read(|conn| Ok(conn.query_row("SELECT max(bucket) FROM registry_keys", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert!(highest < 4 << 18, "bucket {highest}");
+        assert!(store.meta_get("registry_keys_rebuild").await.unwrap().is_none());
+        store.close().await;
+    }
+
     #[test]
     fn the_page_cache_is_warmed_only_with_memory_to_spare() {
         let dir = tempfile::tempdir().unwrap();

@@ -6,7 +6,7 @@
 //! imported resident a random descent per key — at a city's scale, a page read once the
 //! index outgrows the cache; measured, the import ran at ~20,000 residents/s. Here a key's
 //! bucket is its kind and its first [`BUCKET_BITS`] bits; the bucket's row in
-//! `registry_keys` holds its entries (key ‖ the resident's rowid) sorted, ~20 per kind at
+//! `registry_keys` holds its entries (key ‖ the resident's rowid) sorted, ~76 per kind at
 //! 20 M residents. A lookup reads one row; a registration rewrites one or two buckets of a
 //! few hundred bytes; an import collects its keys, sorts them and writes each bucket once
 //! ([`PendingKeys`]).
@@ -22,8 +22,12 @@ use crate::StoreError;
 /// A lookup key: a blind index, or a name's hash.
 pub(super) type Key = [u8; 16];
 
-/// Bits of a key that choose its bucket: 2^20 buckets per kind.
-const BUCKET_BITS: u32 = 20;
+/// Bits of a key that choose its bucket: 2^18 buckets per kind, ~76 entries (1.8 KB) each
+/// at 20 M residents. Migration 0010 went from 2^20 to 2^18: an import writes each bucket as
+/// one row, and at 20 M residents the 3 × 2^20 rows of ~20 entries took 8.4 s of the writer
+/// (the bytes are the same either way; the rows were the cost). A registration rewrites a
+/// bucket of 1.8 KB instead of 480 bytes.
+const BUCKET_BITS: u32 = 18;
 /// Bytes of an entry: the key and the rowid (little-endian).
 const ENTRY_BYTES: usize = 24;
 
@@ -362,7 +366,7 @@ fn file_part(
             (None, Some(y)) => kind.bucket(&y.key),
             (None, None) => break,
         };
-        // A bucket's entries are a short run (~20 at a city's scale): walked, not
+        // A bucket's entries are a short run (~76 at a city's scale): walked, not
         // binary-searched over the rest of the part.
         let in_bucket = |e: &Entry| kind.bucket(&e.key) == bucket;
         let a_end = a + added[a..].iter().take_while(|e| in_bucket(e)).count();
@@ -498,7 +502,7 @@ mod tests {
         assert!(decode(&[0; 23]).is_err());
         let mut key = [0u8; 16];
         key[..3].copy_from_slice(&[0xff, 0xff, 0xf0]);
-        assert_eq!(KeyKind::Phone.bucket(&key), (2 << 20) | 0xfffff);
+        assert_eq!(KeyKind::Phone.bucket(&key), (2 << BUCKET_BITS) | 0x3ffff);
         assert_ne!(name_key("C1", "张伟"), name_key("C2", "张伟"));
     }
 }
