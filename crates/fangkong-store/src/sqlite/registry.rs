@@ -782,12 +782,15 @@ impl<'c> Bulk<'c> {
     }
 }
 
+/// A batch of an import's records, applied, with the rowid of each of its residents.
+type AppliedBatch = (Vec<(u64, RegistryRecord)>, Vec<i64>);
+
 /// The keys of the residents an import wrote, collected on a thread of its own from each
 /// batch and its rowids, which then frees the batch: hashing names and growing the lists of
 /// tens of millions of keys is not the writer's work (profiled at 4 M residents: ~7 % of the
 /// writer's time, most of it page faults of the growing lists).
 struct KeyCollector {
-    batches: std::sync::mpsc::SyncSender<(Vec<(u64, RegistryRecord)>, Vec<i64>)>,
+    batches: std::sync::mpsc::SyncSender<AppliedBatch>,
     thread: std::thread::JoinHandle<PendingKeys>,
 }
 
@@ -795,7 +798,7 @@ impl KeyCollector {
     fn start() -> Result<KeyCollector, StoreError> {
         // A few batches in flight: if the collector falls behind, the writer waits rather
         // than the batches piling up in memory.
-        let (batches, received) = std::sync::mpsc::sync_channel::<(Vec<(u64, RegistryRecord)>, Vec<i64>)>(16);
+        let (batches, received) = std::sync::mpsc::sync_channel::<AppliedBatch>(16);
         let thread = std::thread::Builder::new()
             .name("registry-import-keys".into())
             .spawn(move || {
