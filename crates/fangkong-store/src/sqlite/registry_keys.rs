@@ -7,8 +7,8 @@
 //! index outgrows the cache; measured, the import ran at ~20,000 residents/s. Here a key's
 //! bucket is its kind and its first [`BUCKET_BITS`] bits; the bucket's row in
 //! `registry_keys` holds its entries (key ‖ the resident's rowid) sorted, ~76 per kind at
-//! 20 M residents. A lookup reads one row; a registration rewrites one or two buckets of a
-//! few hundred bytes; an import collects its keys, sorts them and writes each bucket once
+//! 20 M residents. A lookup reads one row; a registration rewrites one or two buckets of
+//! ~2 KB; an import collects its keys, sorts them and writes each bucket once
 //! ([`PendingKeys`]).
 //!
 //! The buckets are the only index of these keys, so every write of a resident goes through
