@@ -701,19 +701,31 @@ fn apply_migration(conn: &Connection, migration: &Migration) -> Result<(), Store
 mod tests {
     use super::*;
 
+    /// A store whose schema is as migration `version` left it, then `sql` run on it.
+    async fn store_left_by_migration(path: &Path, version: u32, sql: &'static str) -> SqliteStore {
+        let store = SqliteStore::open(path).await.unwrap();
+        store
+            .write(move |conn| {
+                applied_migrations(conn)?;
+                for migration in migrate::SQLITE.iter().take_while(|m| m.version <= version) {
+                    apply_migration(conn, migration)?;
+                }
+                conn.execute_batch(sql)?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        store
+    }
+
     #[tokio::test]
     async fn a_registry_from_before_the_key_buckets_is_found_after_migrating() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("fk.db")).await.unwrap();
         // The schema as migration 0007 left it, with two residents and a permit.
-        store
-            .write(|conn| {
-                applied_migrations(conn)?;
-                for migration in migrate::SQLITE.iter().take_while(|m| m.version <= 7) {
-                    apply_migration(conn, migration)?;
-                }
-                conn.execute_batch(
-                    "INSERT INTO registry_residents (code, document, sealed, id_index, phone_index, name, sex, birth,
+        let store = store_left_by_migration(
+            &dir.path().join("fk.db"),
+            7,
+            "INSERT INTO registry_residents (code, document, sealed, id_index, phone_index, name, sex, birth,
                          grid, community, updated_at)
                      VALUES ('R1', 'resident_id', x'00', x'01010101010101010101010101010101',
                              x'02020202020202020202020202020202', '张伟', 'M', 7000, 'G1', 'C1', 0),
@@ -721,11 +733,8 @@ mod tests {
                              7000, 'G1', 'C1', 0);
                      INSERT INTO registry_permits (resident, kind, issued, expires, endorsed, community, updated_at)
                      VALUES ('R2', 'residence_permit', 19900, 20300, NULL, 'C1', 0);",
-                )?;
-                Ok(())
-            })
-            .await
-            .unwrap();
+        )
+        .await;
         let report = store.migrate().await.unwrap();
         assert_eq!(report.applied.first().map(|(v, _)| *v), Some(8));
         let r1 = store.resident_by_id_index([1; 16]).await.unwrap().unwrap();
@@ -741,29 +750,21 @@ mod tests {
     #[tokio::test]
     async fn keys_filed_in_buckets_of_twenty_bits_are_found_after_migrating() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("fk.db")).await.unwrap();
         let id_index = [0xff, 0xff, 0xff, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1];
-        // The schema as migration 0009 left it, with a resident whose identity key is filed
-        // where 2^20 buckets put it: bucket (1 << 20) | 0xfffff.
-        store
-            .write(|conn| {
-                applied_migrations(conn)?;
-                for migration in migrate::SQLITE.iter().take_while(|m| m.version <= 9) {
-                    apply_migration(conn, migration)?;
-                }
-                conn.execute("DELETE FROM meta WHERE key = 'registry_keys_rebuild'", [])?;
-                conn.execute_batch(
-                    "INSERT INTO registry_residents (id, code, document, sealed, id_index, name, sex, birth, grid,
+        // The schema as migration 0009 left it (0008's rebuild done), with a resident whose
+        // identity key is filed where 2^20 buckets put it: bucket (1 << 20) | 0xfffff.
+        let store = store_left_by_migration(
+            &dir.path().join("fk.db"),
+            9,
+            "DELETE FROM meta WHERE key = 'registry_keys_rebuild';
+             INSERT INTO registry_residents (id, code, document, sealed, id_index, name, sex, birth, grid,
                          community, updated_at)
                      VALUES (1, 'R1', 'resident_id', x'00', x'ffffff01010101010101010101010101', '张伟', 'M', 7000,
                              'G1', 'C1', 0);
                      INSERT INTO registry_keys (bucket, entries)
                      VALUES (2097151, x'ffffff01010101010101010101010101' || x'0100000000000000');",
-                )?;
-                Ok(())
-            })
-            .await
-            .unwrap();
+        )
+        .await;
         let report = store.migrate().await.unwrap();
         assert_eq!(report.applied.first().map(|(v, _)| *v), Some(10));
         assert_eq!(store.resident_by_id_index(id_index).await.unwrap().unwrap().code, "R1");
