@@ -837,7 +837,7 @@ fn demo_shows_a_moving_city_within_ten_seconds() {
     };
     let mut first_positions: Option<std::collections::HashMap<String, (f64, f64)>> = None;
     let (mut moved, mut dispatched, mut incidents) = (0, 0, 0);
-    while started.elapsed() < Duration::from_secs(10) && (moved == 0 || dispatched == 0) {
+    while started.elapsed() < Duration::from_secs(10) && (moved <= 10 || dispatched == 0) {
         let units = json("/api/v1/dispatch/units");
         let positions: std::collections::HashMap<String, (f64, f64)> = units
             .as_array()
