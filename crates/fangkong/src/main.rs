@@ -338,7 +338,9 @@ async fn bench_dispatch(args: BenchDispatchArgs) -> anyhow::Result<()> {
 
 async fn bench_registry(args: BenchRegistryArgs) -> anyhow::Result<()> {
     use fangkong_bench::registry::RegistryBenchOptions;
-    init_logging("warn,fangkong_store=info")?;
+    // The store's lines say what the writer did; the engine's import line, what the reading
+    // thread (parse, checks, sealing) cost.
+    init_logging("warn,fangkong_store=info,fangkong_engine::registry=info")?;
     let mut options = if args.quick { RegistryBenchOptions::quick() } else { RegistryBenchOptions::default() };
     if !args.quick {
         anyhow::ensure!(args.scale > 0.0 && args.scale <= 2.0, "--scale must be in (0, 2]");
