@@ -388,6 +388,11 @@ fn params(values: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
 impl PgStore {
     /// Applies `records` in order, pipelined; the first refusal (by position) with its
     /// index.
+    ///
+    /// Every statement is prepared before any is executed: a record whose statement was
+    /// still being prepared used to be executed after later records whose statements were
+    /// cached, so a unit and a resident living in it, sent in that order, reached the server
+    /// the other way round and the import failed.
     async fn apply_all(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
@@ -395,9 +400,16 @@ impl PgStore {
         now: i64,
     ) -> Result<(), (usize, &'static str, StoreError)> {
         let statements: Vec<_> = records.iter().map(|r| statement(r, now)).collect();
-        let results = join_all(statements.iter().map(|(sql, values)| async move {
-            let prepared = tx.prepare_cached(sql).await?;
-            tx.execute(&prepared, &params(values)).await
+        let mut prepared: Vec<(&str, tokio_postgres::Statement)> = Vec::new();
+        for (at, (sql, _)) in statements.iter().enumerate() {
+            if !prepared.iter().any(|(known, _)| known == sql) {
+                let statement = tx.prepare_cached(sql).await.map_err(|e| (at, records[at].entity(), e.into()))?;
+                prepared.push((sql, statement));
+            }
+        }
+        let results = join_all(statements.iter().map(|(sql, values)| {
+            let statement = &prepared.iter().find(|(known, _)| known == sql).expect("prepared above").1;
+            async move { tx.execute(statement, &params(values)).await }
         }))
         .await;
         for (at, result) in results.into_iter().enumerate() {

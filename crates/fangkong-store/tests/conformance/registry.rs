@@ -202,6 +202,27 @@ async fn registry_records_round_trip_and_imports_are_all_or_nothing(db: &TestDb)
     let said: Vec<_> = changes.iter().map(|c| c.change.as_str()).collect();
     assert_eq!(said, ["saved", "saved:2", "saved", "saved"]);
     assert!(changes.windows(2).all(|w| w[0].seq < w[1].seq));
+
+    // An imported resident's unit must be on the registry, whether it was there before the
+    // import (U1), is not (U8: the import fails at its row), or is written by the same import.
+    let in_unit = |code: &str, index: u8, unit: &str| match resident(code, index) {
+        RegistryRecord::Resident(mut r) => {
+            r.unit = Some(unit.into());
+            (index.into(), RegistryRecord::Resident(r))
+        }
+        _ => unreachable!(),
+    };
+    let rows = vec![in_unit("R5", 5, "U1"), in_unit("R6", 6, "U8"), in_unit("R7", 7, "U1")];
+    match feed(db, vec![ImportFeed::Batch(rows)]).await {
+        Err(StoreError::Rejected { row: 6, field: "unit", message }) => assert!(message.contains("U8"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(db.store.resident("R5").await.unwrap().is_none());
+    let rows = vec![(4, RegistryRecord::Unit(unit_of_b1("U8"))), in_unit("R6", 6, "U8"), in_unit("R7", 7, "U1")];
+    assert_eq!(feed(db, vec![ImportFeed::Batch(rows)]).await.unwrap(), 3);
+    assert_eq!(db.store.resident("R6").await.unwrap().unwrap().unit.as_deref(), Some("U8"));
+    let rows = vec![in_unit("R5", 5, "U8")];
+    assert_eq!(feed(db, vec![ImportFeed::Batch(rows)]).await.unwrap(), 1);
 }
 
 /// Re-registrations, imports that update residents or list one twice, and clashes of
