@@ -839,7 +839,10 @@ fn demo_shows_a_moving_city() {
     };
     // More units than this have moved: the loop waits for it and the assertion checks it.
     const MOVING: usize = 10;
-    let mut first_positions: Option<std::collections::HashMap<String, (f64, f64)>> = None;
+    // Each unit's first position seen: units report their first positions over the first
+    // seconds, so a unit counts from the first time it is seen (CI once took the first
+    // snapshot when 5 units had positions, and no other unit could count as moved).
+    let mut first_positions: std::collections::HashMap<String, (f64, f64)> = std::collections::HashMap::new();
     let (mut moved, mut dispatched, mut incidents) = (0, 0, 0);
     while started.elapsed() < Duration::from_secs(60) && (moved <= MOVING || dispatched == 0) {
         let units = json("/api/v1/dispatch/units");
@@ -849,13 +852,10 @@ fn demo_shows_a_moving_city() {
             .iter()
             .filter_map(|u| Some((u["unit"].as_str()?.to_string(), (u["lat"].as_f64()?, u["lon"].as_f64()?))))
             .collect();
-        match &first_positions {
-            None if !positions.is_empty() => first_positions = Some(positions),
-            Some(first) => {
-                moved = first.iter().filter(|(unit, at)| positions.get(*unit).is_some_and(|now| now != *at)).count()
-            }
-            None => {}
+        for (unit, at) in &positions {
+            first_positions.entry(unit.clone()).or_insert(*at);
         }
+        moved = first_positions.iter().filter(|(unit, at)| positions.get(*unit).is_some_and(|now| now != *at)).count();
         let all = json("/api/v1/incidents?status=all&from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z");
         incidents = all.as_array().unwrap().len();
         dispatched = all.as_array().unwrap().iter().filter(|i| !i["units"].as_array().unwrap().is_empty()).count();
