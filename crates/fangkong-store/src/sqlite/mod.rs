@@ -220,27 +220,28 @@ impl SqliteStore {
 
 /// Opens a connection with the settings every connection of ours uses.
 fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
-    let conn = Connection::open_with_flags(path, flags)
-        .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
-    configure(conn)
+    open_on(path, flags, None)
 }
 
 /// The writer's connection: through the VFS that gathers the WAL's writes during bulk
 /// writes ([`gather`]), or SQLite's default one if that could not be registered.
 fn open_writer_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
-    match gather::register() {
-        Ok(()) => configure(
-            Connection::open_with_flags_and_vfs(path, flags, gather::NAME)
-                .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?,
-        ),
-        Err(error) => {
+    let vfs = gather::register()
+        .inspect_err(|error| {
             tracing::warn!(%error, "the WAL-gathering VFS is not available; bulk writes use SQLite's own");
-            open_connection(path, flags)
-        }
-    }
+        })
+        .ok()
+        .map(|()| gather::NAME);
+    open_on(path, flags, vfs)
 }
 
-fn configure(conn: Connection) -> Result<Connection, StoreError> {
+/// A connection on `vfs` (SQLite's default one if `None`).
+fn open_on(path: &Path, flags: OpenFlags, vfs: Option<&std::ffi::CStr>) -> Result<Connection, StoreError> {
+    let conn = match vfs {
+        Some(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs),
+        None => Connection::open_with_flags(path, flags),
+    }
+    .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA cache_size = -16000;")?;
     Ok(conn)
