@@ -310,41 +310,28 @@ unsafe extern "C" fn write(file: *mut ffi::sqlite3_file, data: *const c_void, am
     }
 }
 
-unsafe extern "C" fn truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_int {
-    // SAFETY: a file `open` initialised (SQLite's contract for every method).
-    unsafe {
-        let rc = flush(file.cast());
-        if rc != ffi::SQLITE_OK {
-            return rc;
+/// The methods that write the buffer out, then pass through to the default VFS's file:
+/// after them the file holds everything SQLite wrote.
+macro_rules! flush_then_pass {
+    ($name:ident, $method:ident, ($($arg:ident: $ty:ty),*)) => {
+        unsafe extern "C" fn $name(file: *mut ffi::sqlite3_file $(, $arg: $ty)*) -> c_int {
+            // SAFETY: a file `open` initialised (SQLite's contract for every method); the
+            // arguments are SQLite's, passed on.
+            unsafe {
+                let rc = flush(file.cast());
+                if rc != ffi::SQLITE_OK {
+                    return rc;
+                }
+                let (real, methods) = real(file);
+                methods.$method.expect(stringify!($method))(real $(, $arg)*)
+            }
         }
-        let (real, methods) = real(file);
-        methods.xTruncate.expect("xTruncate")(real, size)
-    }
+    };
 }
 
-unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    // SAFETY: as for `truncate`.
-    unsafe {
-        let rc = flush(file.cast());
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        let (real, methods) = real(file);
-        methods.xSync.expect("xSync")(real, flags)
-    }
-}
-
-unsafe extern "C" fn file_size(file: *mut ffi::sqlite3_file, size: *mut i64) -> c_int {
-    // SAFETY: as for `truncate`.
-    unsafe {
-        let rc = flush(file.cast());
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        let (real, methods) = real(file);
-        methods.xFileSize.expect("xFileSize")(real, size)
-    }
-}
+flush_then_pass!(truncate, xTruncate, (size: i64));
+flush_then_pass!(sync, xSync, (flags: c_int));
+flush_then_pass!(file_size, xFileSize, (size: *mut i64));
 
 /// The methods that only pass through to the default VFS's file.
 macro_rules! pass {
