@@ -282,6 +282,9 @@ struct State {
     /// The first failed write's error code; later buffers are dropped unwritten.
     error: c_int,
     stop: bool,
+    /// Bytes written, and how long the gathering thread waited for the writing one.
+    written: u64,
+    waited: std::time::Duration,
 }
 
 impl Behind {
@@ -294,6 +297,8 @@ impl Behind {
                 spare: (0..IN_FLIGHT).map(|_| Vec::with_capacity(CAPACITY)).collect(),
                 error: ffi::SQLITE_OK,
                 stop: false,
+                written: 0,
+                waited: std::time::Duration::ZERO,
             }),
             changed: Condvar::new(),
         });
@@ -321,15 +326,23 @@ impl Behind {
             if let Some(empty) = state.spare.pop() {
                 return Ok(empty);
             }
-            state = self.shared.changed.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner);
+            state = self.wait(state);
         }
+    }
+
+    /// Waits for the writing thread to finish a buffer, counting the time.
+    fn wait<'a>(&'a self, state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        let began = std::time::Instant::now();
+        let mut state = self.shared.changed.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.waited += began.elapsed();
+        state
     }
 
     /// Waits until everything handed over is written; the first error if a write failed.
     fn drain(&self) -> c_int {
         let mut state = self.lock();
         while !state.queue.is_empty() || state.writing.is_some() {
-            state = self.shared.changed.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner);
+            state = self.wait(state);
         }
         state.error
     }
@@ -344,7 +357,14 @@ impl Behind {
     /// Writes what is handed over and ends the thread; the first error if a write failed.
     fn stop(mut self) -> c_int {
         let rc = self.drain();
-        self.lock().stop = true;
+        let mut state = self.lock();
+        state.stop = true;
+        tracing::info!(
+            bytes = state.written,
+            waited_s = state.waited.as_secs_f64(),
+            "WAL written behind the gathering thread"
+        );
+        drop(state);
         self.shared.changed.notify_all();
         if let Some(thread) = self.thread.take()
             && thread.join().is_err()
@@ -387,13 +407,13 @@ fn write_behind(shared: &Shared, target: &std::fs::File) {
         let failed = state.error != ffi::SQLITE_OK;
         drop(state);
         let written = if failed { Ok(()) } else { target.write_all_at(&bytes, offset as u64) };
+        let length = if !failed && written.is_ok() { bytes.len() as u64 } else { 0 };
         #[cfg(test)]
-        if written.is_ok() && !failed {
-            WRITTEN_BEHIND.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        }
+        WRITTEN_BEHIND.fetch_add(length, std::sync::atomic::Ordering::Relaxed);
         bytes.clear();
         state = lock();
         state.writing = None;
+        state.written += length;
         state.spare.push(bytes);
         if let Err(error) = written {
             tracing::error!(%error, offset, "writing the gathered WAL failed");
