@@ -81,6 +81,14 @@ pub fn thread_cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// Time the calling thread has spent ready to run but waiting for a CPU, where Linux tells
+/// it (`/proc/thread-self/schedstat`; 0 elsewhere): with more busy threads than cores, the
+/// part of a bulk write's wall time that is neither its CPU time nor a wait of its own.
+pub fn thread_run_queue_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/thread-self/schedstat") else { return 0.0 };
+    stat.split_whitespace().nth(1).and_then(|ns| ns.parse::<f64>().ok()).map_or(0.0, |ns| ns / 1e9)
+}
+
 // After the macro, so that these modules can use it.
 mod audit;
 mod dispatch;

@@ -674,6 +674,7 @@ fn read_file(
     mut progress: Box<dyn FnMut(ImportProgress) + Send>,
 ) -> (ImportReport, Vec<ImportError>, u64) {
     let cpu_before = fangkong_store::thread_cpu_seconds();
+    let run_queue_before = fangkong_store::thread_run_queue_seconds();
     let mut report = ImportReport::default();
     let mut errors = Vec::new();
     let mut bad_rows = 0u64;
@@ -739,6 +740,7 @@ fn read_file(
         rows = report.rows,
         bad_rows,
         reader_cpu_s = fangkong_store::thread_cpu_seconds() - cpu_before,
+        reader_run_queue_s = fangkong_store::thread_run_queue_seconds() - run_queue_before,
         "import file read, checked and sealed"
     );
     (report, errors, bad_rows)

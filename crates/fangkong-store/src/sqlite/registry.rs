@@ -13,7 +13,7 @@ use crate::registry::{
     RESIDENT_COLUMNS, RegistryChange, RegistryRecord, ResidentRow, SIGHTING_COLUMNS, SealedLandlord, SealedResident,
     UNIT_COLUMNS, VISIT_COLUMNS, blind_index, building_kind, landlord_kind, permit_kind, unit_use, visit_outcome,
 };
-use crate::{StoreError, thread_cpu_seconds, wall_clock_millis};
+use crate::{StoreError, thread_cpu_seconds, thread_run_queue_seconds, wall_clock_millis};
 
 /// The page cache of the writer while an import runs (the indexes of a large registry
 /// take random inserts; kept in memory they do not each cost a read).
@@ -1004,6 +1004,8 @@ impl SqliteStore {
                 let mut counts = ImportCounts::default();
                 let (started, mut waited) = (std::time::Instant::now(), std::time::Duration::ZERO);
                 let cpu_before = thread_cpu_seconds();
+                let run_queue_before = thread_run_queue_seconds();
+                let mut handing_over = std::time::Duration::ZERO;
                 // A batch applied goes to the key collector, which then frees it: its
                 // millions of strings are not the writer's work either (measured: ~4 % of the
                 // writer's time).
@@ -1017,7 +1019,9 @@ impl SqliteStore {
                         ImportFeed::Batch(records) => {
                             let rowids = bulk.apply(&records)?;
                             counts.rows += records.len() as u64;
+                            let handed = std::time::Instant::now();
                             collector.collect(records, rowids)?;
+                            handing_over += handed.elapsed();
                         }
                         ImportFeed::Abort(reason) => {
                             return Err(StoreError::Rejected { row: 0, field: "file", message: reason });
@@ -1037,6 +1041,9 @@ impl SqliteStore {
                     waiting_for_rows_s = waited.as_secs_f64(),
                     filing_keys_s = filing_s,
                     writer_cpu_s = thread_cpu_seconds() - cpu_before,
+                    // Waiting for a core, and for the key collector to take a batch.
+                    writer_run_queue_s = thread_run_queue_seconds() - run_queue_before,
+                    waiting_for_collector_s = handing_over.as_secs_f64(),
                     "registry import applied; committing"
                 );
                 Ok(counts)
