@@ -26,6 +26,7 @@ use fangkong_core::time::Timestamp;
 use fangkong_store::{RejectedFix, Store, StoreError, StoredFix};
 use tokio::sync::{broadcast, mpsc};
 
+use crate::forces::PresenceState;
 use crate::{Caller, Engine, EngineError};
 
 /// How the pipeline runs.
@@ -111,6 +112,8 @@ const SHARDS: usize = 64;
 
 pub(crate) struct AvlState {
     shards: Vec<Mutex<HashMap<i64, LivePosition>>>,
+    /// Minutes units spent in beats, marked as fixes arrive (for the coverage report).
+    pub(crate) presence: Arc<PresenceState>,
     history: RwLock<Option<mpsc::Sender<HistoryItem>>>,
     writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
     feed: broadcast::Sender<Arc<LivePosition>>,
@@ -128,9 +131,17 @@ impl AvlState {
     pub(crate) fn start(store: Arc<Store>, config: &AvlConfig) -> AvlState {
         let (sender, receiver) = mpsc::channel(config.queue.max(1));
         let counters = Arc::new(AvlCounters::default());
-        let writer = tokio::spawn(write_history(store, receiver, config.batch.max(1), Arc::clone(&counters)));
+        let presence = Arc::new(PresenceState::default());
+        let writer = tokio::spawn(write_history(
+            store,
+            receiver,
+            config.batch.max(1),
+            Arc::clone(&counters),
+            Arc::clone(&presence),
+        ));
         AvlState {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            presence,
             history: RwLock::new(Some(sender)),
             writer: Mutex::new(Some(writer)),
             feed: broadcast::channel(16_384).0,
@@ -162,6 +173,7 @@ async fn write_history(
     mut queue: mpsc::Receiver<HistoryItem>,
     batch: usize,
     counters: Arc<AvlCounters>,
+    presence: Arc<PresenceState>,
 ) {
     let mut items = Vec::with_capacity(batch);
     while queue.recv_many(&mut items, batch).await > 0 {
@@ -191,6 +203,21 @@ async fn write_history(
                 }
             }
         }
+        store_presence(&store, &presence).await;
+    }
+    store_presence(&store, &presence).await;
+}
+
+/// Adds the presence marked since the last batch to the store; on failure they wait for the
+/// next batch (a failed write stores none of them).
+async fn store_presence(store: &Store, presence: &PresenceState) {
+    let rows = presence.take();
+    if rows.is_empty() {
+        return;
+    }
+    if let Err(error) = store.record_presence(rows.clone()).await {
+        tracing::warn!(%error, rows = rows.len(), "storing beat presence failed; kept for the next batch");
+        presence.put_back(rows);
     }
 }
 
@@ -257,8 +284,14 @@ impl Engine {
                 chain,
                 h3,
             });
-            shard.insert(device_id, LivePosition::clone(&live));
+            let previous = shard.insert(device_id, LivePosition::clone(&live));
             permit.send(HistoryItem::Accepted(StoredFix { device_id, received_at, h3, fix: live.fix.clone() }));
+            // The previous fix's time in place is now known: until this one.
+            if let Some(previous) = previous
+                && let Some(unit) = previous.unit.as_deref().filter(|u| live.unit.as_deref() == Some(*u))
+            {
+                avl.presence.mark(unit, previous.fix.point, previous.fix.fixed_at, live.fix.fixed_at);
+            }
             live
         };
         avl.counters.accepted.fetch_add(1, Ordering::Relaxed);
@@ -331,6 +364,15 @@ impl Engine {
         }
         positions.sort_by_key(|live| live.device_id);
         Ok(positions)
+    }
+
+    /// Every tracker's newest accepted fix (no authorisation: for the engine's own reports).
+    pub(crate) fn newest_fixes(&self) -> Vec<LivePosition> {
+        self.avl
+            .shards
+            .iter()
+            .flat_map(|shard| shard.lock().expect("live shard").values().cloned().collect::<Vec<_>>())
+            .collect()
     }
 
     /// A tracker's latest position, if the caller may see it.
@@ -416,6 +458,8 @@ impl Engine {
         for device in devices {
             purged += self.store.purge_positions(device, cutoff).await?;
         }
+        // Presence is derived from the tracks: it goes with them (whole hours before the cutoff).
+        purged += self.store.purge_presence(cutoff).await?;
         if purged > 0 {
             tracing::info!(purged, retention_days = self.config.avl.retention_days, "position history purged");
         }

@@ -8,11 +8,11 @@
 //! open), the identity number is found by a keyed blind index, and every read is audited
 //! with its purpose.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use fangkong_core::audit::Outcome;
 use fangkong_core::auth::Action;
-use fangkong_core::forces::{Beat, ForceCategory, HourCoverage, Member, Shift, Trace, Unit, check_shift, coverage};
+use fangkong_core::forces::{Beat, ForceCategory, HourCoverage, Member, Shift, Trace, Unit, check_shift};
 use fangkong_core::jurisdiction::{Chain, JurisdictionKind};
 use fangkong_core::keys::hmac_sha256;
 use fangkong_core::time::Timestamp;
@@ -20,7 +20,11 @@ use fangkong_geo::Area;
 use fangkong_store::SealedMember;
 use geo::BooleanOps;
 
+use crate::guard::{Record, Reference, Write};
+
+mod presence;
 use crate::{Caller, Engine, EngineError, crypto};
+pub(crate) use presence::{BeatIndex, PresenceState};
 
 /// What the engine holds of the registry.
 #[derive(Debug, Default)]
@@ -75,6 +79,21 @@ pub struct BeatCoverage {
     pub hours: Vec<(Timestamp, HourCoverage)>,
 }
 
+const HOUR_MS: i64 = 3_600_000;
+
+/// The minutes of the hour starting at `hour` (bit m: minute m) at whose middle one of
+/// `shifts` ran.
+fn shift_minutes(shifts: &[&Shift], hour: i64) -> u64 {
+    let mut bits = 0u64;
+    for minute in 0..60 {
+        let at = Timestamp::from_millis(hour + minute * 60_000 + 30_000);
+        if shifts.iter().any(|s| s.covers(at)) {
+            bits |= 1 << minute;
+        }
+    }
+    bits
+}
+
 fn check_code(field: &'static str, code: &str) -> Result<(), EngineError> {
     if (1..=32).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
         Ok(())
@@ -99,12 +118,23 @@ impl ForceState {
     pub(crate) fn beats(&self) -> impl Iterator<Item = &Beat> {
         self.beats.values()
     }
+
+    /// The police station a beat is under, if the beat exists.
+    pub(crate) fn beat_station(&self, code: &str) -> Option<String> {
+        self.beats.get(code).map(|b| b.station.clone())
+    }
+
+    /// The police station of a unit, if the unit exists.
+    pub(crate) fn unit_station(&self, code: &str) -> Option<String> {
+        self.units.get(code).map(|u| u.station.clone())
+    }
 }
 
 impl Engine {
     pub(crate) async fn load_forces(&self) -> Result<(), EngineError> {
         let beats = self.store.list_beats().await?;
         let units = self.store.list_units().await?;
+        self.avl.presence.set_beats(&beats);
         let mut state = self.forces.write().expect("forces lock");
         state.beats = beats.into_iter().map(|b| (b.code.clone(), b)).collect();
         state.units = units.into_iter().map(|u| (u.code.clone(), u)).collect();
@@ -140,7 +170,22 @@ impl Engine {
             check_code("code", &new.code)?;
             check_text("name", &new.name, 64)?;
             let place = self.station_chain(&new.station)?;
-            self.authorize(caller, Action::ManageForces, Some(&place), "beat.save", Some(("beat", &new.code))).await?;
+            // A beat made of grids may only be made of grids the caller may see.
+            let write = Write {
+                action: Action::ManageForces,
+                audit_action: "beat.save",
+                record: Record::Beat(&new.code),
+                also: Vec::new(),
+                to: &place,
+                references: new
+                    .grids
+                    .iter()
+                    .map(|grid| {
+                        Reference::new("grids", Record::Jurisdiction(grid), Action::ReadForces).or_not_found("grid")
+                    })
+                    .collect(),
+            };
+            let _authorised = self.authorize_write(caller, write).await?;
             let shape = match (new.shape, new.grids.is_empty()) {
                 (Some(shape), true) => shape,
                 (None, false) => self.union_of_grids(&new.grids)?,
@@ -170,6 +215,8 @@ impl Engine {
             for beat in &beats {
                 state.beats.insert(beat.code.clone(), beat.clone());
             }
+            let all: Vec<Beat> = state.beats.values().cloned().collect();
+            self.avl.presence.set_beats(&all);
         }
         self.dispatch_beats_changed();
         Ok(beats)
@@ -231,12 +278,19 @@ impl Engine {
                 return Err(EngineError::Invalid { field: "code", message: format!("{} is listed twice", unit.code) });
             }
             let place = self.station_chain(&unit.station)?;
-            self.authorize(caller, Action::ManageForces, Some(&place), "unit.save", Some(("unit", &unit.code))).await?;
-            if let Some(beat) = &unit.beat
-                && !self.forces.read().expect("forces lock").beats.contains_key(beat)
-            {
-                return Err(EngineError::NotFound { entity: "beat", key: beat.clone() });
-            }
+            let write = Write {
+                action: Action::ManageForces,
+                audit_action: "unit.save",
+                record: Record::PoliceUnit(&unit.code),
+                also: Vec::new(),
+                to: &place,
+                references: unit
+                    .beat
+                    .iter()
+                    .map(|beat| Reference::new("beat", Record::Beat(beat), Action::ReadForces).or_not_found("beat"))
+                    .collect(),
+            };
+            let _authorised = self.authorize_write(caller, write).await?;
         }
         let _serial = self.admin_writes.lock().await;
         let mut entry = caller.entry(self.now(), "unit.save", Outcome::Allowed);
@@ -315,8 +369,17 @@ impl Engine {
         };
         for (shift, station) in shifts.iter().zip(&stations) {
             let place = self.chain_of(station).unwrap_or_default();
-            self.authorize(caller, Action::ManageForces, Some(&place), "roster.add", Some(("unit", &shift.unit)))
-                .await?;
+            let write = Write {
+                action: Action::ManageForces,
+                audit_action: "roster.add",
+                record: Record::PoliceUnit(&shift.unit),
+                also: Vec::new(),
+                to: &place,
+                references: vec![
+                    Reference::new("beat", Record::Beat(&shift.beat), Action::ReadForces).or_not_found("beat"),
+                ],
+            };
+            let _authorised = self.authorize_write(caller, write).await?;
         }
         let _serial = self.admin_writes.lock().await;
         let from = shifts.iter().map(|s| s.starts_at).min().unwrap_or_default();
@@ -337,6 +400,9 @@ impl Engine {
 
     /// Removes a shift from the roster (a unit's station in the caller's jurisdiction).
     pub async fn delete_shift(&self, caller: &Caller, id: i64) -> Result<(), EngineError> {
+        // The role first: a caller who may not change the roster learns nothing of its ids.
+        let target = id.to_string();
+        self.authorize(caller, Action::ManageForces, None, "roster.delete", Some(("shift", &target))).await?;
         let shift = self
             .store
             .shift(id)
@@ -344,7 +410,6 @@ impl Engine {
             .ok_or_else(|| EngineError::NotFound { entity: "shift", key: id.to_string() })?;
         let station = self.forces.read().expect("forces lock").units.get(&shift.unit).map(|u| u.station.clone());
         let place = station.and_then(|s| self.chain_of(&s)).unwrap_or_default();
-        let target = id.to_string();
         self.authorize(caller, Action::ManageForces, Some(&place), "roster.delete", Some(("shift", &target))).await?;
         let _serial = self.admin_writes.lock().await;
         let entry = caller
@@ -373,9 +438,10 @@ impl Engine {
     }
 
     /// Coverage of every beat inside `within` (a node in the caller's jurisdiction), hour by
-    /// hour from the hour holding `from` to `to`: minutes with an on-duty unit inside,
-    /// against the minutes the roster planned. Units' positions come from their trackers'
-    /// history (devices registered with the unit's code).
+    /// hour from the hour holding `from` to `to` (at most 31 days): minutes with an on-duty
+    /// unit inside, against the minutes the roster planned. Where units were comes from the
+    /// beat presence their trackers' fixes marked as they arrived (`forces::presence`), not
+    /// from their tracks; it runs as a report (bounded pool, time budget).
     pub async fn coverage_report(
         &self,
         caller: &Caller,
@@ -387,55 +453,100 @@ impl Engine {
             .chain_of(within)
             .ok_or_else(|| EngineError::NotFound { entity: "jurisdiction", key: within.into() })?;
         self.authorize(caller, Action::ReadForces, Some(&place), "coverage.read", None).await?;
-        let hour_ms = 3_600_000;
-        let first = Timestamp::from_millis(from.as_millis().div_euclid(hour_ms) * hour_ms);
+        let first = Timestamp::from_millis(from.as_millis().div_euclid(HOUR_MS) * HOUR_MS);
         let hours: Vec<Timestamp> =
-            (0..).map(|h| first.plus_millis(h * hour_ms)).take_while(|h| *h < to).take(24 * 31).collect();
+            (0..).map(|h| first.plus_millis(h * HOUR_MS)).take_while(|h| *h < to).take(24 * 31).collect();
+        let end = hours.last().map_or(first, |h| h.plus_millis(HOUR_MS));
         let scope = self.scope(within)?;
-        let beats: Vec<Beat> = {
+        let beats: Vec<(String, String)> = {
             let state = self.forces.read().expect("forces lock");
             state
                 .beats
                 .values()
                 .filter(|b| self.chain_of(&b.station).is_some_and(|c| scope.covers(&c)))
-                .cloned()
+                .map(|b| (b.code.clone(), b.station.clone()))
                 .collect()
         };
-        let shifts: Vec<Shift> = self.store.shifts_between(first, to).await?.into_iter().map(|(_, s)| s).collect();
-        // Traces of every unit on duty in the window (a unit from elsewhere passing
-        // through covers a beat too).
-        let units: BTreeSet<&str> = shifts.iter().map(|s| s.unit.as_str()).collect();
-        let devices: Vec<(String, i64)> = self
-            .identity
-            .devices
-            .read()
-            .expect("devices lock")
-            .values()
-            .filter_map(|d| d.unit.as_ref().filter(|u| units.contains(u.as_str())).map(|u| (u.clone(), d.id)))
-            .collect();
-        let mut traces: BTreeMap<String, Trace> = BTreeMap::new();
-        let end = hours.last().map_or(to, |h| h.plus_millis(hour_ms));
-        for (unit, device) in devices {
-            let fixes =
-                self.store.track(device, first.plus_millis(-fangkong_core::forces::FIX_HOLD_MS), end, 200_000).await?;
-            let trace = traces.entry(unit.clone()).or_insert_with(|| Trace { unit, fixes: Vec::new() });
-            trace.fixes.extend(fixes.into_iter().map(|f| (f.fix.fixed_at, f.fix.point)));
+        let codes: Vec<String> = beats.iter().map(|(code, _)| code.clone()).collect();
+        // Minutes already in the store, those waiting for it, and those of the fixes still
+        // open (each device's newest) as far as now.
+        let open = self.open_presence(&codes, first, end);
+        let read = async {
+            let stored = self.store.presence(codes.clone(), first, end).await?;
+            let shifts: Vec<Shift> = self.store.shifts_between(first, end).await?.into_iter().map(|(_, s)| s).collect();
+            Ok((stored, shifts))
+        };
+        self.run_report("coverage", read, move |(stored, shifts), budget| {
+            let mut presence: BTreeMap<(&str, i64), BTreeMap<&str, u64>> = BTreeMap::new();
+            for row in stored.iter().chain(&open) {
+                *presence
+                    .entry((row.beat.as_str(), row.hour.as_millis()))
+                    .or_default()
+                    .entry(&row.unit)
+                    .or_default() |= row.minutes;
+            }
+            let mut by_unit: BTreeMap<&str, Vec<&Shift>> = BTreeMap::new();
+            let mut by_beat: BTreeMap<&str, Vec<&Shift>> = BTreeMap::new();
+            for shift in &shifts {
+                by_unit.entry(&shift.unit).or_default().push(shift);
+                by_beat.entry(&shift.beat).or_default().push(shift);
+            }
+            let mut duty: BTreeMap<(&str, i64), u64> = BTreeMap::new();
+            let mut report = Vec::with_capacity(beats.len());
+            for (beat, station) in &beats {
+                budget.check()?;
+                let mut rows = Vec::with_capacity(hours.len());
+                for hour in &hours {
+                    let h = hour.as_millis();
+                    let rostered = by_beat.get(beat.as_str()).map_or(0, |list| shift_minutes(list, h));
+                    let mut covered = 0u64;
+                    if let Some(units) = presence.get(&(beat.as_str(), h)) {
+                        for (unit, minutes) in units {
+                            let on_duty = *duty
+                                .entry((unit, h))
+                                .or_insert_with(|| by_unit.get(unit).map_or(0, |list| shift_minutes(list, h)));
+                            covered |= minutes & on_duty;
+                        }
+                    }
+                    let coverage =
+                        HourCoverage { covered_minutes: covered.count_ones(), rostered_minutes: rostered.count_ones() };
+                    rows.push((*hour, coverage));
+                }
+                report.push(BeatCoverage { beat: beat.clone(), station: station.clone(), hours: rows });
+            }
+            Ok(report)
+        })
+        .await
+    }
+
+    /// Presence not yet in the store for `beats` in hours `from..to`: marks waiting for the
+    /// history writer, and the minutes of each tracker's newest fix, which is still open (it
+    /// stands until the next fix or the hold; counted as far as now).
+    fn open_presence(&self, beats: &[String], from: Timestamp, to: Timestamp) -> Vec<fangkong_store::Presence> {
+        let wanted: std::collections::HashSet<&str> = beats.iter().map(String::as_str).collect();
+        let presence = &self.avl.presence;
+        let mut rows = presence.waiting(&wanted, from, to);
+        let mut marks = std::collections::HashMap::new();
+        let now = self.now().plus_millis(1);
+        for live in self.newest_fixes() {
+            if let Some(unit) = &live.unit {
+                presence.marks_of(unit, live.fix.point, live.fix.fixed_at, now, &mut marks);
+            }
         }
-        let traces: Vec<Trace> = traces
-            .into_values()
-            .map(|mut t| {
-                t.fixes.sort_by_key(|(at, _)| *at);
-                t
-            })
-            .collect();
-        Ok(beats
-            .iter()
-            .map(|beat| BeatCoverage {
-                beat: beat.code.clone(),
-                station: beat.station.clone(),
-                hours: coverage(&beat.code, &beat.shape, &hours, &shifts, &traces).into_iter().collect(),
-            })
-            .collect())
+        rows.extend(
+            marks
+                .into_iter()
+                .filter(|((beat, _, hour), _)| {
+                    wanted.contains(beat.as_str()) && (from.as_millis()..to.as_millis()).contains(hour)
+                })
+                .map(|((beat, unit, hour), minutes)| fangkong_store::Presence {
+                    beat,
+                    unit,
+                    hour: Timestamp::from_millis(hour),
+                    minutes,
+                }),
+        );
+        rows
     }
 
     /// Hotspot cells and the patrol time spent in them: the `top` H3 cells (at the engine's
@@ -460,16 +571,6 @@ impl Engine {
             });
         }
         let scope = self.scope(within)?;
-        let mut counts: BTreeMap<u64, u64> = BTreeMap::new();
-        for incident in self.store.incidents_between(from, to, 5_000_000, false).await? {
-            if let Some(cell) = incident.h3.filter(|_| scope.covers(&incident.chain)) {
-                *counts.entry(cell).or_default() += 1;
-            }
-        }
-        let mut ranked: Vec<(u64, u64)> = counts.into_iter().collect();
-        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        ranked.truncate(top.clamp(1, 500));
-        let cells: std::collections::HashSet<u64> = ranked.iter().map(|(cell, _)| *cell).collect();
         let devices: Vec<(String, i64)> = self
             .identity
             .devices
@@ -478,21 +579,41 @@ impl Engine {
             .values()
             .filter_map(|d| d.unit.clone().map(|unit| (unit, d.id)))
             .collect();
-        let mut traces = Vec::with_capacity(devices.len());
-        for (unit, device) in devices {
-            let fixes =
-                self.store.track(device, from.plus_millis(-fangkong_core::forces::FIX_HOLD_MS), to, 200_000).await?;
-            traces.push(Trace { unit, fixes: fixes.into_iter().map(|f| (f.fix.fixed_at, f.fix.point)).collect() });
-        }
-        let time = fangkong_core::forces::time_in_cells(&traces, &cells, self.config.h3_resolution, from, to);
-        Ok(ranked
-            .into_iter()
-            .map(|(cell, incidents)| HotspotCoverage {
-                cell,
-                incidents,
-                patrol_minutes: time.get(&cell).copied().unwrap_or(0) as f64 / 60_000.0,
-            })
-            .collect())
+        let resolution = self.config.h3_resolution;
+        // The store reads are the long part: they run within the report's budget and stop
+        // when the caller goes.
+        let read = async {
+            let mut counts: BTreeMap<u64, u64> = BTreeMap::new();
+            for incident in self.store.incidents_between(from, to, 5_000_000, false).await? {
+                if let Some(cell) = incident.h3.filter(|_| scope.covers(&incident.chain)) {
+                    *counts.entry(cell).or_default() += 1;
+                }
+            }
+            let mut ranked: Vec<(u64, u64)> = counts.into_iter().collect();
+            ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            ranked.truncate(top.clamp(1, 500));
+            let mut traces = Vec::with_capacity(devices.len());
+            for (unit, device) in devices {
+                let hold = -fangkong_core::forces::FIX_HOLD_MS;
+                let fixes = self.store.track(device, from.plus_millis(hold), to, 200_000).await?;
+                traces.push(Trace { unit, fixes: fixes.into_iter().map(|f| (f.fix.fixed_at, f.fix.point)).collect() });
+            }
+            Ok((ranked, traces))
+        };
+        self.run_report("hotspots", read, move |(ranked, traces), budget| {
+            budget.check()?;
+            let cells: std::collections::HashSet<u64> = ranked.iter().map(|(cell, _)| *cell).collect();
+            let time = fangkong_core::forces::time_in_cells(&traces, &cells, resolution, from, to);
+            Ok(ranked
+                .into_iter()
+                .map(|(cell, incidents)| HotspotCoverage {
+                    cell,
+                    incidents,
+                    patrol_minutes: time.get(&cell).copied().unwrap_or(0) as f64 / 60_000.0,
+                })
+                .collect())
+        })
+        .await
     }
 
     // ---- members (personal data) ------------------------------------------------------------
@@ -518,10 +639,9 @@ impl Engine {
         }
         let place = self.station_chain(&new.station)?;
         self.authorize(caller, Action::ManageForces, Some(&place), "member.add", None).await?;
-        if let Some(unit) = &new.unit
-            && !self.forces.read().expect("forces lock").units.contains_key(unit)
-        {
-            return Err(EngineError::NotFound { entity: "unit", key: unit.clone() });
+        if let Some(unit) = &new.unit {
+            let reference = Reference::new("unit", Record::PoliceUnit(unit), Action::ReadForces).or_not_found("unit");
+            self.authorize_reference(caller, Action::ManageForces, "member.add", reference).await?;
         }
         let key = self.config.keys.personal_data();
         let index = self.member_index(&id_number);
@@ -601,10 +721,12 @@ impl Engine {
 
     /// Marks a member as serving or no longer serving (they stay on record).
     pub async fn set_member_active(&self, caller: &Caller, id: i64, active: bool) -> Result<(), EngineError> {
+        let target = id.to_string();
+        // The role first: a caller who may not change members learns nothing of their ids.
+        self.authorize(caller, Action::ManageForces, None, "member.update", Some(("member", &target))).await?;
         let station = self.store.list_members().await?.into_iter().find(|m| m.id == id).map(|m| m.station);
         let station = station.ok_or_else(|| EngineError::NotFound { entity: "member", key: id.to_string() })?;
         let place = self.chain_of(&station).unwrap_or_default();
-        let target = id.to_string();
         self.authorize(caller, Action::ManageForces, Some(&place), "member.update", Some(("member", &target))).await?;
         let entry = caller
             .entry(self.now(), "member.update", Outcome::Allowed)

@@ -22,10 +22,12 @@ pub mod crypto;
 mod defaults;
 pub mod dispatch;
 mod forces;
+mod guard;
 mod identity;
 mod jurisdictions;
 pub mod keys;
 pub mod registry;
+mod reports;
 
 use std::sync::{Arc, RwLock};
 
@@ -57,6 +59,7 @@ pub use fangkong_store::NodeWrite;
 pub use forces::{BeatCoverage, HotspotCoverage, NewBeat, NewMember, OnDuty};
 pub use identity::{Authenticated, LoginSuccess, NewDevice, Site, TotpSetup, UserChange};
 pub use jurisdictions::{ImportSummary, Location, Placed};
+pub use reports::{Budget, ReportConfig, ReportCounters};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -130,6 +133,15 @@ pub enum EngineError {
     /// [`registry::import::MAX_REPORTED`]) name their field and rule.
     #[error("the import was refused: {bad_rows} bad rows; first: {}", .errors.first().map(ToString::to_string).unwrap_or_default())]
     ImportRefused { errors: Vec<registry::ImportError>, bad_rows: u64 },
+    /// Every place on the report pool is taken: try again shortly.
+    #[error("too many reports are running; try again shortly")]
+    ReportBusy,
+    /// The report ran past its time budget and was stopped.
+    #[error("the report took longer than its budget of {} s; ask for a shorter period or a smaller area", .budget_ms / 1000)]
+    ReportTimeout { budget_ms: u64 },
+    /// Nobody waits for the report any more (the client went away); it was stopped.
+    #[error("the report was abandoned by its caller")]
+    ReportAbandoned,
 }
 
 /// The first faults of a refused file, for one-line messages (the full list travels in
@@ -160,6 +172,8 @@ pub struct EngineConfig {
     pub dispatch: DispatchConfig,
     /// The housing registry: occupancy limits, permit warnings.
     pub registry: registry::RegistryConfig,
+    /// Reports: how many at once, how long each may take.
+    pub reports: ReportConfig,
 }
 
 impl EngineConfig {
@@ -174,6 +188,7 @@ impl EngineConfig {
             avl: avl::AvlConfig::default(),
             dispatch: DispatchConfig::default(),
             registry: registry::RegistryConfig::default(),
+            reports: ReportConfig::default(),
         }
     }
 }
@@ -212,6 +227,7 @@ pub struct Engine {
     avl: avl::AvlState,
     forces: RwLock<forces::ForceState>,
     dispatch: dispatch::DispatchState,
+    reports: reports::ReportState,
 }
 
 const KEY_CHECK: &str = "key.check";
@@ -244,6 +260,7 @@ impl Engine {
         let identity = identity::IdentityState::new(config.password_cost);
         let store = Arc::new(store);
         let avl = avl::AvlState::start(Arc::clone(&store), &config.avl);
+        let reports = reports::ReportState::new(&config.reports);
         let engine = Engine {
             store,
             bus,
@@ -260,6 +277,7 @@ impl Engine {
             avl,
             forces: RwLock::default(),
             dispatch: dispatch::DispatchState::default(),
+            reports,
         };
         engine.seed_defaults().await?;
         engine.load_codes().await?;

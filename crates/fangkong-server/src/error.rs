@@ -215,6 +215,14 @@ impl From<EngineError> for ApiError {
             EngineError::Overloaded => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message).with_header(RETRY_AFTER, 1)
             }
+            EngineError::ReportBusy => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "reports_busy", message).with_header(RETRY_AFTER, 5)
+            }
+            EngineError::ReportTimeout { .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "report_timeout", message)
+            }
+            // Nobody reads this answer (the client went away); it still has the one shape.
+            EngineError::ReportAbandoned => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "report_abandoned", message),
             EngineError::Dispatch(fangkong_core::dispatch::DispatchError::NoDisposition) => {
                 unprocessable("disposition_required")
             }

@@ -101,7 +101,7 @@ pub use audit::{AuditHead, AuditQuery};
 pub use dispatch::{DispatchChange, HISTORY_CELL_RESOLUTION, Inserted, NewIncident, chain_column};
 pub use forces::SealedMember;
 pub use identity::NodeWrite;
-pub use positions::{RejectedFix, StoredFix};
+pub use positions::{HOUR_MINUTES, Presence, RejectedFix, StoredFix};
 
 impl Store {
     /// Opens (and for SQLite creates) the database named by `url`, without migrating it.

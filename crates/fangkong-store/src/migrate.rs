@@ -45,6 +45,7 @@ pub static SQLITE: &[Migration] = &[
         name: "registry_key_buckets",
         sql: include_str!("../migrations/sqlite/0010_registry_key_buckets.sql"),
     },
+    Migration { version: 11, name: "beat_presence", sql: include_str!("../migrations/sqlite/0011_beat_presence.sql") },
 ];
 
 /// PostgreSQL migrations, in order, with the same versions and meaning as [`SQLITE`].
@@ -62,6 +63,11 @@ pub static POSTGRES: &[Migration] = &[
         version: 10,
         name: "registry_key_buckets",
         sql: include_str!("../migrations/postgres/0010_registry_key_buckets.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "beat_presence",
+        sql: include_str!("../migrations/postgres/0011_beat_presence.sql"),
     },
 ];
 

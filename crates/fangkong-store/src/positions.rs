@@ -25,7 +25,42 @@ pub struct RejectedFix {
     pub reason: Rejection,
 }
 
+/// The minutes of an hour in which a unit was inside a beat (bit m: minute m, 0–59).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Presence {
+    pub beat: String,
+    pub unit: String,
+    /// The hour's start.
+    pub hour: Timestamp,
+    pub minutes: u64,
+}
+
+/// Bits 0–59: the minutes of an hour.
+pub const HOUR_MINUTES: u64 = (1 << 60) - 1;
+
 impl Store {
+    /// Adds minutes of presence: each row's minutes are OR-ed into what is stored for its
+    /// beat, hour and unit, in one transaction (a row repeated or replayed adds nothing).
+    /// Bits beyond minute 59 are refused by the database.
+    pub async fn record_presence(&self, rows: Vec<Presence>) -> Result<(), StoreError> {
+        dispatch!(self.record_presence(rows))
+    }
+
+    /// The presence rows of `beats` for the hours starting in `from..to`.
+    pub async fn presence(
+        &self,
+        beats: Vec<String>,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Presence>, StoreError> {
+        dispatch!(self.presence(beats, from, to))
+    }
+
+    /// Deletes presence of hours that started before `before`; returns how many rows.
+    pub async fn purge_presence(&self, before: Timestamp) -> Result<u64, StoreError> {
+        dispatch!(self.purge_presence(before))
+    }
+
     /// Writes a batch of accepted and refused fixes in one transaction. A fix whose device
     /// and time are already stored is skipped (a batch retried after a crash writes nothing
     /// twice). Returns the number of accepted fixes newly stored.

@@ -249,6 +249,10 @@ impl Store {
         dispatch!(self.workstations(communities))
     }
 
+    pub async fn workstation(&self, code: &str) -> Result<Option<Workstation>, StoreError> {
+        dispatch!(self.workstation(code.to_string()))
+    }
+
     /// A building and its units, landlords, tenancies, residents, permits and visits.
     pub async fn property_card(&self, building: &str) -> Result<PropertyCard, StoreError> {
         dispatch!(self.property_card(building.to_string()))

@@ -9,14 +9,14 @@ use std::collections::{HashMap, HashSet};
 use fangkong_core::dispatch::{Incident, Mobility, Recommendation, TravelModel, UnitState, UnitStatus};
 use fangkong_core::forces::{Beat, Unit};
 use fangkong_core::time::Timestamp;
-use fangkong_geo::{LatLon, PointGrid, PreparedArea, SlotId};
+use fangkong_geo::{LatLon, PointGrid, SlotId};
+
+use crate::forces::BeatIndex;
 
 /// Cell sizes: fine for the grid of every unit, coarse for the (sparser) grids of units
 /// with a capability.
 const ALL_CELL_DEG: f64 = 0.005;
 const CAPABILITY_CELL_DEG: f64 = 0.05;
-/// Cell size of the beat lookup.
-const BEAT_CELL_DEG: f64 = 0.02;
 /// The H3 resolution of the board's own index of open incidents (~0.1 km² cells): fine
 /// enough that a duplicate check reads only the incidents a few hundred metres around.
 const BOARD_CELL_RESOLUTION: u8 = 9;
@@ -90,43 +90,6 @@ struct Hot {
     beat: u32,
     /// One bit per capability (see `LiveUnits::capability_bits`).
     capabilities: u64,
-}
-
-/// Beats by a coarse grid of their boxes, to find the beats holding a point.
-#[derive(Debug, Default)]
-struct BeatIndex {
-    beats: Vec<(String, PreparedArea)>,
-    numbers: HashMap<String, u32>,
-    cells: HashMap<(i32, i32), Vec<u32>>,
-}
-
-impl BeatIndex {
-    fn new(beats: &[Beat]) -> BeatIndex {
-        let mut index = BeatIndex::default();
-        for beat in beats {
-            let bbox = beat.shape.bbox();
-            let n = index.beats.len() as u32;
-            let cell = |v: f64| (v / BEAT_CELL_DEG).floor() as i32;
-            for x in cell(bbox.min_lon)..=cell(bbox.max_lon) {
-                for y in cell(bbox.min_lat)..=cell(bbox.max_lat) {
-                    index.cells.entry((x, y)).or_default().push(n);
-                }
-            }
-            index.numbers.insert(beat.code.clone(), n);
-            index.beats.push((beat.code.clone(), PreparedArea::new(&beat.shape)));
-        }
-        index
-    }
-
-    fn number(&self, code: Option<&str>) -> u32 {
-        code.and_then(|c| self.numbers.get(c)).copied().unwrap_or(u32::MAX)
-    }
-
-    fn containing(&self, point: LatLon) -> Vec<u32> {
-        let key = ((point.lon() / BEAT_CELL_DEG).floor() as i32, (point.lat() / BEAT_CELL_DEG).floor() as i32);
-        let Some(list) = self.cells.get(&key) else { return Vec::new() };
-        list.iter().copied().filter(|&n| self.beats[n as usize].1.contains(point.lon(), point.lat())).collect()
-    }
 }
 
 /// Every unit's status and position, and the grids of those that can be sent.

@@ -1065,29 +1065,35 @@ impl Engine {
             return Err(invalid("to", "the period must be positive and at most 366 days"));
         }
         let scope = self.scope(within)?;
-        let incidents = self.store.incidents_between(from, to, 5_000_000, false).await?;
-        let inside: Vec<&Incident> = incidents.iter().filter(|i| scope.covers(&i.chain)).collect();
-        let child_kind = match scope.kind {
-            JurisdictionKind::City => Some(JurisdictionKind::District),
-            JurisdictionKind::District => Some(JurisdictionKind::Subdistrict),
-            JurisdictionKind::Subdistrict => Some(JurisdictionKind::Community),
-            JurisdictionKind::Community => Some(JurisdictionKind::Grid),
-            JurisdictionKind::PoliceStation => Some(JurisdictionKind::PoliceDistrict),
-            JurisdictionKind::Grid | JurisdictionKind::PoliceDistrict => None,
-        };
-        let mut parts: BTreeMap<String, Vec<&Incident>> = BTreeMap::new();
-        if let Some(kind) = child_kind {
-            for incident in &inside {
-                if let Some(code) = incident.chain.get(kind) {
-                    parts.entry(code.to_string()).or_default().push(incident);
+        let within = within.to_string();
+        let read = async { Ok(self.store.incidents_between(from, to, 5_000_000, false).await?) };
+        self.run_report("measures", read, move |incidents, budget| {
+            budget.check()?;
+            let inside: Vec<&Incident> = incidents.iter().filter(|i| scope.covers(&i.chain)).collect();
+            let child_kind = match scope.kind {
+                JurisdictionKind::City => Some(JurisdictionKind::District),
+                JurisdictionKind::District => Some(JurisdictionKind::Subdistrict),
+                JurisdictionKind::Subdistrict => Some(JurisdictionKind::Community),
+                JurisdictionKind::Community => Some(JurisdictionKind::Grid),
+                JurisdictionKind::PoliceStation => Some(JurisdictionKind::PoliceDistrict),
+                JurisdictionKind::Grid | JurisdictionKind::PoliceDistrict => None,
+            };
+            let mut parts: BTreeMap<String, Vec<&Incident>> = BTreeMap::new();
+            if let Some(kind) = child_kind {
+                for incident in &inside {
+                    if let Some(code) = incident.chain.get(kind) {
+                        parts.entry(code.to_string()).or_default().push(incident);
+                    }
                 }
             }
-        }
-        Ok(MeasuresReport {
-            within: within.to_string(),
-            total: group_measures(inside.iter().copied()),
-            parts: parts.into_iter().map(|(code, list)| (code, group_measures(list))).collect(),
+            budget.check()?;
+            Ok(MeasuresReport {
+                within,
+                total: group_measures(inside.iter().copied()),
+                parts: parts.into_iter().map(|(code, list)| (code, group_measures(list))).collect(),
+            })
         })
+        .await
     }
 
     // ---- timers and panic alarms ----------------------------------------------------------

@@ -189,6 +189,93 @@ async fn coverage_counts_the_minutes_an_on_duty_unit_was_inside_its_beat() {
     ));
 }
 
+/// The report from presence marked as fixes arrive gives the same minutes as the core's
+/// coverage rule computed from the whole tracks, for units that come and go, trackers that
+/// fall silent for longer than the hold, and shifts that start and end mid-hour.
+#[tokio::test]
+async fn coverage_from_presence_matches_the_rule_over_whole_tracks() {
+    use rand::{Rng, SeedableRng};
+    let fixture = Fixture::new().await;
+    let engine = &fixture.engine;
+    let beats = [("B1", square(114.0, 22.5, 0.01)), ("B2", square(114.008, 22.5, 0.01))];
+    for (code, shape) in &beats {
+        engine.save_beat(&system(), drawn(code, shape.clone())).await.unwrap();
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let units = ["U1", "U2", "U3"];
+    let mut shifts = Vec::new();
+    let mut traces = Vec::new();
+    for (n, code) in units.iter().enumerate() {
+        engine.save_unit(&system(), unit(code, Some("B1"))).await.unwrap();
+        let new = NewDevice {
+            unique_id: format!("T-{code}"),
+            kind: DeviceKind::Tracker,
+            unit: Some((*code).into()),
+            jurisdiction: FUTIAN.into(),
+            name: None,
+            location: None,
+        };
+        engine.add_device(&system(), new).await.unwrap();
+        let beat = if n == 1 { "B2" } else { "B1" };
+        let start = rng.random_range(0..90) * 60 + rng.random_range(0..60);
+        let end = start + rng.random_range(20..120) * 60;
+        shifts.push(Shift {
+            unit: (*code).into(),
+            beat: beat.into(),
+            starts_at: T0.plus_seconds(start),
+            ends_at: T0.plus_seconds(end),
+        });
+        // A walk that wanders across both beats and outside them, with gaps.
+        let mut at = rng.random_range(0..600);
+        let (mut lat, mut lon) = (22.505, 114.005);
+        let mut fixes = Vec::new();
+        while at < 3 * 3_600 {
+            lat = (lat + rng.random_range(-0.0015..0.0015f64)).clamp(22.495, 22.515);
+            lon = (lon + rng.random_range(-0.0015..0.0015f64)).clamp(113.998, 114.02);
+            fixes.push((T0.plus_seconds(at), LatLon::new(lat, lon).unwrap()));
+            at += if rng.random_bool(0.05) { rng.random_range(300..900) } else { rng.random_range(10..60) };
+        }
+        traces.push(fangkong_core::forces::Trace { unit: (*code).into(), fixes });
+    }
+    engine.add_shifts(&system(), shifts.clone()).await.unwrap();
+    fixture.clock.set(T0.plus_seconds(3 * 3_600 + 600));
+    let mut total = 0;
+    for trace in &traces {
+        for (at, point) in &trace.fixes {
+            let fix = Fix::new(*at, *point);
+            assert_eq!(
+                engine.ingest_fix(&format!("T-{}", trace.unit), fix).await.unwrap(),
+                crate::avl::Ingested::Accepted
+            );
+            total += 1;
+        }
+    }
+    while engine.avl_stats().stored < total {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let hours: Vec<Timestamp> = (0..3).map(|h| T0.plus_seconds(h * 3_600)).collect();
+    let report = engine.coverage_report(&system(), FUTIAN, T0, T0.plus_seconds(3 * 3_600)).await.unwrap();
+    let mut covered = 0;
+    for (code, shape) in &beats {
+        let expected = fangkong_core::forces::coverage(code, shape, &hours, &shifts, &traces);
+        let got = report.iter().find(|b| b.beat == *code).unwrap();
+        assert_eq!(got.hours, expected.into_iter().collect::<Vec<_>>(), "beat {code}");
+        covered += got.hours.iter().map(|(_, h)| h.covered_minutes).sum::<u32>();
+    }
+    assert!(covered > 30, "the walk covers something ({covered} minutes)");
+    // The report no longer reads tracks: with the history purged, the minutes remain.
+    let purged: u64 = {
+        let mut n = 0;
+        for device in engine.devices(&system()).await.unwrap() {
+            n += engine.store.purge_positions(device.id, T0.plus_seconds(86_400)).await.unwrap();
+        }
+        n
+    };
+    assert!(purged > 0);
+    let again = engine.coverage_report(&system(), FUTIAN, T0, T0.plus_seconds(3 * 3_600)).await.unwrap();
+    assert_eq!(again, report);
+}
+
 fn member(name: &str, id_number: &str) -> NewMember {
     NewMember {
         category: ForceCategory::Volunteer,

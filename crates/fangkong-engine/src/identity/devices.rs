@@ -13,6 +13,7 @@ use fangkong_core::time::Timestamp;
 use fangkong_geo::LatLon;
 
 use crate::crypto;
+use crate::guard::{Record, Reference};
 use crate::{Caller, Engine, EngineError};
 
 /// A device to register.
@@ -73,6 +74,17 @@ impl Engine {
             .ok_or_else(|| EngineError::NotFound { entity: "jurisdiction", key: new.jurisdiction.clone() })?;
         self.authorize(caller, Action::ManageDevices, Some(&place), "device.add", Some(("device", &new.unique_id)))
             .await?;
+        // A tracker bound to a unit reports that unit's positions: a user may only name a
+        // unit their jurisdiction holds. (An alarm point's `unit` names its site instead; the
+        // operator at the terminal may register a tracker before its unit, as fleets are
+        // often equipped first.)
+        if let Some(unit) = &new.unit
+            && new.kind == DeviceKind::Tracker
+            && !matches!(caller.actor, Actor::System { .. })
+        {
+            let reference = Reference::new("unit", Record::PoliceUnit(unit), Action::ReadForces).or_not_found("unit");
+            self.authorize_reference(caller, Action::ManageDevices, "device.add", reference).await?;
+        }
         let name = new.name.map(|name| name.trim().to_string()).filter(|name| !name.is_empty());
         if name.as_ref().is_some_and(|name| name.chars().count() > MAX_SITE_NAME) {
             return Err(EngineError::Invalid { field: "name", message: format!("at most {MAX_SITE_NAME} characters") });

@@ -236,6 +236,18 @@ async fn reading_accounts_needs_a_purpose_and_every_read_is_audited() {
 async fn devices_authenticate_with_their_secret_until_revoked_and_act_only_for_themselves() {
     let f = Fixture::new().await;
     let admin = f.caller("admin.futian").await;
+    // A tracker names its unit, which must be one of the administrator's jurisdiction.
+    let unit = fangkong_core::forces::Unit {
+        code: "FT-01".into(),
+        call_sign: "福田01".into(),
+        station: "PS440304-01".into(),
+        category: fangkong_core::forces::ForceCategory::Police,
+        mode: fangkong_core::forces::PatrolMode::Vehicle,
+        equipment: Vec::new(),
+        beat: None,
+        capabilities: Vec::new(),
+    };
+    f.engine.save_unit(&Caller::system("test"), unit).await.unwrap();
     let tracker = NewDevice {
         unique_id: "862118020000001".into(),
         kind: DeviceKind::Tracker,

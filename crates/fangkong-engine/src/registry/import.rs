@@ -29,6 +29,7 @@ use fangkong_store::registry::{ImportFeed, RegistryChange, RegistryRecord};
 use super::{
     Indexer, NewLandlord, NewResident, check_building_fields, check_unit_fields, seal_landlord, seal_resident,
 };
+use crate::guard::{Record, stored_place};
 use crate::{Caller, Engine, EngineError};
 
 /// Bad rows listed in a report (the count covers all of them).
@@ -339,6 +340,9 @@ struct Context {
     places: HashMap<String, Option<(Chain, String)>>,
     seen_buildings: HashSet<String>,
     seen_landlords: HashSet<String>,
+    /// Whether the caller's jurisdiction is the whole city: then every stored record is
+    /// theirs and rows are not looked up one by one (the full-scale import stays a stream).
+    city_wide: bool,
     /// For what a row refers to (a tenancy's unit and its community).
     store: Arc<fangkong_store::Store>,
     runtime: tokio::runtime::Handle,
@@ -360,6 +364,32 @@ impl Context {
                 Err((field, format!("{code} is outside your jurisdiction")))
             }
             Some((_, community)) => Ok(community.clone()),
+        }
+    }
+
+    /// The write guard's rule for a row (see `crate::guard`): a record already stored
+    /// under the row's code must lie where the caller may take `action`. Returns whether
+    /// one is stored (always `true` for a city-wide caller, who is not asked).
+    fn stored_in_reach(&mut self, field: &'static str, record: Record<'_>, action: Action) -> RowResult<bool> {
+        if self.city_wide {
+            return Ok(true);
+        }
+        let place = self.runtime.block_on(stored_place(&self.store, record)).map_err(|e| (field, e.to_string()))?;
+        let Some(code) = place else { return Ok(false) };
+        let chain = self.tree.chain_of(&code).unwrap_or_default();
+        if self.actor.check_in(action, &chain).is_ok() || self.actor.check_in(Action::ManageRegistry, &chain).is_ok() {
+            Ok(true)
+        } else {
+            Err((field, format!("{} {} is outside your jurisdiction", record.kind(), record.key())))
+        }
+    }
+
+    /// A record the row refers to: it must be stored and readable by the caller.
+    fn referenced(&mut self, field: &'static str, record: Record<'_>, action: Action) -> RowResult<()> {
+        if self.stored_in_reach(field, record, action)? {
+            Ok(())
+        } else {
+            Err((field, format!("{} {} is not on the registry", record.kind(), record.key())))
         }
     }
 
@@ -392,6 +422,7 @@ impl Context {
         if let Some(unit) = &new.unit {
             check_code("unit", unit).map_err(|e| (e.field, e.rule))?;
         }
+        self.stored_in_reach("code", Record::Resident(&new.code), Action::ManageRegistry)?;
         let sealed =
             seal_resident(&self.personal_key, &self.indexer, new, grid.to_string(), community.clone(), self.today)
                 .map_err(engine_field)?;
@@ -437,10 +468,19 @@ impl Context {
         let move_out = row.date("move_out")?;
         check_tenancy_dates(move_in, move_out, self.today).map_err(|e| (e.field, e.rule))?;
         let community = self.unit_community(&unit)?;
+        self.stored_in_reach("code", Record::Tenancy(&code), Action::ManageRegistry)?;
+        for (at, member) in members.iter().enumerate() {
+            let field = if at == 0 { "lessee" } else { "co_residents" };
+            self.referenced(field, Record::Resident(member), Action::ReadResidents)?;
+        }
+        let landlord = row.owned("landlord");
+        if let Some(landlord) = &landlord {
+            self.referenced("landlord", Record::Landlord(landlord), Action::ReadRegistry)?;
+        }
         out.push(RegistryRecord::Tenancy(Tenancy {
             code,
             unit,
-            landlord: row.owned("landlord"),
+            landlord,
             lessee,
             members,
             move_in,
@@ -464,6 +504,7 @@ impl Context {
         if let Some(code) = row.owned("landlord")
             && !self.seen_landlords.contains(&code)
         {
+            self.stored_in_reach("landlord", Record::Landlord(&code), Action::ManageRegistry)?;
             let new = NewLandlord {
                 code: code.clone(),
                 kind: row
@@ -481,6 +522,7 @@ impl Context {
             self.seen_landlords.insert(code);
         }
         if !self.seen_buildings.contains(&building_code) {
+            self.stored_in_reach("building", Record::Building(&building_code), Action::ManageRegistry)?;
             let building = Building {
                 code: building_code.clone(),
                 address: row.text("address")?.to_string(),
@@ -508,6 +550,7 @@ impl Context {
             community,
         };
         check_unit_fields(&unit).map_err(engine_field)?;
+        self.stored_in_reach("unit", Record::HousingUnit(&unit.code), Action::ManageRegistry)?;
         out.push(RegistryRecord::Unit(unit));
         Ok(())
     }
@@ -608,6 +651,11 @@ impl Engine {
             places: HashMap::new(),
             seen_buildings: HashSet::new(),
             seen_landlords: HashSet::new(),
+            city_wide: match &caller.actor {
+                Actor::User(user) => user.scope.kind == JurisdictionKind::City,
+                Actor::System { .. } => true,
+                Actor::Device(_) | Actor::Anonymous => false,
+            },
             store: Arc::clone(&self.store),
             runtime: tokio::runtime::Handle::current(),
         };

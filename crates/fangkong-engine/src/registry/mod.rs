@@ -36,6 +36,7 @@ use sha2::Sha256;
 pub use files::{ExportFormat, write_residents};
 pub use import::{ImportError, ImportFormat, ImportKind, ImportProgress, ImportReport};
 
+use crate::guard::{Authorised, Record, Reference, Write};
 use crate::{Caller, Engine, EngineError, crypto};
 
 /// The registry's rules that a deployment sets.
@@ -272,12 +273,13 @@ impl Engine {
         tree.iter().filter(|n| n.kind == JurisdictionKind::Community).map(|n| n.code.clone()).collect()
     }
 
+    /// Writes records with their change-stream row and audit record. It takes the
+    /// guard's [`Authorised`]: no registry write without the write guard's checks.
     async fn record_registry(
         &self,
+        authorised: Authorised,
         caller: &Caller,
         records: Vec<RegistryRecord>,
-        audit_action: &str,
-        target: (&str, &str),
         community: &str,
         change: &str,
     ) -> Result<(), EngineError> {
@@ -287,18 +289,19 @@ impl Engine {
             seq: 0,
             at: now,
             entity: entity.clone(),
-            code: target.1.to_string(),
+            code: authorised.key.clone(),
             community: community.to_string(),
             change: change.to_string(),
             actor: caller.actor.name(),
         };
-        let entry = caller.entry(now, audit_action, Outcome::Allowed).target(target.0, target.1);
+        let entry =
+            caller.entry(now, &authorised.audit_action, Outcome::Allowed).target(authorised.kind, &authorised.key);
         self.store.write_registry(records, vec![row], &entry).await?;
         self.publish(
             now,
             Event::RegistryChanged {
                 entity,
-                code: target.1.to_string(),
+                code: authorised.key,
                 community: community.to_string(),
                 change: change.to_string(),
             },
@@ -318,18 +321,18 @@ impl Engine {
         check_text("address", &workstation.address, 128, false).map_err(invalid)?;
         let (chain, community) = self.registry_place("community", &workstation.community)?;
         let target = workstation.code.clone();
-        self.authorize(
-            caller,
-            Action::ManageRegistry,
-            Some(&chain),
-            "registry.workstation",
-            Some(("workstation", &target)),
-        )
-        .await?;
+        let write = Write {
+            action: Action::ManageRegistry,
+            audit_action: "registry.workstation",
+            record: Record::Workstation(&target),
+            also: Vec::new(),
+            to: &chain,
+            references: Vec::new(),
+        };
+        let authorised = self.authorize_write(caller, write).await?;
         let workstation = Workstation { community: community.clone(), ..workstation };
         let records = vec![RegistryRecord::Workstation(workstation.clone())];
-        self.record_registry(caller, records, "registry.workstation", ("workstation", &target), &community, "saved")
-            .await?;
+        self.record_registry(authorised, caller, records, &community, "saved").await?;
         Ok(workstation)
     }
 
@@ -354,8 +357,21 @@ impl Engine {
     ) -> Result<(Building, Vec<HousingUnit>), EngineError> {
         let (chain, building) = self.check_building(building)?;
         let target = building.code.clone();
-        self.authorize(caller, Action::ManageRegistry, Some(&chain), "registry.property", Some(("building", &target)))
-            .await?;
+        // Each unit is a record of its own: one whose code is filed elsewhere is not taken
+        // over, and a landlord it names must be one the caller may see.
+        let write = Write {
+            action: Action::ManageRegistry,
+            audit_action: "registry.property",
+            record: Record::Building(&target),
+            also: units.iter().map(|unit| Record::HousingUnit(&unit.code)).collect(),
+            to: &chain,
+            references: units
+                .iter()
+                .filter_map(|unit| unit.landlord.as_deref())
+                .map(|landlord| Reference::new("landlord", Record::Landlord(landlord), Action::ReadRegistry))
+                .collect(),
+        };
+        let authorised = self.authorize_write(caller, write).await?;
         let mut records = vec![RegistryRecord::Building(building.clone())];
         let mut saved = Vec::with_capacity(units.len());
         for unit in units {
@@ -371,7 +387,7 @@ impl Engine {
             saved.push(unit);
         }
         let community = building.community.clone();
-        self.record_registry(caller, records, "registry.property", ("building", &target), &community, "saved").await?;
+        self.record_registry(authorised, caller, records, &community, "saved").await?;
         Ok((building, saved))
     }
 
@@ -405,17 +421,16 @@ impl Engine {
         let sealed =
             seal_landlord(&self.config.keys.personal_data(), &NewLandlord { community: community.clone(), ..new })?;
         let target = sealed.code.clone();
-        self.authorize(caller, Action::ManageRegistry, Some(&chain), "registry.landlord", Some(("landlord", &target)))
-            .await?;
-        self.record_registry(
-            caller,
-            vec![RegistryRecord::Landlord(sealed)],
-            "registry.landlord",
-            ("landlord", &target),
-            &community,
-            "saved",
-        )
-        .await
+        let write = Write {
+            action: Action::ManageRegistry,
+            audit_action: "registry.landlord",
+            record: Record::Landlord(&target),
+            also: Vec::new(),
+            to: &chain,
+            references: Vec::new(),
+        };
+        let authorised = self.authorize_write(caller, write).await?;
+        self.record_registry(authorised, caller, vec![RegistryRecord::Landlord(sealed)], &community, "saved").await
     }
 
     /// Buildings by code or address, in the caller's jurisdiction.
@@ -503,24 +518,22 @@ impl Engine {
             }
         };
         let (chain, community) = self.registry_place("grid", &grid)?;
-        self.authorize(
-            caller,
-            Action::ManageRegistry,
-            Some(&chain),
-            "registry.resident",
-            Some(("resident", &new.code)),
-        )
-        .await?;
+        let write = Write {
+            action: Action::ManageRegistry,
+            audit_action: "registry.resident",
+            record: Record::Resident(&new.code),
+            also: Vec::new(),
+            to: &chain,
+            references: Vec::new(),
+        };
+        let authorised = self.authorize_write(caller, write).await?;
+        let change = if authorised.existed { "updated" } else { "registered" };
         let key = self.config.keys.personal_data();
         let sealed = seal_resident(&key, &self.indexer(), new, grid, community.clone(), self.today())?;
-        let code = sealed.code.clone();
-        let existing = self.store.resident(&code).await?;
-        let change = if existing.is_some() { "updated" } else { "registered" };
         self.record_registry(
+            authorised,
             caller,
             vec![RegistryRecord::Resident(Box::new(sealed.clone()))],
-            "registry.resident",
-            ("resident", &code),
             &community,
             change,
         )
@@ -614,8 +627,15 @@ impl Engine {
         check_permit_dates(issued, expires, endorsed, self.today()).map_err(invalid)?;
         let person = self.resident_place("resident", resident).await?;
         let chain = self.chain_of(&person.grid).unwrap_or_default();
-        self.authorize(caller, Action::ManageRegistry, Some(&chain), "registry.permit", Some(("resident", resident)))
-            .await?;
+        let write = Write {
+            action: Action::ManageRegistry,
+            audit_action: "registry.permit",
+            record: Record::Resident(resident),
+            also: Vec::new(),
+            to: &chain,
+            references: Vec::new(),
+        };
+        let authorised = self.authorize_write(caller, write).await?;
         let permit = Permit {
             resident: resident.to_string(),
             kind,
@@ -625,10 +645,9 @@ impl Engine {
             community: person.community.clone(),
         };
         self.record_registry(
+            authorised,
             caller,
             vec![RegistryRecord::Permit(permit.clone())],
-            "registry.permit",
-            ("resident", resident),
             &person.community,
             "permit",
         )
@@ -647,26 +666,41 @@ impl Engine {
             message: format!("unit {} is not on the registry", new.unit),
         })?;
         let chain = self.community_chain(&unit.community);
-        self.authorize(caller, Action::ManageRegistry, Some(&chain), "registry.move_in", Some(("tenancy", &new.code)))
-            .await?;
-        if let Some(existing) = self.store.tenancy(&new.code).await? {
+        let landlord = new.landlord.clone().or(unit.landlord.clone());
+        // The people it lists and its landlord are read onto the property card: each must
+        // be a record the caller may read.
+        let mut references = vec![Reference::new("lessee", Record::Resident(&new.lessee), Action::ReadResidents)];
+        for member in &new.co_residents {
+            references.push(Reference::new("co_residents", Record::Resident(member), Action::ReadResidents));
+        }
+        if let Some(landlord) = &landlord {
+            references.push(Reference::new("landlord", Record::Landlord(landlord), Action::ReadRegistry));
+        }
+        let write = Write {
+            action: Action::ManageRegistry,
+            audit_action: "registry.move_in",
+            record: Record::Tenancy(&new.code),
+            also: Vec::new(),
+            to: &chain,
+            references,
+        };
+        let authorised = self.authorize_write(caller, write).await?;
+        if authorised.existed {
             return Err(EngineError::Store(fangkong_store::StoreError::Conflict {
                 entity: "tenancy",
-                key: existing.code,
+                key: new.code.clone(),
             }));
         }
         let mut members = vec![new.lessee.clone()];
-        for (at, member) in std::iter::once(&new.lessee).chain(&new.co_residents).enumerate() {
-            let field = if at == 0 { "lessee" } else { "co_residents" };
-            self.resident_place(field, member).await?;
-            if at > 0 && !members.contains(member) {
+        for member in &new.co_residents {
+            if !members.contains(member) {
                 members.push(member.clone());
             }
         }
         let tenancy = Tenancy {
             code: new.code.clone(),
             unit: new.unit.clone(),
-            landlord: new.landlord.clone().or(unit.landlord.clone()),
+            landlord,
             lessee: new.lessee.clone(),
             members,
             move_in: new.move_in,
@@ -674,10 +708,9 @@ impl Engine {
             community: unit.community.clone(),
         };
         self.record_registry(
+            authorised,
             caller,
             vec![RegistryRecord::Tenancy(tenancy.clone())],
-            "registry.move_in",
-            ("tenancy", &new.code),
             &unit.community,
             "moved_in",
         )
@@ -690,17 +723,23 @@ impl Engine {
         let tenancy = self.store.tenancy(code).await?;
         let tenancy = tenancy.ok_or_else(|| EngineError::NotFound { entity: "tenancy", key: code.to_string() })?;
         let chain = self.community_chain(&tenancy.community);
-        self.authorize(caller, Action::ManageRegistry, Some(&chain), "registry.move_out", Some(("tenancy", code)))
-            .await?;
+        let write = Write {
+            action: Action::ManageRegistry,
+            audit_action: "registry.move_out",
+            record: Record::Tenancy(code),
+            also: Vec::new(),
+            to: &chain,
+            references: Vec::new(),
+        };
+        let authorised = self.authorize_write(caller, write).await?;
         if tenancy.move_out.is_some() {
             return Err(EngineError::Invalid { field: "move_out", message: "the tenancy has already ended".into() });
         }
         check_tenancy_dates(tenancy.move_in, Some(day), self.today()).map_err(invalid)?;
         self.record_registry(
+            authorised,
             caller,
             vec![RegistryRecord::MoveOut { tenancy: code.to_string(), day }],
-            "registry.move_out",
-            ("tenancy", code),
             &tenancy.community,
             "moved_out",
         )
@@ -722,8 +761,20 @@ impl Engine {
             message: format!("unit {} is not on the registry", new.unit),
         })?;
         let chain = self.community_chain(&unit.community);
-        self.authorize(caller, Action::ManageRegistry, Some(&chain), "registry.visit", Some(("unit", &new.unit)))
-            .await?;
+        let references = new
+            .found
+            .iter()
+            .map(|resident| Reference::new("found", Record::Resident(resident), Action::ReadResidents))
+            .collect();
+        let write = Write {
+            action: Action::ManageRegistry,
+            audit_action: "registry.visit",
+            record: Record::HousingUnit(&new.unit),
+            also: Vec::new(),
+            to: &chain,
+            references,
+        };
+        let authorised = self.authorize_write(caller, write).await?;
         let by = caller.actor.name();
         let visit = Visit {
             id: 0,
@@ -737,7 +788,6 @@ impl Engine {
         };
         let mut records = vec![RegistryRecord::Visit(visit.clone())];
         for resident in &new.found {
-            self.resident_place("found", resident).await?;
             records.push(RegistryRecord::Sighting(Sighting {
                 id: 0,
                 resident: resident.clone(),
@@ -748,8 +798,7 @@ impl Engine {
                 note: format!("found on a visit ({})", new.outcome),
             }));
         }
-        self.record_registry(caller, records, "registry.visit", ("unit", &new.unit), &unit.community, "visited")
-            .await?;
+        self.record_registry(authorised, caller, records, &unit.community, "visited").await?;
         Ok(visit)
     }
 
@@ -767,8 +816,15 @@ impl Engine {
             message: format!("unit {unit} is not on the registry"),
         })?;
         let chain = self.community_chain(&found.community);
-        self.authorize(caller, Action::ManageRegistry, Some(&chain), "registry.sighting", Some(("unit", unit))).await?;
-        self.resident_place("resident", resident).await?;
+        let write = Write {
+            action: Action::ManageRegistry,
+            audit_action: "registry.sighting",
+            record: Record::HousingUnit(unit),
+            also: Vec::new(),
+            to: &chain,
+            references: vec![Reference::new("resident", Record::Resident(resident), Action::ReadResidents)],
+        };
+        let authorised = self.authorize_write(caller, write).await?;
         let sighting = Sighting {
             id: 0,
             resident: resident.to_string(),
@@ -778,15 +834,8 @@ impl Engine {
             by: caller.actor.name(),
             note: note.to_string(),
         };
-        self.record_registry(
-            caller,
-            vec![RegistryRecord::Sighting(sighting)],
-            "registry.sighting",
-            ("unit", unit),
-            &found.community,
-            "sighting",
-        )
-        .await
+        self.record_registry(authorised, caller, vec![RegistryRecord::Sighting(sighting)], &found.community, "sighting")
+            .await
     }
 
     // ---- alerts and the change stream ----------------------------------------------------------
@@ -887,22 +936,28 @@ impl Engine {
             None => self.caller_communities(caller),
         };
         self.audit_personal_read(caller, "registry.export", ("community", community.unwrap_or("*")), None).await?;
-        let mut after = 0;
-        let mut written = 0u64;
-        loop {
-            let page = self.store.residents_page(communities.clone(), after, 5_000).await?;
-            let Some((last, _)) = page.last() else { break };
-            after = *last;
-            for (_, sealed) in page {
-                if !self.sees_place(caller, Action::ExportRegistry, &sealed.grid) {
-                    continue;
+        // An export is a report: a place on the pool, a time budget, stopped if dropped.
+        self.run_bounded("export", async {
+            let mut after = 0;
+            let mut written = 0u64;
+            loop {
+                let page = self.store.residents_page(communities.clone(), after, 5_000).await?;
+                let Some((last, _)) = page.last() else { break };
+                after = *last;
+                for (_, sealed) in page {
+                    if !self.sees_place(caller, Action::ExportRegistry, &sealed.grid) {
+                        continue;
+                    }
+                    let view = self.open_resident(caller, sealed)?;
+                    write(&view).map_err(|e| EngineError::Invalid { field: "export", message: e.to_string() })?;
+                    written += 1;
                 }
-                let view = self.open_resident(caller, sealed)?;
-                write(&view).map_err(|e| EngineError::Invalid { field: "export", message: e.to_string() })?;
-                written += 1;
+                // Let the runtime serve others between pages.
+                tokio::task::yield_now().await;
             }
-        }
-        Ok(written)
+            Ok(written)
+        })
+        .await
     }
 }
 

@@ -78,6 +78,10 @@ async fn a_commander_sets_up_a_beat_a_unit_and_a_roster_and_reads_the_coverage()
     while server.engine.avl_stats().stored < 30 {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
+    // Read at 00:40, when the last fix's five minutes are past (minutes still to come are
+    // never counted as covered), signed in afresh (the first session is idle by then).
+    server.clock.set(fangkong_core::time::Timestamp::from_millis(T0_MILLIS + 40 * 60_000));
+    let commander = server.token("cmd").await;
     let reply = server
         .get_as(&commander, "/api/v1/coverage?within=440304&from=2025-11-28T00:00:00Z&to=2025-11-28T02:00:00Z")
         .await;

@@ -6,7 +6,7 @@ use tokio_postgres::Row;
 
 use super::PgStore;
 use crate::StoreError;
-use crate::positions::{POSITION_COLUMNS, PositionRow, RejectedFix, StoredFix, rejection_from_row};
+use crate::positions::{POSITION_COLUMNS, PositionRow, Presence, RejectedFix, StoredFix, rejection_from_row};
 
 fn position_row(r: &Row) -> PositionRow {
     PositionRow {
@@ -145,5 +145,54 @@ impl PgStore {
             .await?;
         tx.commit().await?;
         Ok(fixes + refused)
+    }
+
+    pub async fn record_presence(&self, rows: Vec<Presence>) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let beat: Vec<&str> = rows.iter().map(|r| r.beat.as_str()).collect();
+        let hour: Vec<i64> = rows.iter().map(|r| r.hour.as_millis()).collect();
+        let unit: Vec<&str> = rows.iter().map(|r| r.unit.as_str()).collect();
+        let minutes: Vec<i64> = rows.iter().map(|r| r.minutes as i64).collect();
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO beat_presence (beat, hour, unit, minutes)
+                 SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[])
+                 ON CONFLICT (beat, hour, unit) DO UPDATE SET minutes = beat_presence.minutes | excluded.minutes",
+                &[&beat, &hour, &unit, &minutes],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn presence(
+        &self,
+        beats: Vec<String>,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Presence>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT beat, hour, unit, minutes FROM beat_presence WHERE beat = ANY($1) AND hour >= $2 AND hour < $3",
+                &[&beats, &from.as_millis(), &to.as_millis()],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Presence {
+                beat: r.get(0),
+                hour: Timestamp::from_millis(r.get(1)),
+                unit: r.get(2),
+                minutes: r.get::<_, i64>(3) as u64,
+            })
+            .collect())
+    }
+
+    pub async fn purge_presence(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        Ok(client.execute("DELETE FROM beat_presence WHERE hour < $1", &[&before.as_millis()]).await?)
     }
 }

@@ -633,6 +633,17 @@ impl PgStore {
             .collect())
     }
 
+    pub async fn workstation(&self, code: String) -> Result<Option<Workstation>, StoreError> {
+        let client = self.client().await?;
+        let sql = "SELECT code, community, name, address FROM registry_workstations WHERE code = $1";
+        Ok(client.query_opt(sql, &[&code]).await?.map(|r| Workstation {
+            code: r.get(0),
+            community: r.get(1),
+            name: r.get(2),
+            address: r.get(3),
+        }))
+    }
+
     pub async fn property_card(&self, code: String) -> Result<PropertyCard, StoreError> {
         let Some(found) = self.building(code.clone()).await? else {
             return Ok(PropertyCard::default());

@@ -6,7 +6,7 @@ use rusqlite::params;
 
 use super::SqliteStore;
 use crate::StoreError;
-use crate::positions::{POSITION_COLUMNS, PositionRow, RejectedFix, StoredFix, rejection_from_row};
+use crate::positions::{POSITION_COLUMNS, PositionRow, Presence, RejectedFix, StoredFix, rejection_from_row};
 
 impl SqliteStore {
     pub async fn write_positions(
@@ -128,6 +128,55 @@ impl SqliteStore {
                 .prepare_cached("DELETE FROM position_rejections WHERE device_id = ?1 AND received_at < ?2")?
                 .execute(params![device_id, before.as_millis()])?;
             Ok((fixes + refused) as u64)
+        })
+        .await
+    }
+
+    pub async fn record_presence(&self, rows: Vec<Presence>) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.write(move |conn| {
+            let mut upsert = conn.prepare_cached(
+                "INSERT INTO beat_presence (beat, hour, unit, minutes) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (beat, hour, unit) DO UPDATE SET minutes = minutes | excluded.minutes",
+            )?;
+            for row in &rows {
+                upsert.execute(params![row.beat, row.hour.as_millis(), row.unit, row.minutes as i64])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn presence(
+        &self,
+        beats: Vec<String>,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Presence>, StoreError> {
+        let beats = serde_json::to_string(&beats).expect("strings serialise");
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT beat, hour, unit, minutes FROM beat_presence
+                 WHERE beat IN (SELECT value FROM json_each(?1)) AND hour >= ?2 AND hour < ?3",
+            )?;
+            let rows = statement.query_map(params![beats, from.as_millis(), to.as_millis()], |r| {
+                Ok(Presence {
+                    beat: r.get(0)?,
+                    hour: Timestamp::from_millis(r.get(1)?),
+                    unit: r.get(2)?,
+                    minutes: r.get::<_, i64>(3)? as u64,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    pub async fn purge_presence(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.write(move |conn| {
+            Ok(conn.prepare_cached("DELETE FROM beat_presence WHERE hour < ?1")?.execute([before.as_millis()])? as u64)
         })
         .await
     }

@@ -1229,6 +1229,18 @@ impl SqliteStore {
         .await
     }
 
+    pub async fn workstation(&self, code: String) -> Result<Option<Workstation>, StoreError> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT code, community, name, address FROM registry_workstations WHERE code = ?1")?
+                .query_row([&code], |r| {
+                    Ok(Workstation { code: r.get(0)?, community: r.get(1)?, name: r.get(2)?, address: r.get(3)? })
+                })
+                .optional()?)
+        })
+        .await
+    }
+
     pub async fn property_card(&self, code: String) -> Result<PropertyCard, StoreError> {
         self.read(move |conn| {
             let Some(found) = conn

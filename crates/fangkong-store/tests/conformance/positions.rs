@@ -4,7 +4,7 @@
 use fangkong_core::avl::{Fix, Rejection};
 use fangkong_core::time::Timestamp;
 use fangkong_geo::LatLon;
-use fangkong_store::{RejectedFix, StoredFix};
+use fangkong_store::{Presence, RejectedFix, StoredFix};
 
 use crate::support::TestDb;
 
@@ -14,6 +14,7 @@ conformance!(
     a_fix_stored_twice_is_kept_once,
     refused_fixes_come_back_newest_first_with_their_reasons,
     retention_deletes_only_older_fixes_of_the_device,
+    presence_minutes_merge_by_or_and_are_read_by_beat_and_hour,
 );
 
 const T0: Timestamp = Timestamp::from_millis(1_764_288_000_000);
@@ -96,4 +97,28 @@ async fn retention_deletes_only_older_fixes_of_the_device(db: &TestDb) {
     assert_eq!(db.store.track(5, T0, T0.plus_seconds(60), 100).await.unwrap().len(), 6);
     assert_eq!(db.store.track(6, T0, T0.plus_seconds(60), 100).await.unwrap().len(), 10, "other devices keep theirs");
     assert_eq!(db.store.purge_positions(9, T0.plus_seconds(60)).await.unwrap(), 1, "refused fixes too");
+}
+
+async fn presence_minutes_merge_by_or_and_are_read_by_beat_and_hour(db: &TestDb) {
+    let row = |beat: &str, unit: &str, hour: i64, minutes: u64| Presence {
+        beat: beat.into(),
+        unit: unit.into(),
+        hour: T0.plus_seconds(hour * 3_600),
+        minutes,
+    };
+    db.store.record_presence(vec![row("B1", "U1", 0, 0b0011), row("B2", "U1", 0, 1 << 59)]).await.unwrap();
+    // A later batch adds minutes; it never takes any away.
+    db.store.record_presence(vec![row("B1", "U1", 0, 0b0110), row("B1", "U2", 1, 1)]).await.unwrap();
+    db.store.record_presence(Vec::new()).await.unwrap();
+    let mut found = db.store.presence(vec!["B1".into()], T0, T0.plus_seconds(7_200)).await.unwrap();
+    found.sort_by_key(|p| (p.hour, p.unit.clone()));
+    assert_eq!(found, vec![row("B1", "U1", 0, 0b0111), row("B1", "U2", 1, 1)]);
+    // The range is half-open, by the hour's start.
+    let first_hour = db.store.presence(vec!["B1".into(), "B2".into()], T0, T0.plus_seconds(3_600)).await.unwrap();
+    assert_eq!(first_hour.len(), 2);
+    // Minute 60 does not exist: the database refuses it and nothing of the batch is kept.
+    assert!(db.store.record_presence(vec![row("B3", "U1", 0, 1), row("B3", "U2", 0, 1 << 60)]).await.is_err());
+    assert!(db.store.presence(vec!["B3".into()], T0, T0.plus_seconds(3_600)).await.unwrap().is_empty());
+    assert_eq!(db.store.purge_presence(T0.plus_seconds(3_600)).await.unwrap(), 2);
+    assert_eq!(db.store.presence(vec!["B1".into()], T0, T0.plus_seconds(7_200)).await.unwrap().len(), 1);
 }

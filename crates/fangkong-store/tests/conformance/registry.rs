@@ -5,7 +5,7 @@ use fangkong_core::audit::{AuditEntry, Outcome};
 use fangkong_core::auth::Actor;
 use fangkong_core::documents::DocumentKind;
 use fangkong_core::registry::{
-    Building, BuildingKind, HousingUnit, Permit, PermitKind, Sex, Sighting, Tenancy, UnitUse,
+    Building, BuildingKind, HousingUnit, Permit, PermitKind, Sex, Sighting, Tenancy, UnitUse, Workstation,
 };
 use fangkong_core::time::Timestamp;
 use fangkong_store::StoreError;
@@ -202,6 +202,16 @@ async fn registry_records_round_trip_and_imports_are_all_or_nothing(db: &TestDb)
     let said: Vec<_> = changes.iter().map(|c| c.change.as_str()).collect();
     assert_eq!(said, ["saved", "saved:2", "saved", "saved"]);
     assert!(changes.windows(2).all(|w| w[0].seq < w[1].seq));
+
+    // A workstation is found by its code (the write guard asks where a code is filed).
+    let station =
+        Workstation {
+            code: "W1".into(), community: "C1".into(), name: "园岭工作站".into(), address: String::new()
+        };
+    let records = vec![RegistryRecord::Workstation(station.clone())];
+    db.store.write_registry(records, vec![change("W1")], &entry("workstation")).await.unwrap();
+    assert_eq!(db.store.workstation("W1").await.unwrap(), Some(station));
+    assert_eq!(db.store.workstation("W2").await.unwrap(), None);
 
     // An imported resident's unit must be on the registry, whether it was there before the
     // import (U1), is not (U8: the import fails at its row), or is written by the same import.
