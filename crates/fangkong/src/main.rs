@@ -199,6 +199,7 @@ struct BenchStoreArgs {
 }
 
 fn main() -> ExitCode {
+    private_files();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -208,6 +209,15 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => fail(error),
     }
+}
+
+/// Every file this process creates — the SQLite database and its `-wal`/`-shm`, the demo's
+/// import files, backups — is readable by its owner only, whatever the caller's umask: they
+/// hold sealed personal data, the audit trail and password hashes (the key file is written
+/// 0600 on its own). Set before any thread starts, so no file is made under the old mask.
+fn private_files() {
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
 }
 
 fn fail(error: anyhow::Error) -> ExitCode {

@@ -479,6 +479,76 @@ fn demo_keeps_a_given_data_dir_and_takes_the_admin_password() {
     );
 }
 
+/// The demo's registry files (identity numbers and phones in the clear) are gone once
+/// imported, and what stays in the data directory is the owner's alone: the database and
+/// its WAL files 0600, the directory 0700, whatever the caller's umask.
+#[cfg(unix)]
+#[test]
+fn demo_removes_its_import_files_and_keeps_its_files_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("demo");
+    // Tests run under the usual umask 022, which would leave files world-readable.
+    let server = Running::start(&[
+        "demo",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--registry-scale",
+        "0.001",
+    ]);
+    let password = server
+        .stdout_lines
+        .iter()
+        .find_map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            (fields.len() == 4 && fields[2] == "dispatcher").then(|| fields[1].to_string())
+        })
+        .expect("a dispatcher account");
+    let token = login(&server, "dispatcher", &password);
+    // Every file under the data directory, and the import files among them.
+    let files = || -> Vec<std::path::PathBuf> {
+        let mut found = Vec::new();
+        let mut pending = vec![data_dir.clone()];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    pending.push(path.clone());
+                }
+                found.push(path);
+            }
+        }
+        found
+    };
+    let import_files = || -> Vec<std::path::PathBuf> {
+        files().into_iter().filter(|p| p.extension().is_some_and(|e| e == "csv") || p.is_dir()).collect()
+    };
+    // Buildings are imported first (every address ends in 号楼), tenancies last; the files
+    // go once all three are in.
+    let has_buildings = || {
+        let (status, body) = server.get_with_token("/api/v1/registry/buildings?q=%E5%8F%B7%E6%A5%BC", &token);
+        assert_eq!(status, 200, "{body}");
+        dechunk(&body).contains("\"code\"")
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !(has_buildings() && import_files().is_empty()) {
+        assert!(
+            Instant::now() < deadline,
+            "two minutes after start, import files remain in the data directory: {:?}",
+            import_files()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let mode = |name: &str| std::fs::metadata(data_dir.join(name)).unwrap().permissions().mode() & 0o777;
+    for name in ["fangkong.db", "fangkong.db-wal", "fangkong.db-shm", "fangkong.key"] {
+        assert_eq!(mode(name), 0o600, "{name}: {:o}", mode(name));
+    }
+    assert_eq!(std::fs::metadata(&data_dir).unwrap().permissions().mode() & 0o777, 0o700);
+    assert!(server.stop().success());
+}
+
 /// Signs in through the API and returns the token.
 fn login(server: &Running, username: &str, password: &str) -> String {
     let body = format!("{{\"username\":\"{username}\",\"password\":\"{password}\"}}");
