@@ -936,3 +936,91 @@ fn demo_shows_a_moving_city() {
     assert!(moved > MOVING, "units moved within {elapsed:?}: {moved}");
     assert!(incidents > 0 && dispatched > 0, "within {elapsed:?}: {incidents} incidents, {dispatched} with units");
 }
+
+/// Positions of the units on the dispatch board, by unit code.
+fn unit_positions(server: &Running, token: &str) -> std::collections::HashMap<String, (f64, f64)> {
+    let (status, body) = server.get_with_token("/api/v1/dispatch/units", token);
+    assert_eq!(status, 200, "{body}");
+    let units: serde_json::Value = serde_json::from_str(&dechunk(&body)).unwrap();
+    units
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| Some((u["unit"].as_str()?.to_string(), (u["lat"].as_f64()?, u["lon"].as_f64()?))))
+        .collect()
+}
+
+/// Units of `before` that are somewhere else in `now`.
+fn moved_since(
+    before: &std::collections::HashMap<String, (f64, f64)>,
+    now: &std::collections::HashMap<String, (f64, f64)>,
+) -> usize {
+    before.iter().filter(|(unit, at)| now.get(*unit).is_some_and(|now| now != *at)).count()
+}
+
+/// An administrator revoking one simulated tracker and one alarm point stops only their
+/// reports: the rest of the demo's city keeps moving.
+#[test]
+fn revoking_one_simulated_device_leaves_the_city_moving() {
+    let started = Instant::now();
+    let server = Running::start(&[
+        "demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--registry-scale",
+        "0",
+        "--admin-password",
+        "my own secret passphrase",
+    ]);
+    let dispatcher = server.stdout_lines.iter().find_map(|l| {
+        let fields: Vec<&str> = l.split_whitespace().collect();
+        (fields.len() == 4 && fields[2] == "dispatcher").then(|| fields[1].to_string())
+    });
+    let dispatcher = login(&server, "dispatcher", &dispatcher.expect("a dispatcher account"));
+    let admin = login(&server, "admin", "my own secret passphrase");
+    // The live city is running once units move.
+    const MOVING: usize = 10;
+    let first = loop {
+        let positions = unit_positions(&server, &dispatcher);
+        if positions.len() > MOVING {
+            break positions;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "units have positions within a minute");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    while moved_since(&first, &unit_positions(&server, &dispatcher)) <= MOVING {
+        assert!(started.elapsed() < Duration::from_secs(90), "units move within 90 s");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    // One unit's tracker and one alarm point, as an administrator would.
+    let unit = first.keys().min().unwrap().clone();
+    let host = server.base_url.strip_prefix("http://").unwrap().to_string();
+    let auth = format!("authorization: Bearer {admin}");
+    let revoke = |unique_id: &str| {
+        let (status, body) = http(&host, "POST", &format!("/api/v1/devices/{unique_id}/revoke"), &[&auth], "");
+        assert_eq!(status, 200, "revoking {unique_id}: {body}");
+    };
+    revoke(&format!("SIM-{unit}"));
+    let (status, body) = server.get_with_token("/api/v1/devices", &admin);
+    assert_eq!(status, 200, "{body}");
+    let devices: serde_json::Value = serde_json::from_str(&dechunk(&body)).unwrap();
+    let site =
+        devices.as_array().unwrap().iter().find(|d| d["kind"] == "alarm_point").expect("the demo's alarm points");
+    revoke(site["unique_id"].as_str().unwrap());
+
+    // Long enough for the simulation to meet both refusals (a site's heartbeat is due every
+    // five simulated minutes: five seconds at the demo's speed).
+    std::thread::sleep(Duration::from_secs(7));
+    let after = unit_positions(&server, &dispatcher);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut moved = 0;
+    while moved <= MOVING && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        moved = moved_since(&after, &unit_positions(&server, &dispatcher));
+    }
+    assert!(moved > MOVING, "after one tracker and one alarm point were revoked, only {moved} units moved in 30 s");
+    let now = unit_positions(&server, &dispatcher);
+    assert_eq!(now.get(&unit), after.get(&unit), "the revoked tracker's unit {unit} reports no more");
+    assert!(server.stop().success());
+}
