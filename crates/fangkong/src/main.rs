@@ -12,6 +12,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod accounts;
 mod audit;
+mod backup;
 mod config;
 mod demo;
 mod import;
@@ -55,6 +56,12 @@ enum Command {
     /// Check the audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Copy a SQLite database while the server runs, and check the copy (integrity,
+    /// migrations, audit chain); on PostgreSQL, names the pg_dump to run instead.
+    Backup(backup::BackupArgs),
+    /// Put a backup back after checking it as `backup` does; refuses to replace a database
+    /// without --force, and one a running server holds.
+    Restore(backup::RestoreArgs),
     /// The synthetic city: generate it at any scale, for benchmarks and imports.
     #[command(subcommand)]
     Sim(sim::SimCommand),
@@ -240,6 +247,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(command) => Box::pin(accounts::user(command)).await?,
         Command::Device(command) => accounts::device(command).await?,
         Command::Audit(command) => return audit::audit(command).await,
+        Command::Backup(args) => return backup::backup(args).await,
+        Command::Restore(args) => return backup::restore(args).await,
         Command::Import(command) => return import::import(command).await,
         Command::Sim(command) => sim::sim(command)?,
         Command::Bench(BenchCommand::Store(args)) => bench_store(args).await?,

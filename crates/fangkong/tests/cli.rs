@@ -216,6 +216,8 @@ fn every_command_has_help() {
         &["bench", "--help"],
         &["bench", "store", "--help"],
         &["import", "jurisdictions", "--help"],
+        &["backup", "--help"],
+        &["restore", "--help"],
     ] {
         let output = fangkong(args);
         assert!(output.status.success(), "{args:?}");
@@ -1023,4 +1025,205 @@ fn revoking_one_simulated_device_leaves_the_city_moving() {
     let now = unit_positions(&server, &dispatcher);
     assert_eq!(now.get(&unit), after.get(&unit), "the revoked tracker's unit {unit} reports no more");
     assert!(server.stop().success());
+}
+
+// ---- backup and restore ---------------------------------------------------------------------
+
+/// The ids of every incident the server has.
+fn incident_ids(server: &Running, token: &str) -> Vec<i64> {
+    let path = "/api/v1/incidents?status=all&from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z";
+    let (status, body) = server.get_with_token(path, token);
+    assert_eq!(status, 200, "{body}");
+    let all: serde_json::Value = serde_json::from_str(&dechunk(&body)).unwrap();
+    all.as_array().unwrap().iter().map(|i| i["id"].as_i64().unwrap()).collect()
+}
+
+/// The `head: SEQ:HASH` line a command printed.
+fn printed_head(output: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("head: "))
+        .unwrap_or_else(|| panic!("no head line: {stdout}"))
+        .to_string()
+}
+
+#[cfg(unix)]
+fn file_mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// A backup taken while the demo's live city writes is complete and consistent: restored
+/// into a new directory, its audit trail verifies up to the head the backup printed, and a
+/// server on it has every incident that existed before the backup began. A restore never
+/// replaces a database without --force, nor one a running server holds.
+#[cfg(unix)]
+#[test]
+fn a_backup_taken_while_the_demo_runs_restores_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("demo");
+    let server = Running::start(&[
+        "demo",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--registry-scale",
+        "0",
+        "--calls-per-day",
+        "30000",
+    ]);
+    let password = server
+        .stdout_lines
+        .iter()
+        .find_map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            (fields.len() == 4 && fields[2] == "dispatcher").then(|| fields[1].to_string())
+        })
+        .expect("a dispatcher account");
+    let token = login(&server, "dispatcher", &password);
+    let started = Instant::now();
+    while incident_ids(&server, &token).len() < 3 {
+        assert!(started.elapsed() < Duration::from_secs(90), "the live city takes calls");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let before = incident_ids(&server, &token);
+
+    let backup = dir.path().join("backups").join("fangkong-backup.db");
+    std::fs::create_dir(backup.parent().unwrap()).unwrap();
+    let data_arg = data_dir.to_str().unwrap();
+    let output = fangkong(&["backup", "--data-dir", data_arg, "--out", backup.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(stdout.contains("integrity check: ok") && stdout.contains("audit trail intact"), "{stdout}");
+    assert!(stdout.contains(" bytes)"), "the size is printed: {stdout}");
+    let head = printed_head(&output);
+    assert_eq!(file_mode(&backup), 0o600);
+    let leftovers: Vec<_> =
+        std::fs::read_dir(backup.parent().unwrap()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(leftovers.len(), 1, "only the backup, no temporary files: {leftovers:?}");
+    // The city kept running during the backup, and a backup never replaces a file.
+    assert!(incident_ids(&server, &token).len() >= before.len());
+    check_failure(&["backup", "--data-dir", data_arg, "--out", backup.to_str().unwrap()], 1, "exists");
+    assert!(server.stop().success());
+
+    let restored = dir.path().join("restored");
+    let key = data_dir.join("fangkong.key");
+    let restore = |force: bool| {
+        let mut args = vec!["restore", "--from", backup.to_str().unwrap(), "--data-dir", restored.to_str().unwrap()];
+        args.extend(["--key-file", key.to_str().unwrap()]);
+        if force {
+            args.push("--force");
+        }
+        fangkong(&args)
+    };
+    let output = restore(false);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let db_path = restored.join("fangkong.db");
+    assert_eq!(file_mode(&db_path), 0o600);
+    assert_eq!(file_mode(&restored.join("fangkong.key")), 0o600, "the key travels with the data directory");
+    let db = format!("sqlite://{}", db_path.display());
+    let key_arg = restored.join("fangkong.key");
+    let verify =
+        fangkong(&["audit", "verify", "--db", &db, "--key-file", key_arg.to_str().unwrap(), "--expect-head", &head]);
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+
+    let server =
+        Running::start(&["serve", "--db", &db, "--key-file", key_arg.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+    let token = login(&server, "dispatcher", &password);
+    let after = incident_ids(&server, &token);
+    let missing: Vec<&i64> = before.iter().filter(|id| !after.contains(id)).collect();
+    assert!(missing.is_empty(), "incidents from before the backup missing after the restore: {missing:?}");
+    // Not over an existing database without --force, never under a running server.
+    let refused = restore(false);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("exists: pass --force"), "{refused:?}");
+    let refused = restore(true);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("in use by a running server"), "{refused:?}");
+    assert!(server.stop().success());
+    let output = restore(true);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    // PostgreSQL has its own tools, and the command says which.
+    let output = fangkong(&["backup", "--db", "postgres://postgres@127.0.0.1:5432/postgres", "--out", "x.dump"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("pg_dump --format=custom"), "{output:?}");
+}
+
+/// A backup whose audit trail was altered by one byte, or that was cut short, or checked
+/// with another key, is refused with exit 1 naming the check; the database a restore would
+/// have replaced is left as it was.
+#[test]
+fn a_tampered_or_truncated_backup_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path());
+    let db_path = dir.path().join("fk.db");
+    let db = format!("sqlite://{}", db_path.display());
+    // A few audit records: each verification is recorded.
+    for _ in 0..4 {
+        let output = fangkong(&["audit", "verify", "--db", &db, "--key-file", &key]);
+        assert!(output.status.success(), "{output:?}");
+    }
+    let backup = dir.path().join("good.db");
+    let output = fangkong(&["backup", "--db", &db, "--key-file", &key, "--out", backup.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let good = std::fs::read(&backup).unwrap();
+
+    // One byte of one audit record's detail, found where it occurs once in the file.
+    let details: Vec<(i64, String)> = {
+        let conn = rusqlite::Connection::open_with_flags(&backup, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let mut statement = conn.prepare("SELECT seq, detail FROM audit_log WHERE detail IS NOT NULL").unwrap();
+        statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?))).unwrap().map(Result::unwrap).collect()
+    };
+    let (seq, at) = details
+        .iter()
+        .find_map(|(seq, detail)| {
+            let needle = detail.as_bytes();
+            let mut found = good.windows(needle.len()).enumerate().filter(|(_, w)| *w == needle).map(|(i, _)| i);
+            let first = found.next()?;
+            found.next().is_none().then_some((*seq, first))
+        })
+        .unwrap_or_else(|| panic!("no audit detail occurs once in the file: {details:?}"));
+    let mut tampered = good.clone();
+    tampered[at] = if tampered[at] == b'x' { b'y' } else { b'x' };
+    let tampered_path = dir.path().join("tampered.db");
+    std::fs::write(&tampered_path, &tampered).unwrap();
+    let truncated_path = dir.path().join("truncated.db");
+    std::fs::write(&truncated_path, &good[..good.len() / 2]).unwrap();
+
+    // A database a forced restore would replace, and must not.
+    let target = dir.path().join("target.db");
+    std::fs::copy(&db_path, &target).unwrap();
+    let target_bytes = std::fs::read(&target).unwrap();
+    let target_url = format!("sqlite://{}", target.display());
+    let restore = |from: &std::path::Path, key: &str| {
+        fangkong(&["restore", "--from", from.to_str().unwrap(), "--db", &target_url, "--key-file", key, "--force"])
+    };
+    let check = |output: Output, fragment: &str| {
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(fragment), "{stderr:?} should mention {fragment:?}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert_eq!(std::fs::read(&target).unwrap(), target_bytes, "the target was not touched");
+    };
+    check(restore(&tampered_path, &key), &format!("audit check failed: audit trail broken at record {seq}"));
+    check(restore(&truncated_path, &key), "integrity check failed");
+    let other_dir = tempfile::tempdir().unwrap();
+    let other_key = keygen(other_dir.path());
+    check(restore(&backup, &other_key), "key file does not match");
+    check(restore(&dir.path().join("none.db"), &key), "no such file");
+
+    // A backup of a tampered database is refused the same way, and leaves nothing behind.
+    let copy = dir.path().join("copy-of-tampered.db");
+    let tampered_url = format!("sqlite://{}", tampered_path.display());
+    let output = fangkong(&["backup", "--db", &tampered_url, "--key-file", &key, "--out", copy.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("was refused and removed: audit check failed: audit trail broken"), "{stderr}");
+    assert!(!copy.exists() && !dir.path().join(".copy-of-tampered.db.partial").exists());
+    // And the good one restores over the target when forced.
+    let output = restore(&backup, &key);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
