@@ -832,7 +832,6 @@ mod tests {
         store.close().await;
     }
 
-    #[test]
     /// Another process must go on seeing this one's locks on the database file after a
     /// bulk write's checkpoint read the file back (closing a descriptor of a file drops
     /// all the process's POSIX locks on it): /proc/locks is what other processes see.
