@@ -282,10 +282,25 @@ async fn sites(engine: &Engine, city: &CityMap, options: &LiveOptions) -> Result
         .collect())
 }
 
-/// The sites whose heartbeat is due report it.
+/// Whether the engine refused one device (revoked, removed, or no longer the kind the
+/// simulation drives) rather than failed as a whole: the simulation then stops only that
+/// device's reports and the rest of the city goes on.
+fn refuses_the_device(error: &EngineError) -> bool {
+    matches!(
+        error,
+        EngineError::DeviceRevoked
+            | EngineError::UnknownDevice { .. }
+            | EngineError::Invalid { .. }
+            | EngineError::Denied(_)
+            | EngineError::NotFound { .. }
+    )
+}
+
+/// The sites whose heartbeat is due report it. A site whose terminal the engine refuses
+/// (an administrator revoked it) is dropped from `sites` with one log line.
 async fn heartbeats(
     engine: &Engine,
-    sites: &mut [SimSite],
+    sites: &mut Vec<SimSite>,
     now: Timestamp,
     rng: &mut ChaCha8Rng,
 ) -> Result<(), EngineError> {
@@ -302,11 +317,26 @@ async fn heartbeats(
         }
         due.push(&*site);
     }
+    let mut refused = Vec::new();
     for chunk in due.chunks(128) {
         let beats = chunk.iter().map(|site| engine.device_heartbeat(&site.caller, &site.unique_id));
-        for result in futures_util::future::join_all(beats).await {
-            result?;
+        for (site, result) in chunk.iter().zip(futures_util::future::join_all(beats).await) {
+            match result {
+                Ok(_) => {}
+                Err(error) if refuses_the_device(&error) => {
+                    tracing::warn!(
+                        device = %site.unique_id,
+                        %error,
+                        "a simulated site was refused; it stops reporting, the rest of the city goes on"
+                    );
+                    refused.push(site.unique_id.clone());
+                }
+                Err(error) => return Err(error),
+            }
         }
+    }
+    if !refused.is_empty() {
+        sites.retain(|site| !refused.contains(&site.unique_id));
     }
     Ok(())
 }
@@ -472,6 +502,9 @@ struct SimUnit {
     at: LatLon,
     waypoint: Option<LatLon>,
     task: Task,
+    /// Whether its tracker still reports: false once the engine refused it (revoked by an
+    /// administrator), so it is logged once and the unit works on unseen.
+    reporting: bool,
 }
 
 fn beat_centre(beat: &Area) -> LatLon {
@@ -572,6 +605,7 @@ async fn live(engine: &Arc<Engine>, city: &CityMap, options: &LiveOptions) -> Re
             at,
             waypoint: None,
             task,
+            reporting: true,
         });
     }
     let index: HashMap<String, usize> = fleet.iter().enumerate().map(|(i, u)| (u.code.clone(), i)).collect();
@@ -729,8 +763,20 @@ async fn live(engine: &Arc<Engine>, city: &CityMap, options: &LiveOptions) -> Re
                 _ if unit.moves_on_patrol => speed / 3.0,
                 _ => 0.0,
             });
+            if !unit.reporting {
+                continue;
+            }
             match engine.ingest_fix(&unit.tracker, fix).await {
                 Ok(_) | Err(EngineError::Overloaded) => {}
+                Err(error) if refuses_the_device(&error) => {
+                    tracing::warn!(
+                        unit = %unit.code,
+                        tracker = %unit.tracker,
+                        %error,
+                        "a simulated tracker was refused; its unit stops reporting, the rest of the city goes on"
+                    );
+                    unit.reporting = false;
+                }
                 Err(error) => return Err(error),
             }
         }

@@ -14,6 +14,7 @@
 //! The store speaks in core types (`fangkong_core`): rows are converted at this edge and no
 //! SQL type or driver error leaks out except as a [`StoreError`].
 
+pub mod backup;
 mod error;
 pub mod migrate;
 mod postgres;

@@ -25,8 +25,19 @@ pub struct VerifyArgs {
     expect_head: Option<String>,
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What an intact chain's verification says, or why the chain is broken: the words of
+/// `audit verify`, shared by `backup` and `restore`, which verify their copies the same way.
+pub(crate) fn verdict(result: &fangkong_engine::AuditVerification) -> Result<String, String> {
+    if let Some(broken) = &result.broken {
+        let record = broken.record().map_or("the seal".to_string(), |seq| format!("record {seq}"));
+        return Err(format!("audit trail broken at {record}: {broken}"));
+    }
+    let sealed = result.sealed_through.map(|s| format!(" after the retention seal at record {s}")).unwrap_or_default();
+    Ok(format!("audit trail intact: {} records verified{sealed}", result.checked))
 }
 
 pub async fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
@@ -49,11 +60,13 @@ pub async fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
     };
     engine.shutdown().await;
     let result = result?;
-    if let Some(broken) = &result.broken {
-        let record = broken.record().map_or("the seal".to_string(), |seq| format!("record {seq}"));
-        eprintln!("error: audit trail broken at {record}: {broken}");
-        return Ok(ExitCode::FAILURE);
-    }
+    let intact = match verdict(&result) {
+        Ok(intact) => intact,
+        Err(broken) => {
+            eprintln!("error: {broken}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     if let Some((seq, hash, found)) = expected
         && found.as_deref() != Some(hash.as_str())
     {
@@ -63,8 +76,7 @@ pub async fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::FAILURE);
     }
-    let sealed = result.sealed_through.map(|s| format!(" after the retention seal at record {s}")).unwrap_or_default();
-    print_line(&format!("audit trail intact: {} records verified{sealed}", result.checked));
+    print_line(&intact);
     print_line(&format!("head: {}:{}", result.head_seq, hex(&result.head_hash)));
     Ok(ExitCode::SUCCESS)
 }

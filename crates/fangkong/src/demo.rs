@@ -80,6 +80,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             (temporary.path().to_path_buf(), Some(temporary))
         }
     };
+    remove_leftover_import_files(&dir);
     let key_path = dir.join("fangkong.key");
     if !key_path.exists() {
         config::write_key_file(&key_path, &KeyRing::generate())?;
@@ -164,8 +165,43 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 
 type Account = (String, String, &'static str, String);
 
+/// Where the demo writes its registry import files while it imports them: a directory of
+/// this prefix in the data directory, private to the owner, removed afterwards.
+const IMPORT_DIR_PREFIX: &str = ".registry-import-";
+
+/// Removes import files a demo left behind: those of a run killed while importing, and the
+/// `registry/*.csv` of earlier versions, which kept them (identity numbers and phones in the
+/// clear, readable by anyone on the machine).
+fn remove_leftover_import_files(dir: &std::path::Path) {
+    let mut leftovers: Vec<std::path::PathBuf> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(IMPORT_DIR_PREFIX) {
+                leftovers.push(entry.path());
+            }
+        }
+    }
+    let old = dir.join("registry");
+    for name in ["properties.csv", "residents.csv", "tenancies.csv"] {
+        if old.join(name).exists() {
+            leftovers.push(old.join(name));
+        }
+    }
+    for path in leftovers {
+        let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+        match removed {
+            Ok(()) => tracing::info!(path = %path.display(), "removed the demo's leftover registry import files"),
+            Err(error) => tracing::warn!(path = %path.display(), %error, "cannot remove leftover import files"),
+        }
+    }
+    // The old directory itself, if nothing else is in it.
+    let _ = std::fs::remove_dir(&old);
+}
+
 /// The synthetic city's housing registry at `scale`, as of today, written as import files
-/// into `DIR/registry/` and imported through the engine as a workstation's files would be.
+/// into a private temporary directory in `dir` and imported through the engine as a
+/// workstation's files would be. The files (identity numbers and phones in the clear) are
+/// removed once imported, and also when the import fails.
 async fn seed_registry(
     engine: &Engine,
     city: Arc<fangkong_sim::city::CityMap>,
@@ -174,8 +210,12 @@ async fn seed_registry(
 ) -> anyhow::Result<()> {
     use fangkong_engine::registry::{ImportFormat, ImportKind};
     let started = std::time::Instant::now();
-    let files = dir.join("registry");
-    std::fs::create_dir_all(&files)?;
+    // Mode 0700, removed when dropped: at the end of this function, whatever happens.
+    let temporary = tempfile::Builder::new()
+        .prefix(IMPORT_DIR_PREFIX)
+        .tempdir_in(dir)
+        .with_context(|| format!("creating a temporary directory in {}", dir.display()))?;
+    let files = temporary.path().to_path_buf();
     let today = engine.now().as_millis().div_euclid(86_400_000);
     let options = fangkong_sim::population::PopulationOptions {
         scale,
@@ -205,6 +245,7 @@ async fn seed_registry(
             .await
             .with_context(|| format!("importing {}", path.display()))?;
     }
+    temporary.close().with_context(|| format!("removing the imported files in {}", files.display()))?;
     tracing::info!(
         units = written.units,
         residents = written.residents,

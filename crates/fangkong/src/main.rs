@@ -12,6 +12,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod accounts;
 mod audit;
+mod backup;
 mod config;
 mod demo;
 mod import;
@@ -55,6 +56,12 @@ enum Command {
     /// Check the audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Copy a SQLite database while the server runs, and check the copy (integrity,
+    /// migrations, audit chain); on PostgreSQL, names the pg_dump to run instead.
+    Backup(backup::BackupArgs),
+    /// Put a backup back after checking it as `backup` does; refuses to replace a database
+    /// without --force, and one a running server holds.
+    Restore(backup::RestoreArgs),
     /// The synthetic city: generate it at any scale, for benchmarks and imports.
     #[command(subcommand)]
     Sim(sim::SimCommand),
@@ -199,6 +206,7 @@ struct BenchStoreArgs {
 }
 
 fn main() -> ExitCode {
+    private_files();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -208,6 +216,15 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => fail(error),
     }
+}
+
+/// Every file this process creates — the SQLite database and its `-wal`/`-shm`, the demo's
+/// import files, backups — is readable by its owner only, whatever the caller's umask: they
+/// hold sealed personal data, the audit trail and password hashes (the key file is written
+/// 0600 on its own). Set before any thread starts, so no file is made under the old mask.
+fn private_files() {
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
 }
 
 fn fail(error: anyhow::Error) -> ExitCode {
@@ -230,6 +247,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(command) => Box::pin(accounts::user(command)).await?,
         Command::Device(command) => accounts::device(command).await?,
         Command::Audit(command) => return audit::audit(command).await,
+        Command::Backup(args) => return backup::backup(args).await,
+        Command::Restore(args) => return backup::restore(args).await,
         Command::Import(command) => return import::import(command).await,
         Command::Sim(command) => sim::sim(command)?,
         Command::Bench(BenchCommand::Store(args)) => bench_store(args).await?,

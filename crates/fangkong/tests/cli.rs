@@ -216,6 +216,8 @@ fn every_command_has_help() {
         &["bench", "--help"],
         &["bench", "store", "--help"],
         &["import", "jurisdictions", "--help"],
+        &["backup", "--help"],
+        &["restore", "--help"],
     ] {
         let output = fangkong(args);
         assert!(output.status.success(), "{args:?}");
@@ -477,6 +479,76 @@ fn demo_keeps_a_given_data_dir_and_takes_the_admin_password() {
         1,
         "at least 12 characters",
     );
+}
+
+/// The demo's registry files (identity numbers and phones in the clear) are gone once
+/// imported, and what stays in the data directory is the owner's alone: the database and
+/// its WAL files 0600, the directory 0700, whatever the caller's umask.
+#[cfg(unix)]
+#[test]
+fn demo_removes_its_import_files_and_keeps_its_files_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("demo");
+    // Tests run under the usual umask 022, which would leave files world-readable.
+    let server = Running::start(&[
+        "demo",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--registry-scale",
+        "0.001",
+    ]);
+    let password = server
+        .stdout_lines
+        .iter()
+        .find_map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            (fields.len() == 4 && fields[2] == "dispatcher").then(|| fields[1].to_string())
+        })
+        .expect("a dispatcher account");
+    let token = login(&server, "dispatcher", &password);
+    // Every file under the data directory, and the import files among them.
+    let files = || -> Vec<std::path::PathBuf> {
+        let mut found = Vec::new();
+        let mut pending = vec![data_dir.clone()];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    pending.push(path.clone());
+                }
+                found.push(path);
+            }
+        }
+        found
+    };
+    let import_files = || -> Vec<std::path::PathBuf> {
+        files().into_iter().filter(|p| p.extension().is_some_and(|e| e == "csv") || p.is_dir()).collect()
+    };
+    // Buildings are imported first (every address ends in 号楼), tenancies last; the files
+    // go once all three are in.
+    let has_buildings = || {
+        let (status, body) = server.get_with_token("/api/v1/registry/buildings?q=%E5%8F%B7%E6%A5%BC", &token);
+        assert_eq!(status, 200, "{body}");
+        dechunk(&body).contains("\"code\"")
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !(has_buildings() && import_files().is_empty()) {
+        assert!(
+            Instant::now() < deadline,
+            "two minutes after start, import files remain in the data directory: {:?}",
+            import_files()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let mode = |name: &str| std::fs::metadata(data_dir.join(name)).unwrap().permissions().mode() & 0o777;
+    for name in ["fangkong.db", "fangkong.db-wal", "fangkong.db-shm", "fangkong.key"] {
+        assert_eq!(mode(name), 0o600, "{name}: {:o}", mode(name));
+    }
+    assert_eq!(std::fs::metadata(&data_dir).unwrap().permissions().mode() & 0o777, 0o700);
+    assert!(server.stop().success());
 }
 
 /// Signs in through the API and returns the token.
@@ -865,4 +937,293 @@ fn demo_shows_a_moving_city() {
     eprintln!("demo: {moved} units moved and {dispatched} of {incidents} incidents had units {elapsed:?} after start");
     assert!(moved > MOVING, "units moved within {elapsed:?}: {moved}");
     assert!(incidents > 0 && dispatched > 0, "within {elapsed:?}: {incidents} incidents, {dispatched} with units");
+}
+
+/// Positions of the units on the dispatch board, by unit code.
+fn unit_positions(server: &Running, token: &str) -> std::collections::HashMap<String, (f64, f64)> {
+    let (status, body) = server.get_with_token("/api/v1/dispatch/units", token);
+    assert_eq!(status, 200, "{body}");
+    let units: serde_json::Value = serde_json::from_str(&dechunk(&body)).unwrap();
+    units
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| Some((u["unit"].as_str()?.to_string(), (u["lat"].as_f64()?, u["lon"].as_f64()?))))
+        .collect()
+}
+
+/// Units of `before` that are somewhere else in `now`.
+fn moved_since(
+    before: &std::collections::HashMap<String, (f64, f64)>,
+    now: &std::collections::HashMap<String, (f64, f64)>,
+) -> usize {
+    before.iter().filter(|(unit, at)| now.get(*unit).is_some_and(|now| now != *at)).count()
+}
+
+/// An administrator revoking one simulated tracker and one alarm point stops only their
+/// reports: the rest of the demo's city keeps moving.
+#[test]
+fn revoking_one_simulated_device_leaves_the_city_moving() {
+    let started = Instant::now();
+    let server = Running::start(&[
+        "demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--registry-scale",
+        "0",
+        "--admin-password",
+        "my own secret passphrase",
+    ]);
+    let dispatcher = server.stdout_lines.iter().find_map(|l| {
+        let fields: Vec<&str> = l.split_whitespace().collect();
+        (fields.len() == 4 && fields[2] == "dispatcher").then(|| fields[1].to_string())
+    });
+    let dispatcher = login(&server, "dispatcher", &dispatcher.expect("a dispatcher account"));
+    let admin = login(&server, "admin", "my own secret passphrase");
+    // The live city is running once units move.
+    const MOVING: usize = 10;
+    let first = loop {
+        let positions = unit_positions(&server, &dispatcher);
+        if positions.len() > MOVING {
+            break positions;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "units have positions within a minute");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    while moved_since(&first, &unit_positions(&server, &dispatcher)) <= MOVING {
+        assert!(started.elapsed() < Duration::from_secs(90), "units move within 90 s");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    // One unit's tracker and one alarm point, as an administrator would.
+    let unit = first.keys().min().unwrap().clone();
+    let host = server.base_url.strip_prefix("http://").unwrap().to_string();
+    let auth = format!("authorization: Bearer {admin}");
+    let revoke = |unique_id: &str| {
+        let (status, body) = http(&host, "POST", &format!("/api/v1/devices/{unique_id}/revoke"), &[&auth], "");
+        assert_eq!(status, 200, "revoking {unique_id}: {body}");
+    };
+    revoke(&format!("SIM-{unit}"));
+    let (status, body) = server.get_with_token("/api/v1/devices", &admin);
+    assert_eq!(status, 200, "{body}");
+    let devices: serde_json::Value = serde_json::from_str(&dechunk(&body)).unwrap();
+    let site =
+        devices.as_array().unwrap().iter().find(|d| d["kind"] == "alarm_point").expect("the demo's alarm points");
+    revoke(site["unique_id"].as_str().unwrap());
+
+    // Long enough for the simulation to meet both refusals (a site's heartbeat is due every
+    // five simulated minutes: five seconds at the demo's speed).
+    std::thread::sleep(Duration::from_secs(7));
+    let after = unit_positions(&server, &dispatcher);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut moved = 0;
+    while moved <= MOVING && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        moved = moved_since(&after, &unit_positions(&server, &dispatcher));
+    }
+    assert!(moved > MOVING, "after one tracker and one alarm point were revoked, only {moved} units moved in 30 s");
+    let now = unit_positions(&server, &dispatcher);
+    assert_eq!(now.get(&unit), after.get(&unit), "the revoked tracker's unit {unit} reports no more");
+    assert!(server.stop().success());
+}
+
+// ---- backup and restore ---------------------------------------------------------------------
+
+/// The ids of every incident the server has.
+fn incident_ids(server: &Running, token: &str) -> Vec<i64> {
+    let path = "/api/v1/incidents?status=all&from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z";
+    let (status, body) = server.get_with_token(path, token);
+    assert_eq!(status, 200, "{body}");
+    let all: serde_json::Value = serde_json::from_str(&dechunk(&body)).unwrap();
+    all.as_array().unwrap().iter().map(|i| i["id"].as_i64().unwrap()).collect()
+}
+
+/// The `head: SEQ:HASH` line a command printed.
+fn printed_head(output: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("head: "))
+        .unwrap_or_else(|| panic!("no head line: {stdout}"))
+        .to_string()
+}
+
+#[cfg(unix)]
+fn file_mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// A backup taken while the demo's live city writes is complete and consistent: restored
+/// into a new directory, its audit trail verifies up to the head the backup printed, and a
+/// server on it has every incident that existed before the backup began. A restore never
+/// replaces a database without --force, nor one a running server holds.
+#[cfg(unix)]
+#[test]
+fn a_backup_taken_while_the_demo_runs_restores_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("demo");
+    let server = Running::start(&[
+        "demo",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--registry-scale",
+        "0",
+        "--calls-per-day",
+        "30000",
+    ]);
+    let password = server
+        .stdout_lines
+        .iter()
+        .find_map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            (fields.len() == 4 && fields[2] == "dispatcher").then(|| fields[1].to_string())
+        })
+        .expect("a dispatcher account");
+    let token = login(&server, "dispatcher", &password);
+    let started = Instant::now();
+    while incident_ids(&server, &token).len() < 3 {
+        assert!(started.elapsed() < Duration::from_secs(90), "the live city takes calls");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let before = incident_ids(&server, &token);
+
+    let backup = dir.path().join("backups").join("fangkong-backup.db");
+    std::fs::create_dir(backup.parent().unwrap()).unwrap();
+    let data_arg = data_dir.to_str().unwrap();
+    let output = fangkong(&["backup", "--data-dir", data_arg, "--out", backup.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(stdout.contains("integrity check: ok") && stdout.contains("audit trail intact"), "{stdout}");
+    assert!(stdout.contains(" bytes)"), "the size is printed: {stdout}");
+    let head = printed_head(&output);
+    assert_eq!(file_mode(&backup), 0o600);
+    let leftovers: Vec<_> =
+        std::fs::read_dir(backup.parent().unwrap()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(leftovers.len(), 1, "only the backup, no temporary files: {leftovers:?}");
+    // The city kept running during the backup, and a backup never replaces a file.
+    assert!(incident_ids(&server, &token).len() >= before.len());
+    check_failure(&["backup", "--data-dir", data_arg, "--out", backup.to_str().unwrap()], 1, "exists");
+    assert!(server.stop().success());
+
+    let restored = dir.path().join("restored");
+    let key = data_dir.join("fangkong.key");
+    let restore = |force: bool| {
+        let mut args = vec!["restore", "--from", backup.to_str().unwrap(), "--data-dir", restored.to_str().unwrap()];
+        args.extend(["--key-file", key.to_str().unwrap()]);
+        if force {
+            args.push("--force");
+        }
+        fangkong(&args)
+    };
+    let output = restore(false);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let db_path = restored.join("fangkong.db");
+    assert_eq!(file_mode(&db_path), 0o600);
+    assert_eq!(file_mode(&restored.join("fangkong.key")), 0o600, "the key travels with the data directory");
+    let db = format!("sqlite://{}", db_path.display());
+    let key_arg = restored.join("fangkong.key");
+    let verify =
+        fangkong(&["audit", "verify", "--db", &db, "--key-file", key_arg.to_str().unwrap(), "--expect-head", &head]);
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+
+    let server =
+        Running::start(&["serve", "--db", &db, "--key-file", key_arg.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+    let token = login(&server, "dispatcher", &password);
+    let after = incident_ids(&server, &token);
+    let missing: Vec<&i64> = before.iter().filter(|id| !after.contains(id)).collect();
+    assert!(missing.is_empty(), "incidents from before the backup missing after the restore: {missing:?}");
+    // Not over an existing database without --force, never under a running server.
+    let refused = restore(false);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("exists: pass --force"), "{refused:?}");
+    let refused = restore(true);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("in use by a running server"), "{refused:?}");
+    assert!(server.stop().success());
+    let output = restore(true);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    // PostgreSQL has its own tools, and the command says which.
+    let output = fangkong(&["backup", "--db", "postgres://postgres@127.0.0.1:5432/postgres", "--out", "x.dump"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("pg_dump --format=custom"), "{output:?}");
+}
+
+/// A backup whose audit trail was altered by one byte, or that was cut short, or checked
+/// with another key, is refused with exit 1 naming the check; the database a restore would
+/// have replaced is left as it was.
+#[test]
+fn a_tampered_or_truncated_backup_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path());
+    let db_path = dir.path().join("fk.db");
+    let db = format!("sqlite://{}", db_path.display());
+    // A few audit records: each verification is recorded.
+    for _ in 0..4 {
+        let output = fangkong(&["audit", "verify", "--db", &db, "--key-file", &key]);
+        assert!(output.status.success(), "{output:?}");
+    }
+    let backup = dir.path().join("good.db");
+    let output = fangkong(&["backup", "--db", &db, "--key-file", &key, "--out", backup.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let good = std::fs::read(&backup).unwrap();
+
+    // One byte of one audit record's detail, found where it occurs once in the file.
+    let details: Vec<(i64, String)> = {
+        let conn = rusqlite::Connection::open_with_flags(&backup, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let mut statement = conn.prepare("SELECT seq, detail FROM audit_log WHERE detail IS NOT NULL").unwrap();
+        statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?))).unwrap().map(Result::unwrap).collect()
+    };
+    let (seq, at) = details
+        .iter()
+        .find_map(|(seq, detail)| {
+            let needle = detail.as_bytes();
+            let mut found = good.windows(needle.len()).enumerate().filter(|(_, w)| *w == needle).map(|(i, _)| i);
+            let first = found.next()?;
+            found.next().is_none().then_some((*seq, first))
+        })
+        .unwrap_or_else(|| panic!("no audit detail occurs once in the file: {details:?}"));
+    let mut tampered = good.clone();
+    tampered[at] = if tampered[at] == b'x' { b'y' } else { b'x' };
+    let tampered_path = dir.path().join("tampered.db");
+    std::fs::write(&tampered_path, &tampered).unwrap();
+    let truncated_path = dir.path().join("truncated.db");
+    std::fs::write(&truncated_path, &good[..good.len() / 2]).unwrap();
+
+    // A database a forced restore would replace, and must not.
+    let target = dir.path().join("target.db");
+    std::fs::copy(&db_path, &target).unwrap();
+    let target_bytes = std::fs::read(&target).unwrap();
+    let target_url = format!("sqlite://{}", target.display());
+    let restore = |from: &std::path::Path, key: &str| {
+        fangkong(&["restore", "--from", from.to_str().unwrap(), "--db", &target_url, "--key-file", key, "--force"])
+    };
+    let check = |output: Output, fragment: &str| {
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(fragment), "{stderr:?} should mention {fragment:?}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert_eq!(std::fs::read(&target).unwrap(), target_bytes, "the target was not touched");
+    };
+    check(restore(&tampered_path, &key), &format!("audit check failed: audit trail broken at record {seq}"));
+    check(restore(&truncated_path, &key), "integrity check failed");
+    let other_dir = tempfile::tempdir().unwrap();
+    let other_key = keygen(other_dir.path());
+    check(restore(&backup, &other_key), "key file does not match");
+    check(restore(&dir.path().join("none.db"), &key), "no such file");
+
+    // A backup of a tampered database is refused the same way, and leaves nothing behind.
+    let copy = dir.path().join("copy-of-tampered.db");
+    let tampered_url = format!("sqlite://{}", tampered_path.display());
+    let output = fangkong(&["backup", "--db", &tampered_url, "--key-file", &key, "--out", copy.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("was refused and removed: audit check failed: audit trail broken"), "{stderr}");
+    assert!(!copy.exists() && !dir.path().join(".copy-of-tampered.db.partial").exists());
+    // And the good one restores over the target when forced.
+    let output = restore(&backup, &key);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }

@@ -384,10 +384,14 @@ fn writer_loop(conn: Connection, queue: mpsc::Receiver<Box<dyn Job>>, checkpoint
     }
     // Every sender is gone and the queue is drained: checkpoint so the database file is
     // complete on its own, then close.
-    checkpointer.stop();
+    let database_file = checkpointer.stop();
     if let Err(error) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
         tracing::warn!(%error, "WAL checkpoint at close failed; the WAL file will be replayed on next open");
     }
+    // The checkpointer's descriptor of the database file is closed after this connection
+    // (see `Checkpointer::start`).
+    drop(conn);
+    drop(database_file);
 }
 
 /// One job in its own transaction: committed if it succeeds, rolled back if not. The
@@ -511,9 +515,8 @@ const WARM_RESERVE_BYTES: u64 = 2 << 30;
 /// does for a relation), if it fits in `available` memory with [`WARM_RESERVE_BYTES`] to
 /// spare; pages already cached cost a copy, not a disk read. The bytes read, or `None` if
 /// it does not fit or the memory is unknown.
-fn warm_page_cache(path: &Path, available: Option<u64>) -> std::io::Result<Option<u64>> {
+fn warm_page_cache(file: &std::fs::File, available: Option<u64>) -> std::io::Result<Option<u64>> {
     use std::os::unix::fs::FileExt;
-    let file = std::fs::File::open(path)?;
     let size = file.metadata()?.len();
     match available {
         Some(available) if size.saturating_add(WARM_RESERVE_BYTES) <= available => {}
@@ -544,7 +547,8 @@ fn mem_available_bytes() -> Option<u64> {
 /// made it nor the writes after it.
 struct Checkpointer {
     requests: mpsc::Sender<()>,
-    thread: JoinHandle<()>,
+    /// Gives back the database file it read through, to be closed last.
+    thread: JoinHandle<Option<std::fs::File>>,
     count: Arc<CheckpointCount>,
 }
 
@@ -567,7 +571,12 @@ impl CheckpointCount {
 impl Checkpointer {
     fn start(path: &Path, count: Arc<CheckpointCount>, warm_after_pages: i64) -> Result<Checkpointer, StoreError> {
         let conn = open_connection(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-        let file = path.to_path_buf();
+        // Opened once and closed only after the connections: closing any descriptor of a
+        // file drops every POSIX lock the process holds on it, SQLite's included, and then
+        // another process (a second server, `fangkong restore`, the sqlite3 shell closing
+        // as if it were the last user and deleting the WAL) no longer sees this one.
+        let file =
+            std::fs::File::open(path).map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
         let (requests, received) = mpsc::channel::<()>();
         let counts = Arc::clone(&count);
         let thread = std::thread::Builder::new()
@@ -629,6 +638,8 @@ impl Checkpointer {
                         Err(error) => tracing::warn!(%error, "background checkpoint failed; the next will retry"),
                     }
                 }
+                drop(conn);
+                Some(file)
             })
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(Checkpointer { requests, thread, count })
@@ -647,11 +658,13 @@ impl Checkpointer {
         let _ = self.requests.send(());
     }
 
-    fn stop(self) {
+    /// Ends the thread; returns the database file it held open.
+    fn stop(self) -> Option<std::fs::File> {
         drop(self.requests);
-        if self.thread.join().is_err() {
+        self.thread.join().unwrap_or_else(|_| {
             tracing::error!("the SQLite checkpoint thread ended abnormally");
-        }
+            None
+        })
     }
 }
 
@@ -819,6 +832,36 @@ mod tests {
         store.close().await;
     }
 
+    /// Another process must go on seeing this one's locks on the database file after a
+    /// bulk write's checkpoint read the file back (closing a descriptor of a file drops
+    /// all the process's POSIX locks on it): /proc/locks is what other processes see.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn warming_after_a_checkpoint_keeps_the_locks_other_processes_see() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fk.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);").unwrap();
+        let held = || {
+            let needle = format!(":{} ", std::fs::metadata(&path).unwrap().ino());
+            let pid = format!(" {} ", std::process::id());
+            std::fs::read_to_string("/proc/locks").unwrap().lines().any(|l| l.contains(&needle) && l.contains(&pid))
+        };
+        assert!(held(), "an open WAL connection holds a shared lock");
+        let count = Arc::new(CheckpointCount::default());
+        // Warm after any checkpoint.
+        let checkpointer = Checkpointer::start(&path, Arc::clone(&count), 0).unwrap();
+        checkpointer.expect();
+        checkpointer.request();
+        while !count.settled() {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(held(), "the lock is still held after warming");
+        drop(checkpointer.stop());
+        drop(conn);
+    }
+
     #[test]
     fn the_page_cache_is_warmed_only_with_memory_to_spare() {
         let dir = tempfile::tempdir().unwrap();
@@ -826,11 +869,11 @@ mod tests {
         // Larger than the read buffer, and not a multiple of it.
         std::fs::write(&path, vec![7u8; (1 << 20) + 12_345]).unwrap();
         let size = (1 << 20) + 12_345;
-        assert_eq!(warm_page_cache(&path, Some(64 << 30)).unwrap(), Some(size));
+        let file = std::fs::File::open(&path).unwrap();
+        assert_eq!(warm_page_cache(&file, Some(64 << 30)).unwrap(), Some(size));
         // Not if the file would leave less than the reserve, nor with the memory unknown.
-        assert_eq!(warm_page_cache(&path, Some(WARM_RESERVE_BYTES + size - 1)).unwrap(), None);
-        assert_eq!(warm_page_cache(&path, None).unwrap(), None);
-        assert!(warm_page_cache(&dir.path().join("missing.db"), Some(64 << 30)).is_err());
+        assert_eq!(warm_page_cache(&file, Some(WARM_RESERVE_BYTES + size - 1)).unwrap(), None);
+        assert_eq!(warm_page_cache(&file, None).unwrap(), None);
         if cfg!(target_os = "linux") {
             assert!(mem_available_bytes().is_some_and(|bytes| bytes > 0));
         }
