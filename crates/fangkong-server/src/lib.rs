@@ -2,7 +2,8 @@
 //!
 //! * `/api/v1/…` — the API (JSON), documented at `/api/v1/openapi.json` (OpenAPI 3.1) and
 //!   explorable at `/api/docs` (Swagger UI, compiled in: no internet needed).
-//! * `/healthz` — liveness and store health; `/metrics` — Prometheus text.
+//! * `/healthz` — liveness and store health; `/metrics` — Prometheus text, for the configured
+//!   scrape token or a signed-in administrator.
 //!
 //! Following mini-redis, [`serve`] takes its listener and its shutdown signal as
 //! arguments, so tests run a real server on `127.0.0.1:0` and stop it when they choose.
@@ -46,16 +47,26 @@ pub struct AppState {
     /// A MapLibre style URL for the console's base map (a deployment's own tile server);
     /// `None`: the console draws only its own boundary layers.
     pub map_style_url: Option<Arc<str>>,
+    /// The bearer token a Prometheus scraper sends for `/metrics`; `None`: only a signed-in
+    /// administrator may read them.
+    pub metrics_token: Option<Arc<str>>,
 }
 
 impl AppState {
     pub fn new(engine: Arc<Engine>) -> AppState {
-        AppState { engine, metrics: Arc::new(Metrics::new()), map_style_url: None }
+        AppState { engine, metrics: Arc::new(Metrics::new()), map_style_url: None, metrics_token: None }
     }
 
     /// The base map the console offers (see [`AppState::map_style_url`]).
     pub fn with_map_style_url(mut self, url: Option<String>) -> AppState {
         self.map_style_url = url.map(Arc::from);
+        self
+    }
+
+    /// The scrape token `/metrics` accepts (see [`AppState::metrics_token`]); an empty one
+    /// counts as none, so a blank setting never opens the figures to everyone.
+    pub fn with_metrics_token(mut self, token: Option<String>) -> AppState {
+        self.metrics_token = token.filter(|t| !t.trim().is_empty()).map(Arc::from);
         self
     }
 }

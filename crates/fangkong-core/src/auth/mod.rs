@@ -123,10 +123,13 @@ pub enum Action {
     ReadIdentityNumbers,
     /// Export residents to a file (audited, scoped like reads).
     ExportRegistry,
+    /// The server's Prometheus figures at `/metrics` (open incidents, live sessions,
+    /// trackers, users: the shape of the whole operation).
+    ReadMetrics,
 }
 
 impl Action {
-    pub const ALL: [Action; 23] = [
+    pub const ALL: [Action; 24] = [
         Action::ManageOwnAccount,
         Action::ReadCodes,
         Action::ManageCodes,
@@ -150,6 +153,7 @@ impl Action {
         Action::ReadResidents,
         Action::ReadIdentityNumbers,
         Action::ExportRegistry,
+        Action::ReadMetrics,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -177,6 +181,7 @@ impl Action {
             Action::ReadResidents => "read_residents",
             Action::ReadIdentityNumbers => "read_identity_numbers",
             Action::ExportRegistry => "export_registry",
+            Action::ReadMetrics => "read_metrics",
         }
     }
 }
@@ -237,6 +242,8 @@ pub const PERMISSIONS: &[(Action, &[Role])] = &[
     // centre see masked numbers (and can still find a person by the whole number).
     (Action::ReadIdentityNumbers, &[Role::CommunityOfficer]),
     (Action::ExportRegistry, &[Role::CommunityOfficer, Role::HousingCoordinator]),
+    // Scrapers use the configured token; a person looking at the figures is an administrator.
+    (Action::ReadMetrics, ADMINISTRATORS),
 ];
 
 /// Whether the table lets `role` take `action`.
