@@ -258,6 +258,17 @@ impl JurisdictionTree {
         }
     }
 
+    /// Where city-wide records (the code tables) lie: at the city alone, so that only a
+    /// scope bound to the whole city covers them. Empty while the tree has no city, which
+    /// no user's scope covers.
+    pub fn city_chain(&self) -> Chain {
+        let mut chain = Chain::default();
+        if let Some(city) = self.nodes.values().find(|n| n.kind == JurisdictionKind::City) {
+            chain.set(JurisdictionKind::City, city.code.clone());
+        }
+        chain
+    }
+
     /// The chain of a node: the node itself and every ancestor, by level.
     pub fn chain_of(&self, code: &str) -> Option<Chain> {
         let mut chain = Chain::default();
