@@ -172,6 +172,8 @@ impl From<EngineError> for ApiError {
             EngineError::Denied(Denial::Jurisdiction) => {
                 ApiError::new(StatusCode::FORBIDDEN, "outside_jurisdiction", message)
             }
+            // Not a matter of rights: the caller may do this to anyone but themselves.
+            EngineError::Denied(Denial::OwnAccount) => ApiError::new(StatusCode::CONFLICT, "own_account", message),
             EngineError::Denied(_) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
             EngineError::Unauthenticated => ApiError::unauthenticated(message),
             EngineError::SessionExpired => ApiError::new(StatusCode::UNAUTHORIZED, "session_expired", message)

@@ -330,6 +330,8 @@ pub enum Denial {
     NotAUser,
     #[error("auditor accounts are managed by the system operator, not by administrators (separation of duties)")]
     SeparationOfDuties,
+    #[error("you may not lock, disable, demote or move your own account; another administrator must")]
+    OwnAccount,
 }
 
 /// Separation of duties (三员分立: system administrator, security administrator, auditor):
@@ -340,6 +342,16 @@ pub enum Denial {
 pub fn check_account_roles(actor: &Actor, roles: &[Role]) -> Result<(), Denial> {
     match actor {
         Actor::User(_) if roles.contains(&Role::Auditor) => Err(Denial::SeparationOfDuties),
+        _ => Ok(()),
+    }
+}
+
+/// No user may lock, disable, demote or move their own account: the last administrator
+/// of a jurisdiction would shut themselves out, and only the terminal could recover them.
+/// `shuts_out` says whether the change does one of those things.
+pub fn check_own_account(actor: &Actor, username: &str, shuts_out: bool) -> Result<(), Denial> {
+    match actor {
+        Actor::User(user) if shuts_out && user.username == username => Err(Denial::OwnAccount),
         _ => Ok(()),
     }
 }

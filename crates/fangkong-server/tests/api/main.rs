@@ -17,3 +17,4 @@ mod positions;
 mod shutdown;
 mod stream;
 mod system;
+mod users;
