@@ -149,6 +149,8 @@ pub enum JurisdictionError {
     MalformedCode(String),
     #[error("jurisdiction {0} has an empty Chinese name")]
     MissingName(String),
+    #[error("jurisdiction {0} has a name with control or invisible formatting characters")]
+    HiddenCharacters(String),
     #[error("jurisdiction {0} appears twice")]
     Duplicate(String),
     #[error("jurisdiction {code} ({kind}) needs a parent of kind {expected}")]
@@ -320,6 +322,10 @@ fn check_node(node: &Jurisdiction) -> Result<(), JurisdictionError> {
     }
     if node.name_zh.trim().is_empty() {
         return Err(JurisdictionError::MissingName(node.code.clone()));
+    }
+    let names = std::iter::once(node.name_zh.as_str()).chain(node.name_en.as_deref());
+    if names.into_iter().any(|name| crate::text::has_hidden(name, false)) {
+        return Err(JurisdictionError::HiddenCharacters(node.code.clone()));
     }
     Ok(())
 }

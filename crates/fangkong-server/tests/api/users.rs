@@ -91,3 +91,33 @@ async fn administrators_cannot_shut_themselves_out() {
         server.request(Method::POST, "/api/v1/auth/login").json(json!({"username": "root", "password": PASSWORD}));
     login.send().await.assert_error(StatusCode::LOCKED, "account_locked");
 }
+
+#[tokio::test]
+async fn names_and_notes_refuse_invisible_formatting_characters() {
+    let server = TestServer::start().await;
+    let admin = server.signed_in("root", Role::Administrator, CITY).await;
+    for name in ["\u{202E}伟张", "张\u{200B}伟", "张\u{2066}伟\u{2069}", "\u{FEFF}张伟"] {
+        let create = json!({"username": "newcomer", "display_name": name, "role": "dispatcher",
+            "jurisdiction": FUTIAN, "password": "a decent long passphrase"});
+        let reply = server.request(Method::POST, "/api/v1/users").token(&admin).json(create).send().await;
+        reply.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+        let rename = call(&server, &admin, Method::PATCH, "/api/v1/users/root", Some(json!({"display_name": name})));
+        rename.await.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    }
+    // An incident's note, address and description, as the 110 centre types them.
+    let dispatcher = server.signed_in("disp", Role::Dispatcher, CITY).await;
+    let incident = json!({"source": "110", "type_code": "010301", "lat": 22.55, "lon": 114.05,
+        "address": "园岭\u{202E}新村"});
+    let reply = server.request(Method::POST, "/api/v1/incidents").token(&dispatcher).json(incident).send().await;
+    reply.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    let incident = json!({"source": "110", "type_code": "010301", "lat": 22.55, "lon": 114.05});
+    let created = server.request(Method::POST, "/api/v1/incidents").token(&dispatcher).json(incident).send().await;
+    let id = created.json()["id"].as_i64().unwrap();
+    let note = json!({"text": "报警人\u{200B}再次来电"});
+    let path = format!("/api/v1/incidents/{id}/notes");
+    let reply = server.request(Method::POST, &path).token(&dispatcher).json(note).send().await;
+    reply.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    let fine = json!({"text": "报警人再次来电\n称已离开"});
+    let reply = server.request(Method::POST, &path).token(&dispatcher).json(fine).send().await;
+    assert!(reply.status.is_success(), "{}", reply.text);
+}
