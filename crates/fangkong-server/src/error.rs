@@ -124,6 +124,17 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl ApiError {
+    /// The body of this error as bytes, for the one place that writes an answer without a
+    /// response type: a connection hyper refused before the router (`listener.rs`).
+    pub(crate) fn body_bytes(self) -> Vec<u8> {
+        let body = ErrorBody {
+            error: ErrorDetail { code: self.code.into_owned(), message: self.message, details: self.details },
+        };
+        serde_json::to_vec(&body).expect("an error body always serialises")
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         match error {
@@ -266,7 +277,10 @@ impl From<PathRejection> for ApiError {
 /// The code used for a failure that did not come from a handler, by status.
 pub(crate) fn code_for_status(status: StatusCode) -> Cow<'static, str> {
     match status {
+        StatusCode::BAD_REQUEST => "bad_request".into(),
         StatusCode::NOT_FOUND => "not_found".into(),
+        StatusCode::URI_TOO_LONG => "uri_too_long".into(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "headers_too_large".into(),
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed".into(),
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large".into(),
         StatusCode::REQUEST_TIMEOUT => "request_timeout".into(),

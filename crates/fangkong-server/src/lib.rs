@@ -16,6 +16,7 @@ pub mod console;
 mod error;
 mod extract;
 mod health;
+pub mod listener;
 mod metrics;
 mod middleware;
 pub mod mqtt;
@@ -101,6 +102,8 @@ pub fn with_layers(routes: Router) -> Router {
 pub struct Edges {
     /// The OsmAnd tracker protocol ([`osmand`]).
     pub osmand: Option<TcpListener>,
+    /// Bounds on the OsmAnd listener's connections (see [`listener::GuardedListener`]).
+    pub osmand_limits: listener::Limits,
     /// An MQTT subscription for positions ([`mqtt`]).
     pub mqtt: Option<mqtt::MqttOptions>,
 }
@@ -137,15 +140,16 @@ pub async fn serve_with_edges(
     let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stop.wait_for(|stop| *stop).await;
     };
-    let api = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+    // `tap_io` changes nothing; it is how axum hands a listener of our own's peer address to
+    // `ConnectInfo<SocketAddr>`.
+    use axum::serve::ListenerExt as _;
+    let shaped = listener::ShapedListener(listener).tap_io(|_| {});
+    let api = axum::serve(shaped, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(stopped(stop_rx.clone()));
     let osmand = edges.osmand.map(|listener| {
         let app = osmand::router(engine.clone()).layer(TraceLayer::new_for_http());
-        tokio::spawn(
-            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(stopped(stop_rx.clone()))
-                .into_future(),
-        )
+        let guarded = listener::GuardedListener::new(listener, edges.osmand_limits);
+        tokio::spawn(axum::serve(guarded, app).with_graceful_shutdown(stopped(stop_rx.clone())).into_future())
     });
     let mqtt = edges.mqtt.map(|options| {
         tokio::spawn(mqtt::run(engine.clone(), options, Arc::new(mqtt::MqttCounters::default()), stop_rx.clone()))
