@@ -19,6 +19,7 @@ pub mod forces;
 pub mod jurisdiction;
 pub mod keys;
 pub mod registry;
+pub mod text;
 pub mod time;
 
 pub use fangkong_geo::LatLon;

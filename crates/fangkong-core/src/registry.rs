@@ -493,13 +493,16 @@ pub fn check_code(field: &'static str, code: &str) -> Result<(), RecordError> {
 }
 
 /// Free text of a record: not empty (when `required`), at most `max` characters, no
-/// control characters.
+/// control or invisible formatting characters ([`crate::text`]).
 pub fn check_text(field: &'static str, text: &str, max: usize, required: bool) -> Result<(), RecordError> {
     if required && text.trim().is_empty() {
         return Err(RecordError::new(field, "required"));
     }
-    if text.chars().count() > max || text.chars().any(char::is_control) {
-        return Err(RecordError::new(field, format!("at most {max} characters, no control characters")));
+    if text.chars().count() > max || crate::text::has_hidden(text, false) {
+        return Err(RecordError::new(
+            field,
+            format!("at most {max} characters, no control or invisible formatting characters"),
+        ));
     }
     Ok(())
 }

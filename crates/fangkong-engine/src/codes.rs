@@ -54,7 +54,9 @@ impl Engine {
     /// Adds a code. Refused if it exists, breaks a rule or lacks its parent.
     pub async fn create_code(&self, caller: &Caller, new: NewCode) -> Result<CodeEntry, EngineError> {
         let target = format!("{}/{}", new.kind, new.code);
-        self.authorize(caller, Action::ManageCodes, None, "code.create", Some(("code", &target))).await?;
+        // The tables are the whole city's: a district's administrator would change every district's.
+        let city = self.city_chain();
+        self.authorize(caller, Action::ManageCodes, Some(&city), "code.create", Some(("code", &target))).await?;
         let _serial = self.admin_writes.lock().await;
         let entry = CodeEntry {
             kind: new.kind,
@@ -83,7 +85,8 @@ impl Engine {
         change: CodeChange,
     ) -> Result<CodeEntry, EngineError> {
         let target = format!("{kind}/{code}");
-        self.authorize(caller, Action::ManageCodes, None, "code.update", Some(("code", &target))).await?;
+        let city = self.city_chain();
+        self.authorize(caller, Action::ManageCodes, Some(&city), "code.update", Some(("code", &target))).await?;
         let _serial = self.admin_writes.lock().await;
         let current = self.code_entry(kind, code).ok_or_else(|| CodeError::Unknown { kind, code: code.to_string() })?;
         let entry = CodeEntry {

@@ -103,7 +103,7 @@ fn check_code(field: &'static str, code: &str) -> Result<(), EngineError> {
 }
 
 fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), EngineError> {
-    if text.trim().is_empty() || text.chars().count() > max || text.chars().any(char::is_control) {
+    if text.trim().is_empty() || text.chars().count() > max || fangkong_core::text::has_hidden(text, false) {
         Err(EngineError::Invalid { field, message: format!("1–{max} characters, no control characters") })
     } else {
         Ok(())

@@ -95,6 +95,13 @@ impl Engine {
             .collect())
     }
 
+    /// Where city-wide records lie (the code tables; a search over every account): only a
+    /// scope bound to the whole city covers it, so a district's administrator cannot change
+    /// what every district uses, nor learn what lies outside their district.
+    pub(crate) fn city_chain(&self) -> Chain {
+        self.jurisdictions.read().expect("jurisdictions lock").city_chain()
+    }
+
     /// The chain of a node (itself and its ancestors).
     pub fn chain_of(&self, code: &str) -> Option<Chain> {
         self.jurisdictions.read().expect("jurisdictions lock").chain_of(code)

@@ -328,6 +328,12 @@ impl Engine {
         Ok(self.store.ping().await?)
     }
 
+    /// Whether a signed-in user may read the server's figures (`/metrics`); a refusal is
+    /// audited like any other. A scraper's configured token is the server's business.
+    pub async fn authorize_metrics(&self, caller: &Caller) -> Result<(), EngineError> {
+        self.authorize(caller, fangkong_core::auth::Action::ReadMetrics, None, "metrics.read", None).await
+    }
+
     pub fn stats(&self) -> EngineStats {
         let codes = self.codes.read().expect("codes lock");
         EngineStats {

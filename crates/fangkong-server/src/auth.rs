@@ -64,7 +64,7 @@ fn decode_purpose(bytes: &[u8]) -> Option<String> {
     }
     let text = String::from_utf8(decoded).ok()?;
     let text = text.trim().to_string();
-    (!text.is_empty() && text.chars().count() <= MAX_PURPOSE_CHARS && !text.chars().any(char::is_control))
+    (!text.is_empty() && text.chars().count() <= MAX_PURPOSE_CHARS && !fangkong_core::text::has_hidden(&text, false))
         .then_some(text)
 }
 

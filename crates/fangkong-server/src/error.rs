@@ -124,6 +124,17 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl ApiError {
+    /// The body of this error as bytes, for the one place that writes an answer without a
+    /// response type: a connection hyper refused before the router (`listener.rs`).
+    pub(crate) fn body_bytes(self) -> Vec<u8> {
+        let body = ErrorBody {
+            error: ErrorDetail { code: self.code.into_owned(), message: self.message, details: self.details },
+        };
+        serde_json::to_vec(&body).expect("an error body always serialises")
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         match error {
@@ -172,6 +183,8 @@ impl From<EngineError> for ApiError {
             EngineError::Denied(Denial::Jurisdiction) => {
                 ApiError::new(StatusCode::FORBIDDEN, "outside_jurisdiction", message)
             }
+            // Not a matter of rights: the caller may do this to anyone but themselves.
+            EngineError::Denied(Denial::OwnAccount) => ApiError::new(StatusCode::CONFLICT, "own_account", message),
             EngineError::Denied(_) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
             EngineError::Unauthenticated => ApiError::unauthenticated(message),
             EngineError::SessionExpired => ApiError::new(StatusCode::UNAUTHORIZED, "session_expired", message)
@@ -272,7 +285,10 @@ impl From<PathRejection> for ApiError {
 /// The code used for a failure that did not come from a handler, by status.
 pub(crate) fn code_for_status(status: StatusCode) -> Cow<'static, str> {
     match status {
+        StatusCode::BAD_REQUEST => "bad_request".into(),
         StatusCode::NOT_FOUND => "not_found".into(),
+        StatusCode::URI_TOO_LONG => "uri_too_long".into(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "headers_too_large".into(),
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed".into(),
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large".into(),
         StatusCode::REQUEST_TIMEOUT => "request_timeout".into(),

@@ -2,7 +2,8 @@
 //!
 //! * `/api/v1/…` — the API (JSON), documented at `/api/v1/openapi.json` (OpenAPI 3.1) and
 //!   explorable at `/api/docs` (Swagger UI, compiled in: no internet needed).
-//! * `/healthz` — liveness and store health; `/metrics` — Prometheus text.
+//! * `/healthz` — liveness and store health; `/metrics` — Prometheus text, for the configured
+//!   scrape token or a signed-in administrator.
 //!
 //! Following mini-redis, [`serve`] takes its listener and its shutdown signal as
 //! arguments, so tests run a real server on `127.0.0.1:0` and stop it when they choose.
@@ -15,6 +16,7 @@ pub mod console;
 mod error;
 mod extract;
 mod health;
+pub mod listener;
 mod metrics;
 mod middleware;
 pub mod mqtt;
@@ -46,16 +48,26 @@ pub struct AppState {
     /// A MapLibre style URL for the console's base map (a deployment's own tile server);
     /// `None`: the console draws only its own boundary layers.
     pub map_style_url: Option<Arc<str>>,
+    /// The bearer token a Prometheus scraper sends for `/metrics`; `None`: only a signed-in
+    /// administrator may read them.
+    pub metrics_token: Option<Arc<str>>,
 }
 
 impl AppState {
     pub fn new(engine: Arc<Engine>) -> AppState {
-        AppState { engine, metrics: Arc::new(Metrics::new()), map_style_url: None }
+        AppState { engine, metrics: Arc::new(Metrics::new()), map_style_url: None, metrics_token: None }
     }
 
     /// The base map the console offers (see [`AppState::map_style_url`]).
     pub fn with_map_style_url(mut self, url: Option<String>) -> AppState {
         self.map_style_url = url.map(Arc::from);
+        self
+    }
+
+    /// The scrape token `/metrics` accepts (see [`AppState::metrics_token`]); an empty one
+    /// counts as none, so a blank setting never opens the figures to everyone.
+    pub fn with_metrics_token(mut self, token: Option<String>) -> AppState {
+        self.metrics_token = token.filter(|t| !t.trim().is_empty()).map(Arc::from);
         self
     }
 }
@@ -90,6 +102,8 @@ pub fn with_layers(routes: Router) -> Router {
 pub struct Edges {
     /// The OsmAnd tracker protocol ([`osmand`]).
     pub osmand: Option<TcpListener>,
+    /// Bounds on the OsmAnd listener's connections (see [`listener::GuardedListener`]).
+    pub osmand_limits: listener::Limits,
     /// An MQTT subscription for positions ([`mqtt`]).
     pub mqtt: Option<mqtt::MqttOptions>,
 }
@@ -126,15 +140,16 @@ pub async fn serve_with_edges(
     let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stop.wait_for(|stop| *stop).await;
     };
-    let api = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+    // `tap_io` changes nothing; it is how axum hands a listener of our own's peer address to
+    // `ConnectInfo<SocketAddr>`.
+    use axum::serve::ListenerExt as _;
+    let shaped = listener::ShapedListener(listener).tap_io(|_| {});
+    let api = axum::serve(shaped, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(stopped(stop_rx.clone()));
     let osmand = edges.osmand.map(|listener| {
         let app = osmand::router(engine.clone()).layer(TraceLayer::new_for_http());
-        tokio::spawn(
-            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(stopped(stop_rx.clone()))
-                .into_future(),
-        )
+        let guarded = listener::GuardedListener::new(listener, edges.osmand_limits);
+        tokio::spawn(axum::serve(guarded, app).with_graceful_shutdown(stopped(stop_rx.clone())).into_future())
     });
     let mqtt = edges.mqtt.map(|options| {
         tokio::spawn(mqtt::run(engine.clone(), options, Arc::new(mqtt::MqttCounters::default()), stop_rx.clone()))

@@ -1,15 +1,22 @@
 //! Prometheus metrics at `/metrics` (text format 0.0.4).
 //!
 //! HTTP: requests by method, route template and status, and their latency by method and
-//! route. The route is the matched template (`/api/v1/codes/{kind}`), never the raw path,
-//! so ids in URLs cannot explode the number of series. Domain gauges are read from the
-//! engine at scrape time, so they cost nothing between scrapes.
+//! route. Every label has a bounded set of values, whatever callers send: the route is the
+//! matched template (`/api/v1/codes/{kind}`) or `unmatched`, never the raw path, and a method
+//! outside HTTP's standard ones is `other`. Domain gauges are read from the engine at scrape
+//! time, so they cost nothing between scrapes.
+//!
+//! The figures describe the whole operation (open incidents, live sessions, trackers,
+//! users), so reading them needs a credential: the configured scrape token as a bearer
+//! token, or the session of a user the permission table lets read metrics.
 
 use std::sync::Mutex;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header::CONTENT_TYPE;
+use axum::http::Method;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use fangkong_engine::Engine;
@@ -21,6 +28,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::AppState;
+use crate::auth::UserSession;
+use crate::error::ApiError;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -233,10 +242,27 @@ impl Metrics {
     }
 }
 
+/// The method as a label: one of HTTP's standard methods, or `other` for any token a
+/// caller invents (each would otherwise be a new series, held forever).
+fn method_label(method: &Method) -> &'static str {
+    const STANDARD: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    STANDARD.iter().find(|standard| *standard == method).map_or("other", Method::as_str)
+}
+
 /// Counts and times every request.
 pub(crate) async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -244,11 +270,35 @@ pub(crate) async fn track(State(state): State<AppState>, request: Request, next:
     state.metrics.in_flight.inc();
     let response = next.run(request).await;
     state.metrics.in_flight.dec();
-    state.metrics.record(&method, &route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    state.metrics.record(method, &route, response.status().as_u16(), started.elapsed().as_secs_f64());
     response
 }
 
-/// `GET /metrics`
-pub(crate) async fn get_metrics(State(state): State<AppState>) -> impl IntoResponse {
-    ([(CONTENT_TYPE, prometheus_client::encoding::prometheus_text::CONTENT_TYPE)], state.metrics.render(&state.engine))
+/// `GET /metrics`: for the scrape token, or a signed-in user allowed to read metrics.
+pub(crate) async fn get_metrics(State(state): State<AppState>, mut parts: Parts) -> Result<Response, ApiError> {
+    let bearer = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or("");
+    let scraper = state
+        .metrics_token
+        .as_deref()
+        .is_some_and(|token| fangkong_engine::crypto::constant_time_eq(token.as_bytes(), bearer.as_bytes()));
+    if !scraper {
+        // Not the scrape token: it must be a session whose user may read the figures.
+        let session =
+            <UserSession as axum::extract::FromRequestParts<AppState>>::from_request_parts(&mut parts, &state)
+                .await
+                .map_err(|_| {
+                    ApiError::unauthenticated(
+                        "send Authorization: Bearer with the metrics scrape token or an administrator's session token",
+                    )
+                })?;
+        state.engine.authorize_metrics(&session.caller).await?;
+    }
+    let text = state.metrics.render(&state.engine);
+    Ok(([(CONTENT_TYPE, prometheus_client::encoding::prometheus_text::CONTENT_TYPE)], text).into_response())
 }

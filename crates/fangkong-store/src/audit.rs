@@ -38,6 +38,13 @@ impl Store {
         dispatch!(self.append_audit(key, entry))
     }
 
+    /// Appends several records in one transaction (a failed sign-in and the lockout it
+    /// caused, for a name without an account: as many writes as for a real one).
+    pub async fn append_audits(&self, entries: &[AuditEntry]) -> Result<Vec<AuditRecord>, StoreError> {
+        let key = self.audit_key()?;
+        dispatch!(self.append_audits(key, entries))
+    }
+
     pub async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
         dispatch!(self.audit_records(query))
     }

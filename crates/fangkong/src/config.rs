@@ -12,6 +12,7 @@
 //! mqtt_url = "mqtt://fangkong:secret@broker.internal:1883"
 //! mqtt_topic = "fangkong/positions/#"
 //! log = "info,fangkong_server=debug"
+//! metrics_token = "a long random string"  # Prometheus sends it as Authorization: Bearer …
 //! shutdown_grace_secs = 30
 //! session_idle_minutes = 30
 //! session_max_hours = 12
@@ -84,6 +85,10 @@ pub struct ConfigArgs {
     /// [default: none; the console draws its own boundary layers]
     #[arg(long, value_name = "URL", env = "FANGKONG_MAP_STYLE_URL")]
     pub map_style_url: Option<String>,
+    /// The bearer token a Prometheus scraper sends for /metrics (prefer the environment or
+    /// the file: flags show in process lists) [default: none; only administrators' sessions]
+    #[arg(long, value_name = "TOKEN", env = "FANGKONG_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 /// Where trackers report.
@@ -113,6 +118,7 @@ struct FileConfig {
     mqtt_url: Option<String>,
     mqtt_topic: Option<String>,
     map_style_url: Option<String>,
+    metrics_token: Option<String>,
     session_idle_minutes: Option<u32>,
     session_max_hours: Option<u32>,
     lockout_threshold: Option<u32>,
@@ -243,6 +249,8 @@ pub struct Config {
     pub mqtt_topic: String,
     /// The console's base map style, if the deployment has a tile server.
     pub map_style_url: Option<String>,
+    /// The scrape token `/metrics` accepts besides administrators' sessions.
+    pub metrics_token: Option<String>,
     pub policies: Policies,
 }
 
@@ -321,6 +329,7 @@ impl Config {
                 .or(file.mqtt_topic)
                 .unwrap_or_else(|| DEFAULT_MQTT_TOPIC.into()),
             map_style_url: args.map_style_url.clone().or(file.map_style_url).filter(|u| !u.is_empty()),
+            metrics_token: args.metrics_token.clone().or(file.metrics_token).filter(|t| !t.trim().is_empty()),
             policies,
         })
     }
@@ -441,6 +450,7 @@ mod tests {
                 mqtt_url: None,
                 mqtt_topic: DEFAULT_MQTT_TOPIC.into(),
                 map_style_url: None,
+                metrics_token: None,
                 policies: Policies::default(),
             }
         );

@@ -32,6 +32,9 @@ pub struct DemoArgs {
     /// A MapLibre style URL for the console's base map (a deployment's own tile server).
     #[arg(long, value_name = "URL", env = "FANGKONG_MAP_STYLE_URL")]
     map_style_url: Option<String>,
+    /// The bearer token for /metrics; default: generated and printed.
+    #[arg(long, value_name = "TOKEN", env = "FANGKONG_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
     /// How many times faster than real time the live city runs (calls, patrols, responses);
     /// 0 stops the simulation and runs on the wall clock.
     #[arg(long, value_name = "FACTOR", default_value_t = 60.0)]
@@ -99,6 +102,12 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         mqtt_url: args.trackers.mqtt_url.clone(),
         mqtt_topic: args.trackers.mqtt_topic.clone().unwrap_or_else(|| config::DEFAULT_MQTT_TOPIC.into()),
         map_style_url: args.map_style_url.clone(),
+        metrics_token: Some(
+            args.metrics_token
+                .clone()
+                .filter(|t| !t.trim().is_empty())
+                .unwrap_or_else(fangkong_engine::crypto::new_token),
+        ),
         policies: Policies::default(),
     };
     if !(0.0..=10_000.0).contains(&args.speed) || !(0.0..=1.0).contains(&args.force_scale) {
@@ -154,6 +163,9 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
                 }
             }
             None => print_line("Accounts exist from an earlier run; sign in with their passwords."),
+        }
+        if let Some(token) = &config.metrics_token {
+            print_line(&format!("Metrics: http://{bound}/metrics with Authorization: Bearer {token}"));
         }
         print_line(&format!("fangkong listening on http://{bound}/"));
         print_line(&format!(

@@ -78,10 +78,12 @@ pub async fn serve_with_banner(
         Some(banner) => banner(bound),
         None => print_line(&format!("fangkong listening on http://{bound}/")),
     }
-    let router =
-        fangkong_server::router(AppState::new(engine.clone()).with_map_style_url(config.map_style_url.clone()));
+    let state = AppState::new(engine.clone())
+        .with_map_style_url(config.map_style_url.clone())
+        .with_metrics_token(config.metrics_token.clone());
+    let router = fangkong_server::router(state);
     let grace = Duration::from_secs(config.shutdown_grace_secs);
-    let edges = fangkong_server::Edges { osmand, mqtt };
+    let edges = fangkong_server::Edges { osmand, mqtt, ..Default::default() };
     fangkong_server::serve_with_edges(listener, edges, router, engine, shutdown_signal(), grace).await?;
     Ok(())
 }

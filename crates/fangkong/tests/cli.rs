@@ -23,6 +23,9 @@ fn fangkong(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The scrape token every server of these tests takes for `/metrics`.
+const METRICS_TOKEN: &str = "scrape-token-of-the-cli-tests";
+
 /// A running `fangkong serve|demo`, stopped with SIGTERM when dropped.
 struct Running {
     child: Child,
@@ -44,6 +47,7 @@ impl Running {
             .env("FANGKONG_LOG", "warn")
             // Tests run side by side: trackers on a free port, not the default 5055.
             .env("FANGKONG_OSMAND_LISTEN", "127.0.0.1:0")
+            .env("FANGKONG_METRICS_TOKEN", METRICS_TOKEN)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -196,6 +200,9 @@ fn check_serving(server: &Running, store: &str) {
     assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
 
     let (status, body) = server.get("/metrics");
+    assert_eq!(status, 401, "the figures need a credential: {body}");
+    assert!(dechunk(&body).contains("\"unauthenticated\""), "{body}");
+    let (status, body) = server.get_with_token("/metrics", METRICS_TOKEN);
     assert_eq!(status, 200);
     assert!(
         body.contains("fangkong_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1"),
@@ -409,6 +416,9 @@ fn demo_serves_on_a_fresh_temporary_directory_and_removes_it() {
         server.stdout_lines.iter().find_map(|l| l.strip_prefix("Fangkong demo: data and key in ")).unwrap().to_string();
     assert!(std::path::Path::new(&data_line).join("fangkong.db").exists());
     assert!(server.stdout_lines.iter().any(|l| l.starts_with("Open http://")), "{:?}", server.stdout_lines);
+    let metrics_line =
+        server.stdout_lines.iter().find(|l| l.starts_with("Metrics: ")).expect("the demo prints how to scrape");
+    assert!(metrics_line.ends_with(&format!("Bearer {METRICS_TOKEN}")), "it takes the given token: {metrics_line}");
     check_serving(&server, "sqlite");
     // One account per role, with its password, and the admin can sign in with it.
     let accounts: Vec<Vec<&str>> =

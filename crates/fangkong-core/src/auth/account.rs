@@ -50,7 +50,7 @@ pub struct NewUser {
 pub enum AccountError {
     #[error("username must be 3–64 characters of a–z, 0–9, '.', '_' or '-', starting with a letter or digit")]
     Username,
-    #[error("display name must be 1–64 characters without control characters")]
+    #[error("display name must be 1–64 characters without control or invisible formatting characters")]
     DisplayName,
     #[error("users cannot be bound to a {0}; use a city, district, sub-district, community or police station")]
     Jurisdiction(crate::jurisdiction::JurisdictionKind),
@@ -65,7 +65,7 @@ pub fn check_username(username: &str) -> Result<(), AccountError> {
 
 pub fn check_display_name(name: &str) -> Result<(), AccountError> {
     let count = name.trim().chars().count();
-    if (1..=64).contains(&count) && !name.chars().any(char::is_control) {
+    if (1..=64).contains(&count) && !crate::text::has_hidden(name, false) {
         Ok(())
     } else {
         Err(AccountError::DisplayName)
@@ -124,6 +124,8 @@ mod tests {
         assert!(check_display_name("张伟").is_ok());
         assert!(check_display_name(" ").is_err());
         assert!(check_display_name("a\nb").is_err());
+        assert!(check_display_name("\u{202E}伟张").is_err(), "no direction overrides");
+        assert!(check_display_name("张\u{200B}伟").is_err(), "no zero-width characters");
         assert!(check_unique_id("862118020000001") && !check_unique_id("with space") && !check_unique_id(""));
     }
 }

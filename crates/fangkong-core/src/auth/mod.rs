@@ -123,10 +123,13 @@ pub enum Action {
     ReadIdentityNumbers,
     /// Export residents to a file (audited, scoped like reads).
     ExportRegistry,
+    /// The server's Prometheus figures at `/metrics` (open incidents, live sessions,
+    /// trackers, users: the shape of the whole operation).
+    ReadMetrics,
 }
 
 impl Action {
-    pub const ALL: [Action; 23] = [
+    pub const ALL: [Action; 24] = [
         Action::ManageOwnAccount,
         Action::ReadCodes,
         Action::ManageCodes,
@@ -150,6 +153,7 @@ impl Action {
         Action::ReadResidents,
         Action::ReadIdentityNumbers,
         Action::ExportRegistry,
+        Action::ReadMetrics,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -177,6 +181,7 @@ impl Action {
             Action::ReadResidents => "read_residents",
             Action::ReadIdentityNumbers => "read_identity_numbers",
             Action::ExportRegistry => "export_registry",
+            Action::ReadMetrics => "read_metrics",
         }
     }
 }
@@ -237,6 +242,8 @@ pub const PERMISSIONS: &[(Action, &[Role])] = &[
     // centre see masked numbers (and can still find a person by the whole number).
     (Action::ReadIdentityNumbers, &[Role::CommunityOfficer]),
     (Action::ExportRegistry, &[Role::CommunityOfficer, Role::HousingCoordinator]),
+    // Scrapers use the configured token; a person looking at the figures is an administrator.
+    (Action::ReadMetrics, ADMINISTRATORS),
 ];
 
 /// Whether the table lets `role` take `action`.
@@ -323,6 +330,8 @@ pub enum Denial {
     NotAUser,
     #[error("auditor accounts are managed by the system operator, not by administrators (separation of duties)")]
     SeparationOfDuties,
+    #[error("you may not lock, disable, demote or move your own account; another administrator must")]
+    OwnAccount,
 }
 
 /// Separation of duties (三员分立: system administrator, security administrator, auditor):
@@ -333,6 +342,16 @@ pub enum Denial {
 pub fn check_account_roles(actor: &Actor, roles: &[Role]) -> Result<(), Denial> {
     match actor {
         Actor::User(_) if roles.contains(&Role::Auditor) => Err(Denial::SeparationOfDuties),
+        _ => Ok(()),
+    }
+}
+
+/// No user may lock, disable, demote or move their own account: the last administrator
+/// of a jurisdiction would shut themselves out, and only the terminal could recover them.
+/// `shuts_out` says whether the change does one of those things.
+pub fn check_own_account(actor: &Actor, username: &str, shuts_out: bool) -> Result<(), Denial> {
+    match actor {
+        Actor::User(user) if shuts_out && user.username == username => Err(Denial::OwnAccount),
         _ => Ok(()),
     }
 }

@@ -65,3 +65,12 @@ fn nobody_signed_in_manages_auditor_accounts() {
     assert_eq!(check_account_roles(&auditor, &[Role::Auditor]), Err(Denial::SeparationOfDuties));
     assert_eq!(check_account_roles(&Actor::System { name: "cli".into() }, &[Role::Auditor]), Ok(()));
 }
+
+#[test]
+fn nobody_shuts_themselves_out_of_their_own_account() {
+    let admin = user(Role::Administrator, JurisdictionKind::City, "440300");
+    assert_eq!(check_own_account(&admin, "u", true), Err(Denial::OwnAccount));
+    assert_eq!(check_own_account(&admin, "u", false), Ok(()), "renaming oneself is fine");
+    assert_eq!(check_own_account(&admin, "someone-else", true), Ok(()));
+    assert_eq!(check_own_account(&Actor::System { name: "cli".into() }, "u", true), Ok(()), "the terminal may");
+}

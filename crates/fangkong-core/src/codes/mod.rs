@@ -172,8 +172,8 @@ pub fn validate_entry(entry: &CodeEntry) -> Result<(), CodeError> {
         if name.chars().count() > MAX_NAME_CHARS {
             return Err(bad_field(field, &format!("must be at most {MAX_NAME_CHARS} characters")));
         }
-        if name.chars().any(char::is_control) {
-            return Err(bad_field(field, "must not contain control characters"));
+        if crate::text::has_hidden(name, false) {
+            return Err(bad_field(field, "must not contain control or invisible formatting characters"));
         }
     }
     match (entry.kind.has_priority(), entry.priority) {

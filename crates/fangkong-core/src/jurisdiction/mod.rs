@@ -149,6 +149,8 @@ pub enum JurisdictionError {
     MalformedCode(String),
     #[error("jurisdiction {0} has an empty Chinese name")]
     MissingName(String),
+    #[error("jurisdiction {0} has a name with control or invisible formatting characters")]
+    HiddenCharacters(String),
     #[error("jurisdiction {0} appears twice")]
     Duplicate(String),
     #[error("jurisdiction {code} ({kind}) needs a parent of kind {expected}")]
@@ -258,6 +260,17 @@ impl JurisdictionTree {
         }
     }
 
+    /// Where city-wide records (the code tables) lie: at the city alone, so that only a
+    /// scope bound to the whole city covers them. Empty while the tree has no city, which
+    /// no user's scope covers.
+    pub fn city_chain(&self) -> Chain {
+        let mut chain = Chain::default();
+        if let Some(city) = self.nodes.values().find(|n| n.kind == JurisdictionKind::City) {
+            chain.set(JurisdictionKind::City, city.code.clone());
+        }
+        chain
+    }
+
     /// The chain of a node: the node itself and every ancestor, by level.
     pub fn chain_of(&self, code: &str) -> Option<Chain> {
         let mut chain = Chain::default();
@@ -309,6 +322,10 @@ fn check_node(node: &Jurisdiction) -> Result<(), JurisdictionError> {
     }
     if node.name_zh.trim().is_empty() {
         return Err(JurisdictionError::MissingName(node.code.clone()));
+    }
+    let names = std::iter::once(node.name_zh.as_str()).chain(node.name_en.as_deref());
+    if names.into_iter().any(|name| crate::text::has_hidden(name, false)) {
+        return Err(JurisdictionError::HiddenCharacters(node.code.clone()));
     }
     Ok(())
 }

@@ -70,6 +70,17 @@ fn scopes_cover_their_subtree_and_nothing_else() {
     check_covers("PS440304-01", "440304001001", false);
 }
 
+#[test]
+fn only_the_whole_city_covers_city_wide_records() {
+    let tree = small_tree();
+    let city = tree.city_chain();
+    assert!(tree.scope_of("440300").unwrap().covers(&city));
+    for node in ["440304", "440304001", "PS440304-01", "PD440304-01-1"] {
+        assert!(!tree.scope_of(node).unwrap().covers(&city), "{node}");
+    }
+    assert_eq!(JurisdictionTree::default().city_chain(), Chain::default(), "no city: nobody's scope covers it");
+}
+
 /// One line per case: a tree that must be refused, and a fragment of the reason.
 fn check_refused(nodes: Vec<Jurisdiction>, fragment: &str) {
     match JurisdictionTree::from_nodes(nodes) {

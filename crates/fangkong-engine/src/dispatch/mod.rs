@@ -196,12 +196,10 @@ fn invalid(field: &'static str, message: impl Into<String>) -> EngineError {
 }
 
 fn check_free_text(field: &'static str, text: &str, max: usize, required: bool) -> Result<(), EngineError> {
-    if (required && text.trim().is_empty())
-        || text.chars().count() > max
-        || text.chars().any(|c| c.is_control() && c != '\n')
+    if (required && text.trim().is_empty()) || text.chars().count() > max || fangkong_core::text::has_hidden(text, true)
     {
         let need = if required { "1" } else { "0" };
-        return Err(invalid(field, format!("{need}–{max} characters, no control characters")));
+        return Err(invalid(field, format!("{need}–{max} characters, no control or invisible formatting characters")));
     }
     Ok(())
 }

@@ -86,8 +86,14 @@ impl Engine {
             self.authorize_reference(caller, Action::ManageDevices, "device.add", reference).await?;
         }
         let name = new.name.map(|name| name.trim().to_string()).filter(|name| !name.is_empty());
-        if name.as_ref().is_some_and(|name| name.chars().count() > MAX_SITE_NAME) {
-            return Err(EngineError::Invalid { field: "name", message: format!("at most {MAX_SITE_NAME} characters") });
+        if name
+            .as_ref()
+            .is_some_and(|name| name.chars().count() > MAX_SITE_NAME || fangkong_core::text::has_hidden(name, false))
+        {
+            return Err(EngineError::Invalid {
+                field: "name",
+                message: format!("at most {MAX_SITE_NAME} characters, no control or invisible formatting characters"),
+            });
         }
         if let Some(point) = new.location {
             self.check_site_location(point, &new.jurisdiction)?;

@@ -3,7 +3,10 @@
 //!
 //! Every answer to a sign-in takes the time of one password verification, whatever the
 //! reason for it (unknown name, locked account, wrong password), so neither the answer nor
-//! its timing tells whether a username exists.
+//! its timing tells whether a username exists. A wrong password for a real account and any
+//! password for a name without one also cost the same store work after it: the
+//! administrative lock, one read of the account's row, one write transaction with the same
+//! audit records (see [`Engine::refuse_unknown_user`] beside [`Engine::record_failure`]).
 
 use fangkong_core::audit::{AuditEntry, Outcome};
 use fangkong_core::auth::account::{Session, User, check_username};
@@ -92,9 +95,8 @@ impl Engine {
             return self.refuse_unknown_user(username, ip, now).await;
         };
         if user.login.is_locked(now) {
-            let entry = self.anonymous_entry(now, username, ip, "auth.login", Outcome::Failed).detail("account locked");
-            self.store.append_audit(&entry).await?;
-            return Err(locked(user.login, now));
+            // Recorded, not counted (see `record_failure`), at a failure's cost.
+            return self.record_failure(username, "auth.login", "account locked", ip).await;
         }
         if !password_ok || user.disabled {
             let reason = if user.disabled { "account disabled" } else { "wrong password" };
@@ -123,13 +125,20 @@ impl Engine {
         tokio::task::spawn_blocking(move || crypto::verify_password(&password, &phc)).await.unwrap_or(false)
     }
 
-    /// A failed attempt on a name with no account: counted and locked like a real account.
+    /// A failed attempt on a name with no account: counted and locked like a real account,
+    /// and at the same cost in the store as a real account's failure ([`Engine::record_failure`]:
+    /// the administrative lock, a read of the row, one write), so the time of the answer does
+    /// not tell the two apart.
     async fn refuse_unknown_user(
         &self,
         username: &str,
         ip: Option<&str>,
         now: Timestamp,
     ) -> Result<LoginSuccess, EngineError> {
+        let _held = self.admin_writes.lock().await;
+        // The read a real account's failure makes (`change_account`); its answer is not
+        // needed: an account another process just created is signed in to next time.
+        let _ = self.store.get_user_by_username(username).await?;
         // A name no account could have (too long, wrong characters) is not worth tracking:
         // no real account answers for it either, so nothing is revealed.
         let trackable = check_username(username).is_ok();
@@ -158,12 +167,12 @@ impl Engine {
             Ok((_, false)) => ("unknown user", false, Err(EngineError::InvalidCredentials)),
         };
         let logged: String = username.chars().take(MAX_LOGGED_USERNAME).collect();
-        let entry = self.anonymous_entry(now, &logged, ip, "auth.login", Outcome::Failed).detail(detail);
-        self.store.append_audit(&entry).await?;
+        let mut entries = vec![self.anonymous_entry(now, &logged, ip, "auth.login", Outcome::Failed).detail(detail)];
         if newly_locked {
-            let lockout = self.anonymous_entry(now, &logged, ip, "auth.lockout", Outcome::Failed);
-            self.store.append_audit(&lockout).await?;
+            entries.push(self.anonymous_entry(now, &logged, ip, "auth.lockout", Outcome::Failed));
         }
+        // One transaction, like the real account's row and records.
+        self.store.append_audits(&entries).await?;
         result
     }
 

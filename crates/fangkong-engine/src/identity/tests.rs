@@ -60,6 +60,38 @@ async fn unknown_usernames_answer_exactly_like_real_ones() {
     assert_eq!((last.entry.actor_name.as_str(), last.entry.outcome), ("no.such.user", Outcome::Failed));
 }
 
+/// The Argon2 parameters (`m=…,t=…,p=…`) of a PHC string.
+fn argon2_params(phc: &str) -> String {
+    phc.split('$').find(|part| part.starts_with("m=")).unwrap_or_else(|| panic!("no parameters in {phc}")).to_string()
+}
+
+#[tokio::test]
+async fn a_wrong_password_and_an_unknown_name_cost_the_same_work() {
+    let f = Fixture::new().await;
+    // The same hash work: the dummy is hashed with the policy's parameters, as accounts are.
+    let cost = crate::test_support::config(&f.keys).password_cost;
+    let policy = format!("m={},t={},p=1", cost.memory_kib, cost.iterations);
+    assert_eq!(argon2_params(&f.engine.identity.dummy_hash), policy);
+    let real = f.engine.store.get_user_by_username("admin.futian").await.unwrap().unwrap();
+    assert_eq!(argon2_params(&real.password_hash), policy);
+
+    // The same store work after it, attempt by attempt: the same records, written together.
+    let written = |records: Vec<fangkong_core::audit::AuditRecord>, before: i64| -> Vec<(i64, String)> {
+        records.into_iter().filter(|r| r.seq > before).map(|r| (r.seq - before, r.entry.action)).collect()
+    };
+    for attempt in 1..=6 {
+        let before = f.audit().await.last().unwrap().seq;
+        fail_login(&f, "admin.futian").await;
+        let real = written(f.audit().await, before);
+        let before = f.audit().await.last().unwrap().seq;
+        fail_login(&f, "no.such.user").await;
+        let unknown = written(f.audit().await, before);
+        assert_eq!(real, unknown, "attempt {attempt}: the same records");
+        let expected = if attempt == 5 { 2 } else { 1 };
+        assert_eq!(real.len(), expected, "attempt {attempt}: {real:?}");
+    }
+}
+
 #[tokio::test]
 async fn sessions_end_after_the_idle_timeout_and_the_absolute_lifetime() {
     let f = Fixture::new().await;

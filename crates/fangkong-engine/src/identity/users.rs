@@ -10,7 +10,7 @@ use fangkong_core::audit::Outcome;
 use fangkong_core::auth::account::{NewUser, User, check_display_name, check_username};
 use fangkong_core::auth::lockout::LoginState;
 use fangkong_core::auth::password::check_password;
-use fangkong_core::auth::{Action, Role, check_account_roles};
+use fangkong_core::auth::{Action, Denial, Role, check_account_roles, check_own_account};
 use fangkong_core::jurisdiction::Chain;
 use fangkong_core::time::Timestamp;
 
@@ -48,15 +48,29 @@ impl Engine {
         self.place_of(code)
     }
 
-    fn existing_user(&self, username: &str) -> Result<User, EngineError> {
-        self.identity
-            .user_by_name(username)
-            .ok_or_else(|| EngineError::NotFound { entity: "user", key: username.into() })
+    /// The account named `username`, for a caller who passed the role check. An account that
+    /// does not exist is refused like one outside the caller's jurisdiction (and audited
+    /// alike), unless the caller's jurisdiction is the whole city: otherwise a district's
+    /// administrator could learn which names exist in other districts.
+    async fn existing_user(
+        &self,
+        caller: &Caller,
+        action: Action,
+        audit_action: &str,
+        username: &str,
+    ) -> Result<User, EngineError> {
+        if let Some(user) = self.identity.user_by_name(username) {
+            return Ok(user);
+        }
+        let city = self.city_chain();
+        self.authorize(caller, action, Some(&city), audit_action, Some(("user", username))).await?;
+        Err(EngineError::NotFound { entity: "user", key: username.into() })
     }
 
     /// The checks before acting on an existing account: the role first (so that callers
     /// without it learn nothing, not even whether the account exists), then the account's
-    /// jurisdiction, then separation of duties. Refusals are audited.
+    /// jurisdiction (an unknown account answers the same), then separation of duties.
+    /// Refusals are audited.
     async fn authorize_on_user(
         &self,
         caller: &Caller,
@@ -67,7 +81,7 @@ impl Engine {
     ) -> Result<User, EngineError> {
         let target = Some(("user", username));
         self.authorize(caller, action, None, audit_action, target).await?;
-        let user = self.existing_user(username)?;
+        let user = self.existing_user(caller, action, audit_action, username).await?;
         let place = self.place_of(&user.jurisdiction)?;
         self.authorize(caller, action, Some(&place), audit_action, target).await?;
         let roles: Vec<Role> = std::iter::once(user.role).chain(extra_roles.iter().copied()).collect();
@@ -82,15 +96,35 @@ impl Engine {
         audit_action: &str,
         username: &str,
     ) -> Result<(), EngineError> {
-        if let Err(denial) = check_account_roles(&caller.actor, roles) {
-            let entry = caller
-                .entry(self.now(), audit_action, Outcome::Denied)
-                .target("user", username)
-                .detail(denial.to_string());
-            self.store.append_audit(&entry).await?;
-            return Err(EngineError::Denied(denial));
+        match check_account_roles(&caller.actor, roles) {
+            Err(denial) => Err(self.refuse_on_user(caller, denial, audit_action, username).await),
+            Ok(()) => Ok(()),
         }
-        Ok(())
+    }
+
+    /// Refuses a change the caller would make to their own account that shuts them out
+    /// (see [`check_own_account`]).
+    async fn check_own(
+        &self,
+        caller: &Caller,
+        username: &str,
+        shuts_out: bool,
+        audit_action: &str,
+    ) -> Result<(), EngineError> {
+        match check_own_account(&caller.actor, username, shuts_out) {
+            Err(denial) => Err(self.refuse_on_user(caller, denial, audit_action, username).await),
+            Ok(()) => Ok(()),
+        }
+    }
+
+    /// Records a refusal to act on `username` and returns it as the error to answer.
+    async fn refuse_on_user(&self, caller: &Caller, denial: Denial, audit_action: &str, username: &str) -> EngineError {
+        let entry =
+            caller.entry(self.now(), audit_action, Outcome::Denied).target("user", username).detail(denial.to_string());
+        match self.store.append_audit(&entry).await {
+            Ok(_) => EngineError::Denied(denial),
+            Err(error) => error.into(),
+        }
     }
 
     /// Creates a user with an initial password (which the policy must accept).
@@ -137,7 +171,11 @@ impl Engine {
     /// jurisdiction, or a disable, ends their sessions.
     pub async fn update_user(&self, caller: &Caller, username: &str, change: UserChange) -> Result<User, EngineError> {
         let extra: Vec<Role> = change.role.into_iter().collect();
-        self.authorize_on_user(caller, Action::ManageUsers, "user.update", username, &extra).await?;
+        let user = self.authorize_on_user(caller, Action::ManageUsers, "user.update", username, &extra).await?;
+        let shuts_out = change.disabled == Some(true)
+            || change.role.is_some_and(|role| role != user.role)
+            || change.jurisdiction.as_ref().is_some_and(|code| *code != user.jurisdiction);
+        self.check_own(caller, username, shuts_out, "user.update").await?;
         if let Some(target) = &change.jurisdiction {
             let new_place = self.bindable(target)?;
             let target_user = Some(("user", username));
@@ -218,6 +256,7 @@ impl Engine {
         action: &str,
     ) -> Result<User, EngineError> {
         self.authorize_on_user(caller, Action::ManageUsers, action, username, &[]).await?;
+        self.check_own(caller, username, until.is_some(), action).await?;
         let held = self.admin_writes.lock().await;
         let now = self.now();
         let (current, changed) = self
@@ -282,7 +321,7 @@ impl Engine {
     pub async fn user(&self, caller: &Caller, username: &str) -> Result<User, EngineError> {
         let target = Some(("user", username));
         self.authorize(caller, Action::ReadUsers, None, "user.read", target).await?;
-        let user = self.existing_user(username)?;
+        let user = self.existing_user(caller, Action::ReadUsers, "user.read", username).await?;
         let place = self.place_of(&user.jurisdiction)?;
         self.authorize(caller, Action::ReadUsers, Some(&place), "user.read", target).await?;
         self.audit_personal_read(caller, "user.read", ("user", username), None).await?;

@@ -31,9 +31,10 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
 
 // ---- wire types ---------------------------------------------------------------------------
 
-/// Where a record lies in both hierarchies.
+/// Where a record lies in both hierarchies, by node code (the jurisdiction lookup's
+/// `ChainBody` names each node too).
 #[derive(Serialize, ToSchema, Debug, Default)]
-pub struct ChainBody {
+pub struct ChainCodesBody {
     pub district: Option<String>,
     pub subdistrict: Option<String>,
     pub community: Option<String>,
@@ -42,11 +43,11 @@ pub struct ChainBody {
     pub police_district: Option<String>,
 }
 
-impl From<&Chain> for ChainBody {
-    fn from(chain: &Chain) -> ChainBody {
+impl From<&Chain> for ChainCodesBody {
+    fn from(chain: &Chain) -> ChainCodesBody {
         use JurisdictionKind::*;
         let at = |kind| chain.get(kind).map(str::to_string);
-        ChainBody {
+        ChainCodesBody {
             district: at(District),
             subdistrict: at(Subdistrict),
             community: at(Community),
@@ -115,7 +116,7 @@ pub struct IncidentBody {
     pub lat: f64,
     pub lon: f64,
     pub address: String,
-    pub jurisdiction: ChainBody,
+    pub jurisdiction: ChainCodesBody,
     /// H3 cell (hex) at the server's resolution.
     pub h3: Option<String>,
     pub description: String,
@@ -155,7 +156,7 @@ impl IncidentBody {
             lat,
             lon,
             address: incident.address.clone(),
-            jurisdiction: ChainBody::from(&incident.chain),
+            jurisdiction: ChainCodesBody::from(&incident.chain),
             h3: incident.h3.map(|h| format!("{h:x}")),
             description: incident.description.clone(),
             caller_phone_masked: incident.caller_phone_masked.clone(),

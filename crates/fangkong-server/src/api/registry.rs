@@ -44,7 +44,9 @@ fn word<T>(field: &str, text: &str, parse: impl Fn(&str) -> Option<T>, words: St
 
 // ---- properties ---------------------------------------------------------------------------
 
+/// A dwelling of a building; named apart from the force's `UnitBody` in the document.
 #[derive(Serialize, Deserialize, ToSchema, Debug)]
+#[schema(as = HousingUnitBody)]
 pub struct UnitBody {
     #[schema(example = "440304001001B0001U001")]
     pub code: String,

@@ -136,7 +136,7 @@ pub async fn create_user(
     responses(
         (status = 200, description = "the user", body = UserBody),
         (status = 403, description = "forbidden or outside_jurisdiction", body = ErrorBody),
-        (status = 404, description = "user_not_found", body = ErrorBody),
+        (status = 404, description = "user_not_found (only for an administrator of the whole city; for others an absent account is outside_jurisdiction, like one in another district)", body = ErrorBody),
     )
 )]
 pub async fn get_user(
@@ -171,7 +171,8 @@ pub struct UpdateUserRequest {
     responses(
         (status = 200, description = "the user as changed", body = UserBody),
         (status = 403, description = "forbidden or outside_jurisdiction", body = ErrorBody),
-        (status = 404, description = "user_not_found", body = ErrorBody),
+        (status = 404, description = "user_not_found (only for an administrator of the whole city; for others an absent account is outside_jurisdiction, like one in another district)", body = ErrorBody),
+        (status = 409, description = "own_account: you may not disable, demote or move your own account", body = ErrorBody),
     )
 )]
 pub async fn update_user(
@@ -197,7 +198,11 @@ pub async fn update_user(
     tag = "users",
     security(("bearer" = [])),
     params(("username" = String, Path)),
-    responses((status = 200, description = "locked", body = UserBody), (status = 403, description = "forbidden or outside_jurisdiction", body = ErrorBody))
+    responses(
+        (status = 200, description = "locked", body = UserBody),
+        (status = 403, description = "forbidden or outside_jurisdiction", body = ErrorBody),
+        (status = 409, description = "own_account: you may not lock your own account", body = ErrorBody),
+    )
 )]
 pub async fn lock_user(
     State(state): State<AppState>,

@@ -117,3 +117,43 @@ async fn administrators_add_and_retire_codes_with_the_rules_named() {
         .await
         .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "active_child_codes");
 }
+
+#[tokio::test]
+async fn only_the_city_administrator_changes_the_city_wide_code_tables() {
+    let server = TestServer::start().await;
+    let district = server.signed_in("futian-admin", Role::Administrator, crate::support::FUTIAN).await;
+    let city = server.signed_in("city-admin", Role::Administrator, CITY).await;
+    let create = json!({"code": "handed_to_community", "name_zh": "移交社区", "name_en": "Handed to the community"});
+    let change = json!({"name_en": "Settled by mediation"});
+
+    // A district's administrator: refused for both, audited, and nothing changes.
+    let before = server.audit_head().await;
+    let reply = server.request(Method::POST, "/api/v1/codes/disposition").token(&district).json(create.clone()).send();
+    reply.await.assert_error(StatusCode::FORBIDDEN, "outside_jurisdiction");
+    let reply = server
+        .request(Method::PATCH, "/api/v1/codes/disposition/mediated")
+        .token(&district)
+        .json(change.clone())
+        .send();
+    reply.await.assert_error(StatusCode::FORBIDDEN, "outside_jurisdiction");
+    let denied: Vec<String> = server
+        .audit_after(before)
+        .await
+        .into_iter()
+        .filter(|r| r.entry.outcome == fangkong_core::audit::Outcome::Denied && r.entry.actor_name == "futian-admin")
+        .map(|r| r.entry.action)
+        .collect();
+    assert_eq!(denied, ["code.create", "code.update"], "both refusals are audited");
+    let mediated = server.get_as(&city, "/api/v1/codes/disposition/mediated").await.json();
+    assert_ne!(mediated["name_en"], "Settled by mediation");
+    server
+        .get_as(&city, "/api/v1/codes/disposition/handed_to_community")
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "code_not_found");
+
+    // The city's administrator may.
+    let reply = server.request(Method::POST, "/api/v1/codes/disposition").token(&city).json(create).send().await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let reply = server.request(Method::PATCH, "/api/v1/codes/disposition/mediated").token(&city).json(change).send();
+    assert_eq!(reply.await.json()["name_en"], "Settled by mediation");
+}

@@ -18,3 +18,4 @@ mod positions;
 mod shutdown;
 mod stream;
 mod system;
+mod users;

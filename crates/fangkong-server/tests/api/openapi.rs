@@ -67,3 +67,115 @@ async fn the_api_page_is_served_from_the_binary() {
     let initializer = server.get("/api/docs/swagger-initializer.js").await.text;
     assert!(initializer.contains("/api/v1/openapi.json"), "the page loads our document");
 }
+
+/// The schema names the server's source declares: for each `ToSchema` type, its
+/// `#[schema(as = …)]` name or else its own, with where it is declared.
+fn declared_schema_names() -> Vec<(String, String)> {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = vec![src.join("error.rs")];
+    for entry in std::fs::read_dir(src.join("api")).unwrap() {
+        files.push(entry.unwrap().path());
+    }
+    let mut names = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if !(line.trim_start().starts_with("#[derive(") && line.contains("ToSchema")) {
+                continue;
+            }
+            let mut renamed = None;
+            for next in &lines[i + 1..(i + 12).min(lines.len())] {
+                let next = next.trim();
+                if let Some(rest) = next.strip_prefix("#[schema(as = ") {
+                    renamed = Some(rest.trim_end_matches(")]").rsplit("::").next().unwrap().to_string());
+                }
+                let declared = next.strip_prefix("pub struct ").or_else(|| next.strip_prefix("pub enum "));
+                if let Some(declared) = declared {
+                    let own: String = declared.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                    let at = format!("{}:{}", file.file_name().unwrap().to_string_lossy(), i + 1);
+                    names.push((renamed.unwrap_or(own), at));
+                    break;
+                }
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn no_two_types_share_a_schema_name() {
+    let names = declared_schema_names();
+    assert!(names.len() > 50, "the scan found the wire types: {names:?}");
+    let mut seen = std::collections::HashMap::new();
+    for (name, at) in &names {
+        if let Some(first) = seen.insert(name.clone(), at.clone()) {
+            panic!(
+                "schema {name} is declared twice ({first} and {at}); the document keeps only one: rename one with #[schema(as = …)]"
+            );
+        }
+    }
+}
+
+/// A component schema of the document, by name.
+fn component(document: &serde_json::Value, reference: &serde_json::Value) -> serde_json::Value {
+    let name = reference["$ref"].as_str().unwrap_or_else(|| panic!("not a $ref: {reference}"));
+    let name = name.strip_prefix("#/components/schemas/").unwrap();
+    document["components"]["schemas"][name].clone()
+}
+
+#[tokio::test]
+async fn documented_schemas_are_the_types_the_handlers_take_and_give() {
+    let document = serde_json::to_value(fangkong_server::openapi()).unwrap();
+    // POST /units takes a patrol unit, not a dwelling.
+    let request = &document["paths"]["/api/v1/units"]["post"]["requestBody"]["content"]["application/json"]["schema"];
+    let unit = component(&document, request);
+    let properties = unit["properties"].as_object().unwrap();
+    for field in ["code", "call_sign", "station", "category", "mode"] {
+        assert!(properties.contains_key(field), "POST /units documents {field}: {unit}");
+    }
+    assert!(!properties.contains_key("area_m2"), "not the housing unit: {unit}");
+    // A property's dwellings are dwellings.
+    let card = &document["paths"]["/api/v1/registry/buildings/{code}"]["get"]["responses"]["200"]["content"]["application/json"]
+        ["schema"];
+    let card = component(&document, card);
+    let building = component(&document, &card["properties"]["building"]);
+    let units = building["properties"]["units"]["items"].clone();
+    assert!(component(&document, &units)["properties"]["area_m2"].is_object(), "{building}");
+
+    // An incident's jurisdiction: what a real incident serialises to, with the types documented.
+    let server = TestServer::start().await;
+    let token = server.signed_in("disp", fangkong_core::auth::Role::Dispatcher, crate::support::CITY).await;
+    let created = server
+        .request(axum::http::Method::POST, "/api/v1/incidents")
+        .token(&token)
+        .json(serde_json::json!({"source": "110", "type_code": "010301", "lat": 22.55, "lon": 114.05}))
+        .send()
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let incident = created.json();
+    let id = incident["id"].as_i64().unwrap();
+    let read = server.get_as(&token, &format!("/api/v1/incidents/{id}")).await;
+    let schema = &document["paths"]["/api/v1/incidents/{id}"]["get"]["responses"]["200"]["content"]["application/json"]
+        ["schema"];
+    let incident_schema = component(&document, schema);
+    let jurisdiction = component(&document, &incident_schema["properties"]["jurisdiction"]);
+    let documented = jurisdiction["properties"].as_object().unwrap();
+    let sent = read.json()["jurisdiction"].as_object().unwrap().clone();
+    let sorted = |keys: serde_json::map::Keys<'_>| {
+        let mut keys: Vec<String> = keys.cloned().collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(
+        sorted(documented.keys()),
+        sorted(sent.keys()),
+        "the documented fields are the fields sent: {jurisdiction}"
+    );
+    for (field, value) in &sent {
+        let types = documented[field]["type"].to_string();
+        assert!(types.contains("string"), "{field} is documented as {types}");
+        assert!(value.is_string() || value.is_null(), "{field} is sent as {value}");
+    }
+    assert_eq!(sent["district"], crate::support::FUTIAN);
+}

@@ -251,3 +251,105 @@ async fn a_fix_published_over_mqtt_reaches_the_live_index_and_the_history() {
     stop.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(5), subscriber).await.unwrap().unwrap();
 }
+
+/// The OsmAnd listener on a port of its own with `limits`; its address.
+async fn osmand_listener(server: &TestServer, limits: fangkong_server::listener::Limits) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let guarded = fangkong_server::listener::GuardedListener::new(listener, limits);
+    tokio::spawn(axum::serve(guarded, fangkong_server::osmand::router(server.engine.clone())).into_future());
+    addr
+}
+
+/// Sends `bytes` one a second until the server closes the connection; how long that took.
+async fn trickle(addr: std::net::SocketAddr, bytes: &[u8]) -> Duration {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let started = std::time::Instant::now();
+    for byte in bytes.iter().cycle() {
+        if stream.write_all(&[*byte]).await.is_err() {
+            break;
+        }
+        let mut answer = [0u8; 512];
+        match tokio::time::timeout(Duration::from_secs(1), stream.read(&mut answer)).await {
+            Ok(Ok(0) | Err(_)) => break, // closed
+            Ok(Ok(_)) => {}              // an answer (e.g. 408); wait for the close
+            Err(_) => {}                 // a second passed
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the connection is still open after 20 s");
+    }
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmand_connections_that_trickle_bytes_are_closed_at_the_deadline() {
+    let server = TestServer::start().await;
+    let deadline = Duration::from_secs(3);
+    let limits = fangkong_server::listener::Limits { max_connections: 16, request_deadline: deadline };
+    let addr = osmand_listener(&server, limits).await;
+    // Headers a byte a second, and a body a byte a second after complete headers.
+    let headers =
+        trickle(addr, b"GET /?id=T1&lat=22.5&lon=114.05 HTTP/1.1\r\nhost: t\r\nx-slow: aaaaaaaaaaaaaaaaaaaaaaaaaa");
+    let body_head = b"POST / HTTP/1.1\r\nhost: t\r\ncontent-length: 1000\r\n\r\n";
+    let body = async {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(body_head).await.unwrap();
+        let started = std::time::Instant::now();
+        let mut answer = Vec::new();
+        loop {
+            if stream.write_all(b"i").await.is_err() {
+                break;
+            }
+            use tokio::io::AsyncReadExt;
+            let mut chunk = [0u8; 512];
+            match tokio::time::timeout(Duration::from_secs(1), stream.read(&mut chunk)).await {
+                Ok(Ok(0) | Err(_)) => break,
+                Ok(Ok(n)) => answer.extend_from_slice(&chunk[..n]),
+                Err(_) => {}
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "the connection is still open after 20 s");
+        }
+        started.elapsed()
+    };
+    let (headers, body) = tokio::join!(headers, body);
+    for (what, took) in [("headers", headers), ("body", body)] {
+        assert!(took <= deadline + Duration::from_secs(2), "{what}: closed after {took:?}");
+    }
+    // A prompt tracker is served as before, and may keep its connection between reports.
+    tracker(&server, "T1", FUTIAN).await;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    for n in 0..2 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let at = (T0_MILLIS / 1000) + n;
+        let request = format!("GET /?id=T1&lat=22.55&lon=114.05&timestamp={at} HTTP/1.1\r\nhost: t\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = [0u8; 512];
+        let n = stream.read(&mut answer).await.unwrap();
+        assert!(answer[..n].starts_with(b"HTTP/1.1 200 "), "{}", String::from_utf8_lossy(&answer[..n]));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_osmand_listener_serves_a_bounded_number_of_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start().await;
+    tracker(&server, "T1", FUTIAN).await;
+    let limits = fangkong_server::listener::Limits { max_connections: 2, request_deadline: Duration::from_secs(30) };
+    let addr = osmand_listener(&server, limits).await;
+    let idle_one = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _idle_two = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A third connection is not served while two are open…
+    let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request =
+        format!("GET /?id=T1&lat=22.55&lon=114.05&timestamp={} HTTP/1.1\r\nhost: t\r\n\r\n", T0_MILLIS / 1000);
+    third.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = [0u8; 512];
+    let waiting = tokio::time::timeout(Duration::from_millis(700), third.read(&mut answer)).await;
+    assert!(waiting.is_err(), "served beyond the limit");
+    // …and is once one of them closes.
+    drop(idle_one);
+    let n = tokio::time::timeout(Duration::from_secs(5), third.read(&mut answer)).await.unwrap().unwrap();
+    assert!(answer[..n].starts_with(b"HTTP/1.1 200 "), "{}", String::from_utf8_lossy(&answer[..n]));
+}

@@ -25,6 +25,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub const CITY: &str = "440300";
 pub const FUTIAN: &str = "440304";
 pub const LUOHU: &str = "440303";
+/// The scrape token the test server's `/metrics` accepts.
+pub const METRICS_TOKEN: &str = "scrape-token-for-the-tests";
 
 pub struct TestServer {
     pub engine: Arc<Engine>,
@@ -160,7 +162,8 @@ impl TestServer {
             })
             .collect();
         engine.add_jurisdictions(&Caller::system("test"), tree).await.unwrap();
-        let router = fangkong_server::router(AppState::new(engine.clone()));
+        let state = AppState::new(engine.clone()).with_metrics_token(Some(METRICS_TOKEN.into()));
+        let router = fangkong_server::router(state);
         TestServer { engine, router, clock, keys, db }
     }
 

@@ -105,6 +105,17 @@ impl PgStore {
         Ok(record)
     }
 
+    pub async fn append_audits(&self, key: [u8; 32], entries: &[AuditEntry]) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let mut records = Vec::with_capacity(entries.len());
+        for entry in entries {
+            records.push(append_in(&tx, &key, entry).await?);
+        }
+        tx.commit().await?;
+        Ok(records)
+    }
+
     pub async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
         let client = self.client().await?;
         let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE TRUE");

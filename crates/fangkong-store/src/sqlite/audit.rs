@@ -76,6 +76,11 @@ impl SqliteStore {
         self.write(move |conn| append_in(conn, &key, &entry)).await
     }
 
+    pub async fn append_audits(&self, key: [u8; 32], entries: &[AuditEntry]) -> Result<Vec<AuditRecord>, StoreError> {
+        let entries = entries.to_vec();
+        self.write(move |conn| entries.iter().map(|entry| append_in(conn, &key, entry)).collect()).await
+    }
+
     pub async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
         let query = query.clone();
         self.read(move |conn| {

@@ -15,6 +15,7 @@ conformance!(
     auditors_query_newest_first_with_filters_and_a_cursor,
     the_database_refuses_updates_and_unsealed_deletes,
     a_purge_seals_what_it_removes_and_the_chain_still_verifies,
+    records_appended_together_are_consecutive_and_chained,
 );
 
 const T0: Timestamp = Timestamp::from_millis(1_764_288_000_000);
@@ -139,4 +140,16 @@ async fn a_purge_seals_what_it_removes_and_the_chain_still_verifies(db: &TestDb)
     let seal = db.store.purge_audit(T0.plus_seconds(9), T0.plus_seconds(102), &purge).await.unwrap().unwrap();
     assert_eq!((seal.through_seq, seal.purged), (9, 3));
     assert_eq!(verify(&db.store).await, Ok(3));
+}
+
+async fn records_appended_together_are_consecutive_and_chained(db: &TestDb) {
+    let store = &db.store;
+    store.append_audit(&entry(0, Outcome::Failed)).await.unwrap();
+    let together = store.append_audits(&[entry(1, Outcome::Failed), entry(2, Outcome::Failed)]).await.unwrap();
+    assert_eq!(together.len(), 2);
+    assert_eq!(together[1].seq, together[0].seq + 1);
+    assert_eq!(together[1].prev_hash, together[0].hash);
+    let names: Vec<String> = all_records(store).await.into_iter().map(|r| r.entry.actor_name).collect();
+    assert_eq!(names, ["user0", "user1", "user2"]);
+    assert_eq!(verify(store).await.unwrap(), 3);
 }
