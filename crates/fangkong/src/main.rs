@@ -245,7 +245,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate(args) => migrate(args).await?,
         Command::Keygen(args) => keygen(&args.file)?,
         Command::User(command) => Box::pin(accounts::user(command)).await?,
-        Command::Device(command) => accounts::device(command).await?,
+        Command::Device(command) => Box::pin(accounts::device(command)).await?,
         Command::Audit(command) => return audit::audit(command).await,
         Command::Backup(args) => return backup::backup(args).await,
         Command::Restore(args) => return backup::restore(args).await,
