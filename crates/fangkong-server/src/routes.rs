@@ -61,6 +61,69 @@ impl utoipa::Modify for SecuritySchemes {
     }
 }
 
+/// Documents the answers any route may give in the one error shape, where its own
+/// documentation does not already: a request that cannot be read (400: a bad query, path or
+/// body), a body of another media type (415) or too large (413), an invalid field (422), a
+/// missing or ended session and a refusal (401, 403) on routes that need a credential, an
+/// unknown record (404) on routes that name one, and a server shutting down, overloaded or without
+/// its database (503). Clients generated from the document then know every status they can
+/// meet, and the property-based run (`.ci/schemathesis`) holds the server to it.
+struct CommonErrors;
+
+impl utoipa::Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+            ResponseBuilder::new().description(description).content("application/json", content).build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+                &mut item.options,
+                &mut item.trace,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let secured = operation.security.as_ref().is_some_and(|list| !list.is_empty());
+                let body = operation.request_body.is_some();
+                // A parameter can carry a value the rules refuse, as a body can.
+                let parameters = operation.parameters.as_ref().is_some_and(|list| !list.is_empty());
+                let mut answers = vec![
+                    ("400", "the request cannot be read: a bad query, path or body"),
+                    ("503", "shutting down, overloaded or without its database: retry shortly"),
+                ];
+                if secured {
+                    answers.push(("401", "no valid session or device credential"));
+                    answers.push(("403", "not permitted for your role or outside your jurisdiction"));
+                }
+                if body {
+                    answers.push(("413", "the body is too large"));
+                    answers.push(("415", "the body is not of the documented media type"));
+                }
+                if body || parameters {
+                    answers.push(("422", "a field is invalid; the error names it"));
+                }
+                // A path, a parameter or a body can name a record that does not exist.
+                if path.contains('{') || parameters || body {
+                    answers.push(("404", "no such record"));
+                }
+                for (status, description) in answers {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| error(description).into());
+                }
+            }
+        }
+    }
+}
+
 /// The `/api/v1` routes with their OpenAPI document.
 pub(crate) fn api_v1() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -153,7 +216,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 fn build() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", api_v1()).split_for_parts()
+    let (router, mut document) =
+        OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", api_v1()).split_for_parts();
+    // After the routes are in: a modifier of `ApiDoc` would run before there are paths.
+    utoipa::Modify::modify(&CommonErrors, &mut document);
+    (router, document)
 }
 
 /// All routes, before state and layers are applied.
