@@ -82,13 +82,18 @@ pub struct BeatCoverage {
 const HOUR_MS: i64 = 3_600_000;
 
 /// The minutes of the hour starting at `hour` (bit m: minute m) at whose middle one of
-/// `shifts` ran.
+/// `shifts` ran (`Shift::covers`: from its start, up to but not including its end). Worked
+/// out from each shift's ends, not minute by minute: the report does this for every beat-hour
+/// and unit-hour of a month.
 fn shift_minutes(shifts: &[&Shift], hour: i64) -> u64 {
+    // The first minute whose middle is at or after `at`, within 0..=60.
+    let first_at_or_after = |at: i64| (at - hour - 30_000 + 59_999).div_euclid(60_000).clamp(0, 60);
     let mut bits = 0u64;
-    for minute in 0..60 {
-        let at = Timestamp::from_millis(hour + minute * 60_000 + 30_000);
-        if shifts.iter().any(|s| s.covers(at)) {
-            bits |= 1 << minute;
+    for shift in shifts {
+        let from = first_at_or_after(shift.starts_at.as_millis());
+        let to = first_at_or_after(shift.ends_at.as_millis());
+        if from < to {
+            bits |= ((1u64 << (to - from)) - 1) << from;
         }
     }
     bits

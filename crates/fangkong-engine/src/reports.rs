@@ -32,8 +32,11 @@ pub struct ReportConfig {
 }
 
 impl Default for ReportConfig {
+    /// One core is always left to intake: on two cores, one report at a time (two at once
+    /// took both cores and tripled intake's p99; see docs/benchmarks.md).
     fn default() -> ReportConfig {
-        ReportConfig { concurrency: 2, queue_wait_ms: 2_000, budget_ms: 20_000 }
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        ReportConfig { concurrency: (cores - 1).clamp(1, 4), queue_wait_ms: 2_000, budget_ms: 20_000 }
     }
 }
 

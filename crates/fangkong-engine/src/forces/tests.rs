@@ -327,3 +327,27 @@ async fn members_are_sealed_at_rest_found_by_blind_index_and_read_with_a_purpose
     assert!(reads.iter().any(|r| r.entry.action == "member.find"));
     assert!(reads.iter().all(|r| !r.entry.detail.as_deref().unwrap_or("").contains("王小明")), "no names in the trail");
 }
+
+/// A shift's minutes in an hour, worked out from its ends, are the minutes whose middle it
+/// covers, for shifts that start and end anywhere around the hour.
+#[test]
+fn a_shifts_minutes_are_those_whose_middle_it_covers() {
+    let hour = T0.as_millis();
+    let mut checked = 0;
+    for start in (-90..150).step_by(7) {
+        for length in [1, 29, 30, 31, 59, 60, 61, 600, 3_600, 86_400] {
+            let starts_at = Timestamp::from_millis(hour + start * 1_000 * 30 + 15_000);
+            let shift =
+                Shift { unit: "U".into(), beat: "B".into(), starts_at, ends_at: starts_at.plus_seconds(length) };
+            let mut expected = 0u64;
+            for minute in 0..60 {
+                if shift.covers(Timestamp::from_millis(hour + minute * 60_000 + 30_000)) {
+                    expected |= 1 << minute;
+                }
+            }
+            assert_eq!(super::shift_minutes(&[&shift], hour), expected, "{starts_at} + {length} s");
+            checked += 1;
+        }
+    }
+    assert!(checked > 300);
+}
