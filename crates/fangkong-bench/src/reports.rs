@@ -172,7 +172,8 @@ fn tracker_of(unit: &str) -> String {
 /// Unit `n`'s shift on `day` (ms of the day's start): 8 hours from 00:00, 08:00 or 16:00,
 /// every fourth unit half an hour later, so some hours are only partly on duty.
 fn shift_of(n: usize, unit: &Unit, day_start: i64) -> Option<Shift> {
-    let start = day_start + (n % 3) as i64 * SHIFT_HOURS * HOUR_MS + if n % 4 == 0 { 30 * MINUTE_MS } else { 0 };
+    let start =
+        day_start + (n % 3) as i64 * SHIFT_HOURS * HOUR_MS + if n.is_multiple_of(4) { 30 * MINUTE_MS } else { 0 };
     Some(Shift {
         unit: unit.code.clone(),
         beat: unit.beat.clone()?,
@@ -190,7 +191,12 @@ fn presence_of(shift: &Shift, neighbour: Option<&String>, until: i64, random: &m
     let mut hour = first;
     let mut push = |beat: &str, hour: i64, minutes: u64| {
         if minutes != 0 && hour + HOUR_MS <= until {
-            rows.push(Presence { beat: beat.into(), unit: shift.unit.clone(), hour: Timestamp::from_millis(hour), minutes });
+            rows.push(Presence {
+                beat: beat.into(),
+                unit: shift.unit.clone(),
+                hour: Timestamp::from_millis(hour),
+                minutes,
+            });
         }
     };
     while hour < shift.ends_at.as_millis() {
@@ -198,11 +204,12 @@ fn presence_of(shift: &Shift, neighbour: Option<&String>, until: i64, random: &m
         let gap = 60 - inside;
         let gap_at = random.range(0, inside);
         push(&shift.beat, hour, bits(0, 60) & !bits(gap_at, gap_at + gap));
-        if gap > 0 && random.unit() < 0.5 {
-            if let Some(next) = neighbour {
-                let through = random.range(1, gap);
-                push(next, hour, bits(gap_at, gap_at + through));
-            }
+        if gap > 0
+            && random.unit() < 0.5
+            && let Some(next) = neighbour
+        {
+            let through = random.range(1, gap);
+            push(next, hour, bits(gap_at, gap_at + through));
         }
         hour += HOUR_MS;
     }
@@ -362,7 +369,8 @@ async fn register(engine: &Engine, city: &CityMap, options: &ReportsBenchOptions
         };
         engine.create_user(&system, user, PASSWORD).await?;
     }
-    let districts = city.nodes.iter().filter(|n| n.kind == JurisdictionKind::District).map(|n| n.code.clone()).collect();
+    let districts =
+        city.nodes.iter().filter(|n| n.kind == JurisdictionKind::District).map(|n| n.code.clone()).collect();
     let shapes = beats.iter().filter_map(|b| Some((b.clone(), city.areas.get(b)?.clone()))).collect();
     Ok(Force { units, beats, neighbour, shapes, districts })
 }
@@ -550,7 +558,11 @@ async fn coverage(
         eprintln!("bench reports: coverage {name}: at most {beat_hours} beat-hours in a district's report");
         for (metric, value, peer_value) in [
             ("median", median(&ours), (!theirs.is_empty()).then(|| median(&theirs))),
-            ("max", ours.iter().copied().fold(0.0, f64::max), (!theirs.is_empty()).then(|| theirs.iter().copied().fold(0.0, f64::max))),
+            (
+                "max",
+                ours.iter().copied().fold(0.0, f64::max),
+                (!theirs.is_empty()).then(|| theirs.iter().copied().fold(0.0, f64::max)),
+            ),
         ] {
             let figure = Figure::new(BENCH, format!("coverage_{name}_district_{metric}"), value, "ms", Better::Lower);
             match peer_value {
@@ -602,9 +614,10 @@ fn beats_within(engine: &Engine, force: &Force, district: &str) -> Vec<String> {
         .beats
         .iter()
         .filter(|b| {
-            stations.get(b.as_str()).and_then(|s| engine.chain_of(s)).is_some_and(|c| {
-                c.get(JurisdictionKind::District) == Some(district)
-            })
+            stations
+                .get(b.as_str())
+                .and_then(|s| engine.chain_of(s))
+                .is_some_and(|c| c.get(JurisdictionKind::District) == Some(district))
         })
         .cloned()
         .collect()
@@ -740,10 +753,10 @@ impl Connection {
     }
 
     async fn fill(&mut self) -> anyhow::Result<()> {
-        let mut chunk = [0u8; 16_384];
-        let n = self.stream.read(&mut chunk).await?;
+        // Straight into the buffer: no chunk on the stack (it would bloat every future).
+        self.buffer.reserve(16_384);
+        let n = self.stream.read_buf(&mut self.buffer).await?;
         anyhow::ensure!(n > 0, "the server closed the connection");
-        self.buffer.extend_from_slice(&chunk[..n]);
         Ok(())
     }
 
@@ -767,10 +780,8 @@ impl Connection {
     }
 
     async fn request(&mut self, method: &str, path: &str, headers: &str, body: &str) -> anyhow::Result<Answered> {
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nhost: bench\r\n{headers}content-length: {}\r\n\r\n{body}",
-            body.len()
-        );
+        let request =
+            format!("{method} {path} HTTP/1.1\r\nhost: bench\r\n{headers}content-length: {}\r\n\r\n{body}", body.len());
         self.stream.write_all(request.as_bytes()).await?;
         let status_line = self.line().await?;
         let status: u16 = status_line.split(' ').nth(1).context("no status")?.parse()?;
@@ -985,9 +996,10 @@ async fn under_load(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let app = fangkong_server::router(fangkong_server::AppState::new(Arc::clone(engine)));
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await
-    });
+    let server =
+        tokio::spawn(
+            async move { axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await },
+        );
     let points = Arc::new(call_points(force)?);
     let phase = Duration::from_secs(options.seconds);
 
@@ -999,7 +1011,7 @@ async fn under_load(
     // Three districts with the most beats, each looped by its own client.
     let mut districts: Vec<(usize, &String)> =
         force.districts.iter().map(|d| (beats_within(engine, force, d).len(), d)).collect();
-    districts.sort_by(|a, b| b.0.cmp(&a.0));
+    districts.sort_by_key(|d| std::cmp::Reverse(d.0));
     let now = engine.now().as_millis();
     let window = format!("from={}&to={}", rfc3339(now - 31 * DAY_MS), rfc3339(now));
     let deadline = Instant::now() + phase;
@@ -1029,8 +1041,16 @@ async fn under_load(
     let export = export.await??;
     let health_loaded = health.await?;
     server.abort();
-    eprintln!("bench reports: coverage loopers {coverage:?}");
-    eprintln!("bench reports: export looper {export:?}");
+    for (name, tally) in [("coverage", &coverage), ("export", &export)] {
+        eprintln!(
+            "bench reports: {name} loopers: {} completed (median {:.1} ms), {} busy, {} timed out, {} failed",
+            tally.completed,
+            if tally.latencies_ms.is_empty() { 0.0 } else { median(&tally.latencies_ms) },
+            tally.busy,
+            tally.timed_out,
+            tally.failed
+        );
+    }
     eprintln!("bench reports: /healthz alone {health_alone:?}, under reports {health_loaded:?}");
 
     let p99_alone = percentile(&alone.latencies_us, 99.0) / 1e3;
@@ -1059,7 +1079,12 @@ async fn under_load(
         ("healthz_alone_max", health_alone.max_ms, "ms", Better::Lower),
         ("healthz_under_reports_max", health_loaded.max_ms, "ms", Better::Lower),
         ("healthz_under_reports_polls", health_loaded.polls as f64, "polls", Better::Higher),
-        ("healthz_under_reports_failures", (health_loaded.failures + health_alone.failures) as f64, "polls", Better::Lower),
+        (
+            "healthz_under_reports_failures",
+            (health_loaded.failures + health_alone.failures) as f64,
+            "polls",
+            Better::Lower,
+        ),
     ];
     for (metric, value, unit, better) in figures {
         Figure::new(BENCH, metric, value, unit, better).print(out)?;
