@@ -14,4 +14,5 @@ pub mod dispatch;
 pub mod geo;
 pub mod registry;
 pub mod report;
+pub mod reports;
 pub mod store;

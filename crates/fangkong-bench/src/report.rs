@@ -20,6 +20,8 @@ pub struct Figure {
     pub unit: &'static str,
     pub better: Better,
     pub peer: Option<(String, f64)>,
+    /// Why no peer was measured, for figures that normally have one (`"peer": null`).
+    pub no_peer: Option<String>,
 }
 
 impl Figure {
@@ -30,11 +32,17 @@ impl Figure {
         unit: &'static str,
         better: Better,
     ) -> Figure {
-        Figure { bench, metric: metric.into(), value, unit, better, peer: None }
+        Figure { bench, metric: metric.into(), value, unit, better, peer: None, no_peer: None }
     }
 
     pub fn with_peer(mut self, peer: impl Into<String>, peer_value: f64) -> Figure {
         self.peer = Some((peer.into(), peer_value));
+        self
+    }
+
+    /// A figure that has a peer in a full run, printed with `"peer": null` and the reason.
+    pub fn without_peer(mut self, reason: impl Into<String>) -> Figure {
+        self.no_peer = Some(reason.into());
         self
     }
 
@@ -59,6 +67,9 @@ impl Figure {
             line["peer"] = json!(peer);
             line["peer_value"] = json!(round(*peer_value));
             line["ratio"] = json!(self.ratio().map(|r| (r * 1000.0).round() / 1000.0));
+        } else if let Some(reason) = &self.no_peer {
+            line["peer"] = Value::Null;
+            line["peer_note"] = json!(reason);
         }
         line
     }

@@ -109,6 +109,39 @@ enum BenchCommand {
     /// imported from CSV into SQLite (rows/s, peak memory), identity-number lookups through
     /// the engine (p50/p99), beside PostgreSQL COPY and an indexed query.
     Registry(BenchRegistryArgs),
+    /// Reports under load (issue 24): the coverage report over a year of beat presence for
+    /// the demo's force (per district, 31 days and 24 h) beside PostgreSQL, and HTTP intake
+    /// while coverage reports and a residents export run, with /healthz polled.
+    Reports(BenchReportsArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchReportsArgs {
+    /// PostgreSQL to answer the same coverage report beside (the bench uses and drops a
+    /// schema of its own).
+    #[arg(long, value_name = "URL", env = "FANGKONG_BENCH_POSTGRES_URL")]
+    postgres: Option<String>,
+    /// Share of the plan's 50,000-strong force (the demo's default).
+    #[arg(long, default_value_t = 0.05)]
+    force_scale: f64,
+    /// Days of roster and beat presence.
+    #[arg(long, default_value_t = 365)]
+    days: u32,
+    /// Timed runs of each district's report.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
+    /// Seconds of each intake phase (alone, then under reports).
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// Concurrent intake clients.
+    #[arg(long, default_value_t = 50)]
+    clients: usize,
+    /// Directory for the SQLite file; default: the system's temporary directory.
+    #[arg(long, value_name = "DIR")]
+    sqlite_dir: Option<PathBuf>,
+    /// A tiny run that exercises every path (for smoke tests, not for figures).
+    #[arg(long)]
+    quick: bool,
 }
 
 #[derive(Args, Debug)]
@@ -256,6 +289,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Avl(args)) => bench_avl(args).await?,
         Command::Bench(BenchCommand::Dispatch(args)) => Box::pin(bench_dispatch(args)).await?,
         Command::Bench(BenchCommand::Registry(args)) => Box::pin(bench_registry(args)).await?,
+        Command::Bench(BenchCommand::Reports(args)) => Box::pin(bench_reports(args)).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -370,6 +404,26 @@ async fn bench_registry(args: BenchRegistryArgs) -> anyhow::Result<()> {
     options.dir = args.dir;
     let mut stdout = std::io::stdout().lock();
     fangkong_bench::registry::run(&options, &mut stdout).await
+}
+
+async fn bench_reports(args: BenchReportsArgs) -> anyhow::Result<()> {
+    use fangkong_bench::reports::ReportsBenchOptions;
+    let mut options = if args.quick { ReportsBenchOptions::quick() } else { ReportsBenchOptions::default() };
+    if !args.quick {
+        anyhow::ensure!(args.force_scale > 0.0 && args.force_scale <= 1.0, "--force-scale must be in (0, 1]");
+        anyhow::ensure!((1..=3_650).contains(&args.days), "--days must be 1–3,650");
+        anyhow::ensure!((1..=3_600).contains(&args.seconds), "--seconds must be 1–3,600");
+        anyhow::ensure!((1..=1_000).contains(&args.clients), "--clients must be 1–1,000");
+        options.force_scale = args.force_scale;
+        options.days = i64::from(args.days);
+        options.runs = args.runs as usize;
+        options.seconds = args.seconds;
+        options.clients = args.clients;
+    }
+    options.sqlite_dir = args.sqlite_dir;
+    options.postgres_url = args.postgres;
+    let mut stdout = std::io::stdout().lock();
+    fangkong_bench::reports::run(&options, &mut stdout).await
 }
 
 /// Lines meant for the person or script that started the command go to stdout.

@@ -222,6 +222,7 @@ fn every_command_has_help() {
         &["migrate", "--help"],
         &["bench", "--help"],
         &["bench", "store", "--help"],
+        &["bench", "reports", "--help"],
         &["import", "jurisdictions", "--help"],
         &["backup", "--help"],
         &["restore", "--help"],
@@ -773,6 +774,46 @@ fn bench_avl_prints_its_figures() {
     ] {
         let line = lines.iter().find(|l| l["metric"] == metric).unwrap_or_else(|| panic!("{metric}: {lines:?}"));
         assert!(line["value"].as_f64().unwrap() > 0.0, "{line}");
+    }
+}
+
+/// `bench reports --quick`: every figure is printed; with PostgreSQL the coverage figures
+/// have their peer (whose answer the bench checks against ours), without it `"peer": null`.
+#[test]
+fn bench_reports_prints_its_figures() {
+    let postgres = fangkong_store::testing::postgres_url();
+    let mut command = Command::new(BIN);
+    command.args(["bench", "reports", "--quick"]).env_remove("FANGKONG_BENCH_POSTGRES_URL");
+    if let Some(url) = &postgres {
+        command.args(["--postgres", url]);
+    }
+    let output = command.output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let metric = |name: &str| lines.iter().find(|l| l["metric"] == name).unwrap_or_else(|| panic!("{name}: {lines:?}"));
+    for name in [
+        "coverage_31d_district_median",
+        "coverage_31d_district_max",
+        "coverage_24h_district_median",
+        "coverage_24h_district_max",
+        "intake_alone_p99",
+        "intake_under_reports_p99",
+        "intake_p99_under_reports_over_alone",
+        "coverage_reports_completed",
+        "exports_completed",
+        "healthz_under_reports_polls",
+        "beat_presence_rows",
+    ] {
+        assert!(metric(name)["value"].as_f64().unwrap() > 0.0, "{name}");
+    }
+    assert_eq!(metric("healthz_under_reports_failures")["value"].as_f64(), Some(0.0));
+    let peer = &metric("coverage_31d_district_median")["peer"];
+    if postgres.is_some() {
+        assert!(peer.as_str().unwrap().starts_with("postgres"), "{peer}");
+        assert!(metric("coverage_peer_beat_hours_compared")["value"].as_f64().unwrap() > 0.0);
+    } else {
+        assert!(peer.is_null(), "{peer}");
     }
 }
 
