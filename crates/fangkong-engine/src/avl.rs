@@ -268,7 +268,7 @@ impl Engine {
             Some(location) => (location.chain, Some(location.h3_cell)),
             None => (Chain::default(), fix.point.h3_cell(self.config.h3_resolution)),
         };
-        let live = {
+        let (live, previous) = {
             let mut shard = avl.shard(device_id).lock().expect("live shard");
             // Another fix of this device may have been accepted while this one waited.
             if let Err(reason) = screen(shard.get(&device_id).map(|live| &live.fix), &fix, received_at, policy) {
@@ -286,14 +286,15 @@ impl Engine {
             });
             let previous = shard.insert(device_id, LivePosition::clone(&live));
             permit.send(HistoryItem::Accepted(StoredFix { device_id, received_at, h3, fix: live.fix.clone() }));
-            // The previous fix's time in place is now known: until this one.
-            if let Some(previous) = previous
-                && let Some(unit) = previous.unit.as_deref().filter(|u| live.unit.as_deref() == Some(*u))
-            {
-                avl.presence.mark(unit, previous.fix.point, previous.fix.fixed_at, live.fix.fixed_at);
-            }
-            live
+            (live, previous)
         };
+        // The previous fix's time in place is now known: until this one (marked outside the
+        // shard's lock, which other fixes of the shard wait for).
+        if let Some(previous) = previous
+            && let Some(unit) = previous.unit.as_deref().filter(|u| live.unit.as_deref() == Some(*u))
+        {
+            avl.presence.mark(unit, previous.fix.point, previous.fix.fixed_at, live.fix.fixed_at);
+        }
         avl.counters.accepted.fetch_add(1, Ordering::Relaxed);
         if let Some(unit) = &live.unit {
             self.dispatch_position(unit, live.fix.point, live.fix.fixed_at);

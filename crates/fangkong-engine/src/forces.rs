@@ -529,29 +529,9 @@ impl Engine {
     /// stands until the next fix or the hold; counted as far as now).
     fn open_presence(&self, beats: &[String], from: Timestamp, to: Timestamp) -> Vec<fangkong_store::Presence> {
         let wanted: std::collections::HashSet<&str> = beats.iter().map(String::as_str).collect();
-        let presence = &self.avl.presence;
-        let mut rows = presence.waiting(&wanted, from, to);
-        let mut marks = std::collections::HashMap::new();
-        let now = self.now().plus_millis(1);
-        for live in self.newest_fixes() {
-            if let Some(unit) = &live.unit {
-                presence.marks_of(unit, live.fix.point, live.fix.fixed_at, now, &mut marks);
-            }
-        }
-        rows.extend(
-            marks
-                .into_iter()
-                .filter(|((beat, _, hour), _)| {
-                    wanted.contains(beat.as_str()) && (from.as_millis()..to.as_millis()).contains(hour)
-                })
-                .map(|((beat, unit, hour), minutes)| fangkong_store::Presence {
-                    beat,
-                    unit,
-                    hour: Timestamp::from_millis(hour),
-                    minutes,
-                }),
-        );
-        rows
+        let newest = self.newest_fixes();
+        let open = newest.iter().filter_map(|live| Some((live.unit.as_deref()?, live.fix.point, live.fix.fixed_at)));
+        self.avl.presence.unstored(open, self.now(), &wanted, from, to)
     }
 
     /// Hotspot cells and the patrol time spent in them: the `top` H3 cells (at the engine's

@@ -15,7 +15,7 @@
 //! only ever adds minutes). A beat drawn anew counts from then on; the last fix a device
 //! sent before a restart is not counted.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 use fangkong_core::forces::{Beat, FIX_HOLD_MS};
@@ -154,26 +154,28 @@ impl PresenceState {
         }
     }
 
-    /// The waiting marks of `beats` for hours starting in `from..to` (the store does not
-    /// have them yet).
-    pub(crate) fn waiting(
+    /// The presence of `beats` in hours starting in `from..to` that the store does not have
+    /// yet: the marks waiting for the history writer, and those of each tracker's newest fix
+    /// (`open`: unit, point, time), which stands until the next fix or the hold — counted as
+    /// far as `now`, never beyond.
+    pub(crate) fn unstored<'a>(
         &self,
-        beats: &std::collections::HashSet<&str>,
+        open: impl IntoIterator<Item = (&'a str, LatLon, Timestamp)>,
+        now: Timestamp,
+        beats: &HashSet<&str>,
         from: Timestamp,
         to: Timestamp,
     ) -> Vec<Presence> {
-        let waiting = self.marks.lock().expect("presence marks lock");
-        waiting
-            .iter()
+        let mut marks = self.marks.lock().expect("presence marks lock").clone();
+        for (unit, point, fixed_at) in open {
+            self.marks_of(unit, point, fixed_at, now.plus_millis(1), &mut marks);
+        }
+        marks
+            .into_iter()
             .filter(|((beat, _, hour), _)| {
                 beats.contains(beat.as_str()) && (from.as_millis()..to.as_millis()).contains(hour)
             })
-            .map(|((beat, unit, hour), minutes)| Presence {
-                beat: beat.clone(),
-                unit: unit.clone(),
-                hour: Timestamp::from_millis(*hour),
-                minutes: *minutes,
-            })
+            .map(|((beat, unit, hour), minutes)| Presence { beat, unit, hour: Timestamp::from_millis(hour), minutes })
             .collect()
     }
 }
