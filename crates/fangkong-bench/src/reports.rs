@@ -25,12 +25,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use fangkong_core::auth::account::NewUser;
-use fangkong_core::auth::{Actor, DeviceKind, Role};
+use fangkong_core::auth::{Actor, Role};
 use fangkong_core::avl::Fix;
 use fangkong_core::forces::{ForceCategory, PatrolMode, Shift, Unit};
 use fangkong_core::jurisdiction::JurisdictionKind;
 use fangkong_core::time::Timestamp;
-use fangkong_engine::{Caller, Engine, EngineConfig, NewBeat, NewDevice, NodeWrite};
+use fangkong_engine::{Caller, Engine, EngineConfig, NewBeat, NodeWrite};
 use fangkong_geo::{Area, LatLon, PreparedArea};
 use fangkong_sim::city::CityMap;
 use fangkong_sim::population::{
@@ -341,16 +341,7 @@ async fn register(engine: &Engine, city: &CityMap, options: &ReportsBenchOptions
         let jobs = chunk.iter().map(|unit| {
             let system = system.clone();
             async move {
-                let district =
-                    engine.chain_of(&unit.station).and_then(|c| c.get(JurisdictionKind::District).map(String::from));
-                let device = NewDevice {
-                    unique_id: tracker_of(&unit.code),
-                    kind: DeviceKind::Tracker,
-                    unit: Some(unit.code.clone()),
-                    jurisdiction: district.unwrap_or_else(|| unit.station.clone()),
-                    name: None,
-                    location: None,
-                };
+                let device = fangkong_sim::live::unit_tracker(engine, unit, tracker_of(&unit.code));
                 engine.add_device(&system, device).await
             }
         });

@@ -98,6 +98,21 @@ fn tracker_of(unit: &str) -> String {
     format!("SIM-{unit}")
 }
 
+/// A tracker for `unit`, registered in the unit's district (its station where the tree
+/// names no district): how the live city, and benchmarks that build the same force, equip
+/// a unit.
+pub fn unit_tracker(engine: &Engine, unit: &Unit, unique_id: String) -> NewDevice {
+    let district = engine.chain_of(&unit.station).and_then(|c| c.get(JurisdictionKind::District).map(String::from));
+    NewDevice {
+        unique_id,
+        kind: DeviceKind::Tracker,
+        unit: Some(unit.code.clone()),
+        jurisdiction: district.unwrap_or_else(|| unit.station.clone()),
+        name: None,
+        location: None,
+    }
+}
+
 /// Registers the force on a new database: beats, units with capabilities, trackers, a day
 /// of roster; every unit available at its beat. Returns the units (also when they were
 /// registered by an earlier run).
@@ -154,16 +169,7 @@ pub async fn populate(engine: &Engine, city: &CityMap, options: &LiveOptions) ->
             let system = system.clone();
             let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ hash(&unit.code));
             async move {
-                let district =
-                    engine.chain_of(&unit.station).and_then(|c| c.get(JurisdictionKind::District).map(String::from));
-                let device = NewDevice {
-                    unique_id: tracker_of(&unit.code),
-                    kind: DeviceKind::Tracker,
-                    unit: Some(unit.code.clone()),
-                    jurisdiction: district.unwrap_or_else(|| unit.station.clone()),
-                    name: None,
-                    location: None,
-                };
+                let device = unit_tracker(engine, unit, tracker_of(&unit.code));
                 engine.add_device(&system, device).await?;
                 if let Some(shape) = unit.beat.as_ref().and_then(|b| city.areas.get(b)) {
                     let [lon, lat] = point_in(&mut rng, shape);
