@@ -133,7 +133,7 @@ impl EventBus for InProcessBus {
         let oldest_held = state.recent.front().map_or(state.last_seq + 1, |e| e.seq);
         // Resuming is possible if nothing after `after_seq` has been dropped from the buffer
         // and `after_seq` is a sequence this bus has actually reached.
-        let dropped = after_seq + 1 < oldest_held && after_seq < state.last_seq;
+        let dropped = after_seq.saturating_add(1) < oldest_held && after_seq < state.last_seq;
         if dropped || after_seq > state.last_seq {
             return Err(CannotResume { requested: after_seq, oldest_held, last_seq: state.last_seq });
         }

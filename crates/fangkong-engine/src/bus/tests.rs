@@ -99,3 +99,35 @@ async fn a_bus_without_replay_still_resumes_when_nothing_was_missed() {
     assert!(bus.resume(1).unwrap().missed.is_empty());
     assert!(bus.resume(0).is_err());
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+
+    /// `resume_after` comes from the client's query string, so any u64 may arrive: resuming
+    /// either hands back exactly the envelopes after it (none of them dropped) or refuses,
+    /// and never panics.
+    #[test]
+    fn any_resume_point_replays_exactly_or_refuses(
+        capacity in 0usize..20,
+        published in 0u64..60,
+        after in proptest::prop_oneof![0u64..80, proptest::prelude::any::<u64>(), proptest::strategy::Just(u64::MAX)],
+    ) {
+        let bus = InProcessBus::new(capacity, 16);
+        for n in 1..=published {
+            bus.publish(Timestamp::from_millis(n as i64), event(n as u32));
+        }
+        let oldest_held = published.saturating_sub(capacity as u64) + 1;
+        match bus.resume(after) {
+            Ok(resumed) => {
+                proptest::prop_assert!(after <= published);
+                proptest::prop_assert!(after + 1 >= oldest_held || after == published);
+                let want: Vec<u64> = (after + 1..=published).collect();
+                proptest::prop_assert_eq!(seqs(&resumed.missed), want);
+            }
+            Err(refused) => {
+                proptest::prop_assert!(after > published || after + 1 < oldest_held);
+                proptest::prop_assert_eq!(refused.last_seq, published);
+            }
+        }
+    }
+}
