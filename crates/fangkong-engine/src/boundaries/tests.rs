@@ -254,3 +254,132 @@ fn gcj02_files_are_converted_to_wgs84() {
     assert!((back_lon - x).abs() < 1e-9 && (back_lat - y).abs() < 1e-9);
     assert!((lon - x).abs() > 0.003, "a GCJ-02 offset of several hundred metres was removed");
 }
+
+/// Property test: boundary files come from survey offices and map exports; whatever shapes
+/// they hold (self-crossing, degenerate, out of range, huge), the import plans or refuses
+/// naming features, and never panics.
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn coordinate() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            6 => (-0.005f64..0.015).prop_map(|v| json!(v)),
+            1 => proptest::sample::select(vec![0.0, 0.005, 0.01, -180.0, 180.0, 90.0, -91.0, 1e308, -1e308, 5e-324])
+                .prop_map(|v| json!(v)),
+            1 => Just(json!(null)),
+            1 => Just(json!("1")),
+        ]
+    }
+
+    fn ring() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            4 => proptest::collection::vec((coordinate(), coordinate()), 0..9).prop_map(|points| {
+                // Mostly closed, as GeoJSON wants; sometimes not.
+                let mut ring: Vec<Value> = points.iter().map(|(x, y)| json!([x, y])).collect();
+                if let Some(first) = ring.first().cloned() {
+                    ring.push(first);
+                }
+                Value::Array(ring)
+            }),
+            1 => proptest::collection::vec((coordinate(), coordinate()), 0..6)
+                .prop_map(|points| Value::Array(points.iter().map(|(x, y)| json!([x, y])).collect())),
+            1 => (0.0f64..0.01, 0.0f64..0.01, 0.0f64..0.01, 0.0f64..0.01)
+                .prop_map(|(a, b, c, d)| rect(a.min(c), b.min(d), a.max(c), b.max(d))),
+            1 => Just(json!([[0.0, 0.0]])),
+            1 => Just(json!("ring")),
+        ]
+    }
+
+    fn geometry() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            3 => proptest::collection::vec(ring(), 0..3).prop_map(|rings| json!({"type": "Polygon", "coordinates": rings})),
+            1 => proptest::collection::vec(proptest::collection::vec(ring(), 0..3), 0..3)
+                .prop_map(|polygons| json!({"type": "MultiPolygon", "coordinates": polygons})),
+            1 => Just(json!({"type": "Point", "coordinates": [0.0, 0.0]})),
+            1 => Just(json!(null)),
+        ]
+    }
+
+    /// Files are planned whole only when every feature is good, so most features are: the
+    /// east half of W (new, with a shape jittered inside it) or W1 again (an update).
+    fn good_feature() -> impl Strategy<Value = Value> {
+        (0.0051f64..0.007, 0.0001f64..0.004, 0.008f64..0.0099, 0.006f64..0.0099, any::<bool>()).prop_map(
+            |(x0, y0, x1, y1, new)| {
+                if new {
+                    super::feature("W2", "东半", json!([rect(x0, y0, x1, y1)]))
+                } else {
+                    super::feature("W1", "西半", json!([rect(0.0, 0.0, 0.005, 0.01)]))
+                }
+            },
+        )
+    }
+
+    fn feature() -> impl Strategy<Value = Value> {
+        prop_oneof![4 => good_feature(), 1 => hostile_feature()]
+    }
+
+    fn hostile_feature() -> impl Strategy<Value = Value> {
+        (
+            proptest::sample::select(vec![json!("W1"), json!("W2"), json!("E1"), json!("C"), json!(440304), json!(""), json!(null)]),
+            proptest::sample::select(vec![json!("W"), json!("E"), json!("X"), json!(null), json!({"adcode": "W"}), json!([1])]),
+            geometry(),
+            proptest::sample::select(vec!["Feature", "Feature", "Feature", "Geometry"]),
+        )
+            .prop_map(|(code, parent, geometry, kind)| {
+                json!({"type": kind, "properties": {"code": code, "parent": parent, "name_zh": "街道"}, "geometry": geometry})
+            })
+    }
+
+    #[test]
+    fn any_boundary_file_is_planned_or_refused_naming_features() {
+        use proptest::test_runner::{Config, TestRunner};
+        let file = (
+            proptest::collection::vec(feature(), 0..3),
+            proptest::sample::select(vec![
+                JurisdictionKind::Subdistrict,
+                JurisdictionKind::District,
+                JurisdictionKind::Community,
+            ]),
+        );
+        let (planned, refused) = (std::cell::Cell::new(0u32), std::cell::Cell::new(0u32));
+        let mut runner = TestRunner::new(Config { cases: 1_500, failure_persistence: None, ..Config::default() });
+        runner
+            .run(&file, |(features, level)| {
+                match import(&collection(features.clone()), level) {
+                    Ok(plan) => {
+                        planned.set(planned.get() + 1);
+                        // Every planned node has a shape that passed the checks.
+                        for node in plan.added.iter().chain(&plan.changed) {
+                            prop_assert!(node.shape.is_some(), "{features:?}");
+                        }
+                    }
+                    Err(faults) => {
+                        refused.set(refused.get() + 1);
+                        prop_assert!(!faults.is_empty());
+                        for fault in faults {
+                            prop_assert!(!fault.feature.is_empty() && !fault.reason.is_empty(), "{fault:?}");
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
+        // The files reach both ends, or the property says little.
+        let (planned, refused) = (planned.get(), refused.get());
+        eprintln!("boundary files planned: {planned}, refused: {refused}");
+        assert!(planned >= 50 && refused >= 50, "planned {planned}, refused {refused}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1_500))]
+
+        #[test]
+        fn any_bytes_are_refused_as_a_file_or_read(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            if let Err(faults) = parse_geojson(&bytes, Crs::Gcj02) {
+                prop_assert!(faults.iter().all(|f| !f.reason.is_empty()));
+            }
+        }
+    }
+}

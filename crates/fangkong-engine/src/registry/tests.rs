@@ -414,3 +414,182 @@ async fn identity_numbers_and_phones_never_reach_the_database_file() {
     }
     assert!(!contains("13800000000") && !contains("+8613800000000"));
 }
+
+/// Property test: import files come from other systems and hand-edited spreadsheets, so
+/// any file is either imported whole or refused naming its rows and fields, never half
+/// written and never a panic.
+#[test]
+fn any_import_file_is_taken_whole_or_refused_naming_rows() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+    /// Each kind's columns and, for each, values that are right for it (so files are often
+    /// whole and taken); any cell may instead be one of the wrong or hostile values below.
+    /// A column's name and its right values.
+    type Column = (&'static str, &'static [&'static str]);
+    const COLUMNS: &[(ImportKind, &[Column])] = &[
+        (
+            ImportKind::Residents,
+            &[
+                ("code", &["R1", "R2", "R3", "R4"]),
+                ("name", &["张三", "李四"]),
+                ("id_number", &[]),
+                ("sex", &["M", "女", ""]),
+                ("phone", &["13800000000", "138 1234 5678", ""]),
+                ("unit", &["B1U1", "B1U2", ""]),
+                ("grid", &[GRID]),
+                ("permit_expires", &["2026-06-30", ""]),
+                ("证件类型", &["身份证", ""]),
+            ],
+        ),
+        (
+            ImportKind::Tenancies,
+            &[
+                ("code", &["T1", "T2"]),
+                ("unit", &["B1U1", "B1U2"]),
+                ("move_in", &["2025-05-01", "2025-06-01"]),
+                ("landlord", &["L1", ""]),
+                ("move_out", &["", "2025-07-01"]),
+            ],
+        ),
+        (
+            ImportKind::Properties,
+            &[
+                ("building", &["B1", "B2"]),
+                ("address", &["园岭新村1号楼"]),
+                ("grid", &[GRID]),
+                ("lon", &["114.05"]),
+                ("lat", &["22.55"]),
+                ("unit", &["B1U1", "B2U1", "B2U2"]),
+                ("kind", &["urban_village", ""]),
+                ("floors", &["7"]),
+                ("rooms", &["1", "2"]),
+                ("usage", &["residential", ""]),
+                ("rent_yuan", &["1500", ""]),
+                ("landlord", &["L1", ""]),
+                ("landlord_name", &["王房东"]),
+                ("pledge_expires", &["2027-01-01", ""]),
+            ],
+        ),
+    ];
+    let hostile = || {
+        prop_oneof![
+            3 => proptest::sample::select(vec![
+                "B9", "R1;R2", OTHER_GRID, "2031-02-30", "1990-13-01", "-999", "1e309", "NaN", "0", "palace",
+                "yes", "430102199003070019", "\"", "\"\"", "a,b", "line\nbreak", "\u{1f}", "𑇐\u{a4fce}E", " ", "",
+            ]).prop_map(str::to_string),
+            1 => any::<String>(),
+        ]
+    };
+    // A cell: mostly a right value for its column (picked by index), sometimes hostile.
+    let cell = (proptest::bool::weighted(0.93), any::<proptest::sample::Index>(), 1u32..40, hostile());
+    let file = (
+        0..COLUMNS.len(),
+        // Columns dropped, and a column named wrongly or added.
+        proptest::collection::vec(any::<proptest::sample::Index>(), 0..2),
+        proptest::sample::select(vec!["", "", "", "junk", "\u{feff}code", "姓名"]),
+        proptest::collection::vec(proptest::collection::vec(cell, 16), 0..6),
+    )
+        .prop_map(move |(kind, dropped, extra, cells)| {
+            let (kind, columns) = COLUMNS[kind];
+            let mut names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+            // Dropping a column (required or not) now and then.
+            for index in dropped.iter().take(if cells.len() % 3 == 0 { 1 } else { 0 }) {
+                names.remove(index.index(names.len()));
+            }
+            if !extra.is_empty() {
+                names.push(extra);
+            }
+            let rows: Vec<Vec<String>> = cells
+                .iter()
+                .map(|row| {
+                    names
+                        .iter()
+                        .zip(row)
+                        .map(|(name, (right, pick, serial, wrong))| {
+                            let values = columns.iter().find(|(n, _)| n == name).map_or(&[][..], |(_, v)| *v);
+                            match (*right, *name) {
+                                (true, "id_number") => {
+                                    id_number(&format!("430102199003{:02}{:03}", 1 + serial % 28, serial))
+                                }
+                                (true, _) if !values.is_empty() => values[pick.index(values.len())].to_string(),
+                                _ => wrong.clone(),
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
+            (kind, names.into_iter().map(String::from).collect::<Vec<_>>(), rows)
+        });
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let fixture = runtime.block_on(fixture());
+    let coordinator = runtime.block_on(fixture.caller("coordinator"));
+    runtime.block_on(import(&fixture.engine, &coordinator, ImportKind::Properties, PROPERTIES)).unwrap();
+    let changes = || runtime.block_on(fixture.engine.registry_changes(&coordinator, 0, 10_000)).unwrap().len();
+
+    let outcomes = std::cell::Cell::new((0u32, 0u32));
+    let mut runner = TestRunner::new(Config { cases: 150, failure_persistence: None, ..Config::default() });
+    runner
+        .run(&file, |(kind, header, rows)| {
+            let mut writer = csv::WriterBuilder::new().flexible(true).from_writer(Vec::new());
+            writer.write_record(&header).unwrap();
+            for row in &rows {
+                writer.write_record(row).unwrap();
+            }
+            let text = String::from_utf8(writer.into_inner().unwrap()).unwrap();
+            let before = changes();
+            match runtime.block_on(import(&fixture.engine, &coordinator, kind, &text)) {
+                Ok(report) => {
+                    prop_assert_eq!(report.rows, rows.len() as u64, "{}", text);
+                    prop_assert_eq!(changes(), before + 1, "one change row per import");
+                    outcomes.set((outcomes.get().0 + 1, outcomes.get().1));
+                }
+                Err(EngineError::ImportRefused { errors, bad_rows }) => {
+                    prop_assert!(bad_rows >= 1 && !errors.is_empty(), "{}", text);
+                    for error in &errors {
+                        prop_assert!(error.row <= rows.len() as u64 + 1, "{error} of {}", text);
+                        prop_assert!(!error.field.is_empty() && !error.message.is_empty(), "{}", error);
+                    }
+                    prop_assert_eq!(changes(), before, "a refused file writes nothing: {}", text);
+                    outcomes.set((outcomes.get().0, outcomes.get().1 + 1));
+                }
+                Err(other) => return Err(TestCaseError::fail(format!("{other} for {text}"))),
+            }
+            Ok(())
+        })
+        .unwrap();
+    // The files reach both ends, or the property says little.
+    let (taken, refused) = outcomes.get();
+    eprintln!("import files taken: {taken}, refused: {refused}");
+    assert!(taken >= 5 && refused >= 5, "taken {taken}, refused {refused}");
+
+    // Any bytes named .xlsx: refused as a file, never read as rows.
+    let mut runner = TestRunner::new(Config { cases: 40, failure_persistence: None, ..Config::default() });
+    let bytes = prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..400),
+        proptest::collection::vec(any::<u8>(), 0..400).prop_map(|mut tail| {
+            let mut zip = b"PK\x03\x04".to_vec();
+            zip.append(&mut tail);
+            zip
+        }),
+    ];
+    runner
+        .run(&bytes, |bytes| {
+            let source: Box<dyn std::io::Read + Send> = Box::new(std::io::Cursor::new(bytes));
+            let result = runtime.block_on(fixture.engine.import_registry(
+                &coordinator,
+                ImportKind::Residents,
+                ImportFormat::Xlsx,
+                source,
+                None,
+                Box::new(|_| {}),
+            ));
+            match result {
+                Err(EngineError::ImportRefused { errors, .. }) => prop_assert_eq!(errors[0].field.as_str(), "file"),
+                other => return Err(TestCaseError::fail(format!("{other:?}"))),
+            }
+            Ok(())
+        })
+        .unwrap();
+}

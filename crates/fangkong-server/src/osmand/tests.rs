@@ -148,3 +148,139 @@ fn bad_values_are_refused_naming_the_parameter() {
         assert!(!error.message.is_empty());
     }
 }
+
+/// Property tests: the receiver reads whatever a device, or anyone on the network, sends.
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const KEYS: &[&str] = &[
+        "id",
+        "deviceid",
+        "lat",
+        "lon",
+        "location",
+        "timestamp",
+        "speed",
+        "bearing",
+        "heading",
+        "altitude",
+        "accuracy",
+        "hdop",
+        "batt",
+        "valid",
+        "alarm",
+        "",
+        "x",
+        "driverUniqueId",
+    ];
+
+    /// Values near what the parameters expect: numbers of every size and sign, dates,
+    /// booleans, and arbitrary text.
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<f64>().prop_map(|n| n.to_string()),
+            (-200.0f64..200.0).prop_map(|n| n.to_string()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            Just("2025-11-28T00:00:00Z".to_string()),
+            Just("2025-11-28 00:00:00".to_string()),
+            Just("9999-12-31T23:59:59.999999999+23:59".to_string()),
+            Just("true".to_string()),
+            "[0-9.,+-eE]{0,12}",
+            any::<String>(),
+        ]
+    }
+
+    fn query() -> impl Strategy<Value = String> {
+        proptest::collection::vec((proptest::sample::select(KEYS), value()), 0..10)
+            .prop_map(|pairs| form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish())
+    }
+
+    /// What every accepted report must be, whatever it came from.
+    fn sound(reports: &[Report]) -> Result<(), TestCaseError> {
+        for report in reports {
+            prop_assert!(!report.device.trim().is_empty());
+            let point = report.fix.point;
+            prop_assert!(point.lat().abs() <= 90.0 && point.lon().abs() <= 180.0);
+            for value in [report.fix.speed_mps, report.fix.course_deg, report.fix.accuracy_m, report.fix.battery_pct] {
+                prop_assert!(value.is_none_or(|v| v.is_finite() && v >= 0.0));
+            }
+            prop_assert!(report.fix.attributes.iter().all(|(_, v)| v.chars().count() <= 256));
+            // Every accepted time can be written back out.
+            let _ = crate::api::rfc3339(report.fix.fixed_at);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3_000))]
+
+        #[test]
+        fn any_query_string_is_a_report_or_a_named_refusal(query in query()) {
+            match parse_request(Some(&query), b"", NOW) {
+                Ok(reports) => sound(&reports)?,
+                Err(error) => prop_assert!(!error.field.is_empty() && !error.message.is_empty()),
+            }
+        }
+
+        #[test]
+        fn any_body_is_a_report_or_a_named_refusal(
+            body in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..300),
+                query().prop_map(String::into_bytes),
+                "[{}\\[\\]\",:0-9a-z .-]{0,80}".prop_map(String::into_bytes),
+            ]
+        ) {
+            match parse_request(None, &body, NOW) {
+                Ok(reports) => sound(&reports)?,
+                Err(error) => prop_assert!(!error.field.is_empty() && !error.message.is_empty()),
+            }
+        }
+
+        #[test]
+        fn any_json_location_is_a_report_or_a_named_refusal(
+            lat in prop_oneof![any::<f64>(), -90.0f64..90.0],
+            lon in prop_oneof![any::<f64>(), -180.0f64..180.0],
+            speed in any::<f64>(),
+            level in any::<f64>(),
+            timestamp in value(),
+            extras in proptest::collection::hash_map("[a-z]{1,8}", any::<String>(), 0..40),
+        ) {
+            let body = serde_json::json!({
+                "device_id": "862118020000001",
+                "location": {"timestamp": timestamp, "coords": {"latitude": lat, "longitude": lon, "speed": speed},
+                             "battery": {"level": level}, "extras": extras},
+            });
+            match parse_request(None, body.to_string().as_bytes(), NOW) {
+                Ok(reports) => {
+                    sound(&reports)?;
+                    prop_assert!(reports[0].fix.attributes.len() <= 32 + 1);
+                }
+                Err(error) => prop_assert!(!error.field.is_empty()),
+            }
+        }
+
+        /// A sound report reads the same whichever of the three forms carries it.
+        #[test]
+        fn the_three_forms_agree(
+            device in "[0-9A-Za-z]{1,20}",
+            lat in -90.0f64..90.0,
+            lon in -180.0f64..180.0,
+            seconds in 0i64..2_000_000_000,
+        ) {
+            let pairs = [("id", device.clone()), ("lat", lat.to_string()), ("lon", lon.to_string()),
+                         ("timestamp", seconds.to_string())];
+            let query = form_urlencoded::Serializer::new(String::new()).extend_pairs(&pairs).finish();
+            let from_query = parse_request(Some(&query), b"", NOW).expect("a sound query");
+            let from_form = parse_request(None, query.as_bytes(), NOW).expect("a sound form");
+            let json = serde_json::json!({"device_id": device, "location": {"timestamp": seconds,
+                "coords": {"latitude": lat, "longitude": lon}}});
+            let from_json = parse_request(None, json.to_string().as_bytes(), NOW).expect("a sound JSON body");
+            prop_assert_eq!(&from_query, &from_form);
+            prop_assert_eq!((&from_query[0].device, from_query[0].fix.point, from_query[0].fix.fixed_at),
+                            (&from_json[0].device, from_json[0].fix.point, from_json[0].fix.fixed_at));
+            prop_assert_eq!(from_query[0].fix.fixed_at, Timestamp::from_millis(seconds * 1000));
+        }
+    }
+}
