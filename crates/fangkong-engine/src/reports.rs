@@ -6,14 +6,19 @@
 //!
 //! * at most [`ReportConfig::concurrency`] reports run at once; another waits for a place at
 //!   most [`ReportConfig::queue_wait_ms`], then is refused as busy (`503`, retry later);
-//! * its computing runs on a blocking thread, never on the runtime's workers that serve
+//! * its computing runs on a report thread, never on the runtime's workers that serve
 //!   intake, and checks its [`Budget`] as it goes: past [`ReportConfig::budget_ms`] it stops
 //!   with [`EngineError::ReportTimeout`];
 //! * when the caller's future is dropped (the HTTP client went away), the budget says so and
-//!   the work stops at its next check.
+//!   the work stops at its next check;
+//! * the computing runs on the pool's own threads, [`ReportConfig::concurrency`] of them, at
+//!   a lower CPU priority than everything else ([`REPORT_NICE`]): when intake and a report
+//!   both want the CPU, the kernel's scheduler gives it to intake. On two cores a report on a
+//!   thread of normal priority took a core from the runtime's workers and tripled intake's
+//!   p99 (docs/benchmarks.md).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
@@ -40,11 +45,60 @@ impl Default for ReportConfig {
     }
 }
 
-/// The pool's places and its counters.
+/// The nice value of the report threads (Linux: 0 is normal, 19 the lowest priority).
+/// Raising a thread's nice value needs no privilege; lowering it again would, so the
+/// threads are the pool's own and never serve anything else.
+pub const REPORT_NICE: i32 = 19;
+
+/// The pool's places, its threads and its counters.
 #[derive(Debug)]
 pub(crate) struct ReportState {
     places: Arc<Semaphore>,
+    workers: Workers,
     pub(crate) counters: Arc<ReportCounters>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The report threads, fed from one queue. They end when the engine (the queue's sender)
+/// is dropped.
+struct Workers {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Workers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workers").finish_non_exhaustive()
+    }
+}
+
+impl Workers {
+    fn start(count: usize) -> Workers {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..count {
+            let queue = Arc::clone(&queue);
+            std::thread::Builder::new()
+                .name(format!("fk-report-{n}"))
+                .spawn(move || {
+                    // setpriority(PRIO_PROCESS, 0, …) changes the calling thread only on Linux,
+                    // where the nice value belongs to the thread. Where it cannot be changed the
+                    // report runs at normal priority: slower intake under load, not a fault.
+                    if let Err(error) = rustix::process::setpriority_process(None, REPORT_NICE) {
+                        tracing::warn!(%error, "the report thread keeps normal priority");
+                    }
+                    loop {
+                        let job = queue.lock().expect("report queue lock").recv();
+                        let Ok(job) = job else { break };
+                        // A panicking report drops its answer channel (its caller gets an
+                        // error); the thread goes on serving.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                    }
+                })
+                .expect("a report thread starts");
+        }
+        Workers { jobs }
+    }
 }
 
 /// Counts for `/metrics`.
@@ -58,7 +112,12 @@ pub struct ReportCounters {
 
 impl ReportState {
     pub(crate) fn new(config: &ReportConfig) -> ReportState {
-        ReportState { places: Arc::new(Semaphore::new(config.concurrency.max(1))), counters: Arc::default() }
+        let concurrency = config.concurrency.max(1);
+        ReportState {
+            places: Arc::new(Semaphore::new(concurrency)),
+            workers: Workers::start(concurrency),
+            counters: Arc::default(),
+        }
     }
 }
 
@@ -105,6 +164,21 @@ impl Drop for AbandonOnDrop {
 }
 
 impl Engine {
+    /// Runs `work` on a report thread and waits for it. Only for work that holds a place on
+    /// the pool (inside [`Engine::run_report`] or [`Engine::run_bounded`]), so a thread is free.
+    pub(crate) async fn on_report_thread<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, EngineError> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = answer.send(work());
+        });
+        let failed = || EngineError::Invalid { field: "report", message: "the report failed".into() };
+        self.reports.workers.jobs.send(job).map_err(|_| failed())?;
+        answered.await.map_err(|_| failed())
+    }
+
     /// A place on the report pool, waiting at most the configured time for one.
     async fn report_place(&self, name: &'static str) -> Result<tokio::sync::OwnedSemaphorePermit, EngineError> {
         let state = &self.reports;
@@ -173,12 +247,11 @@ impl Engine {
             let work_budget = budget.clone();
             // The place travels with the work: it is released when the work ends, even if
             // the caller has gone by then.
-            tokio::task::spawn_blocking(move || {
+            self.on_report_thread(move || {
                 let _place = place;
                 compute(data, &work_budget)
             })
-            .await
-            .map_err(|e| EngineError::Invalid { field: "report", message: format!("the report failed: {e}") })?
+            .await?
         }
         .await;
         guard.finished = true;
@@ -194,5 +267,114 @@ impl Engine {
             Err(_) => {}
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc as std_mpsc;
+
+    use super::*;
+    use crate::EngineConfig;
+    use crate::clock::ManualClock;
+    use crate::keys::KeyRing;
+    use crate::test_support::{T0, config, start};
+
+    async fn engine(reports: ReportConfig) -> (Engine, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("fk.db").display());
+        let keys = KeyRing::generate();
+        let config = EngineConfig { reports, ..config(&keys) };
+        (start(&url, &ManualClock::new(T0), config).await.unwrap(), dir)
+    }
+
+    fn config_of(concurrency: usize, queue_wait_ms: u64, budget_ms: u64) -> ReportConfig {
+        ReportConfig { concurrency, queue_wait_ms, budget_ms }
+    }
+
+    /// The nice value of the calling thread, from /proc (field 19 of stat).
+    fn nice_of_this_thread() -> i32 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let after_name = stat.rsplit(')').next().unwrap();
+        after_name.split_whitespace().nth(16).unwrap().parse().unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reports_compute_on_threads_of_lower_priority_than_intake() {
+        let (engine, _dir) = engine(config_of(1, 1_000, 5_000)).await;
+        let runtime_nice = nice_of_this_thread();
+        let report_nice = engine
+            .run_report("nice", async { Ok(()) }, |(), _| {
+                Ok((nice_of_this_thread(), std::thread::current().name().map(String::from)))
+            })
+            .await
+            .unwrap();
+        assert_eq!(report_nice.1.as_deref(), Some("fk-report-0"));
+        assert_eq!(report_nice.0, REPORT_NICE.max(runtime_nice), "the runtime's threads are at {runtime_nice}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_report_waits_for_a_place_then_is_refused_as_busy() {
+        let (engine, _dir) = engine(config_of(1, 100, 5_000)).await;
+        let engine = Arc::new(engine);
+        let (release, released) = std_mpsc::channel::<()>();
+        let (started, has_started) = tokio::sync::oneshot::channel();
+        let holder = tokio::spawn({
+            let engine = Arc::clone(&engine);
+            async move {
+                engine
+                    .run_report("holder", async { Ok(()) }, move |(), _| {
+                        let _ = started.send(());
+                        released.recv().unwrap();
+                        Ok(1)
+                    })
+                    .await
+            }
+        });
+        has_started.await.unwrap();
+        let refused = engine.run_report("second", async { Ok(()) }, |(), _| Ok(2)).await;
+        assert!(matches!(refused, Err(EngineError::ReportBusy)), "{refused:?}");
+        assert_eq!(engine.reports.counters.busy.load(Ordering::Relaxed), 1);
+        release.send(()).unwrap();
+        assert_eq!(holder.await.unwrap().unwrap(), 1);
+        // The place is free again.
+        assert_eq!(engine.run_report("third", async { Ok(()) }, |(), _| Ok(3)).await.unwrap(), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_report_stops_at_its_budget_and_when_its_caller_goes() {
+        let (engine, _dir) = engine(config_of(1, 1_000, 150)).await;
+        let spin = |budget: &Budget| -> Result<(), EngineError> {
+            loop {
+                budget.check()?;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        let started = Instant::now();
+        let result = engine.run_report("long", async { Ok(()) }, move |(), budget| spin(budget)).await;
+        assert!(matches!(result, Err(EngineError::ReportTimeout { budget_ms: 150 })), "{result:?}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(engine.reports.counters.timed_out.load(Ordering::Relaxed), 1);
+
+        // The caller goes away after 30 ms: the work sees it at its next check and stops.
+        let (said, heard) = std_mpsc::channel();
+        let caller = engine.run_report("left", async { Ok(()) }, move |(), budget| {
+            let result = spin(budget);
+            said.send(format!("{result:?}")).unwrap();
+            result
+        });
+        assert!(tokio::time::timeout(Duration::from_millis(30), caller).await.is_err());
+        let why = tokio::task::spawn_blocking(move || heard.recv_timeout(Duration::from_secs(2))).await.unwrap();
+        assert_eq!(why.unwrap(), "Err(ReportAbandoned)");
+        assert_eq!(engine.reports.counters.abandoned.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_report_is_an_error_and_the_pool_goes_on() {
+        let (engine, _dir) = engine(config_of(1, 1_000, 5_000)).await;
+        let failed =
+            engine.run_report("panics", async { Ok(()) }, |(), _| -> Result<u8, EngineError> { panic!("a bug") }).await;
+        assert!(matches!(failed, Err(EngineError::Invalid { field: "report", .. })), "{failed:?}");
+        assert_eq!(engine.run_report("next", async { Ok(()) }, |(), _| Ok(7)).await.unwrap(), 7);
     }
 }
