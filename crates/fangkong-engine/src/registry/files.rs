@@ -49,31 +49,98 @@ fn cells(r: &ResidentView) -> [String; 13] {
     ]
 }
 
-/// Writes `residents` in `format` to `out`.
-pub fn write_residents(format: ExportFormat, residents: &[ResidentView], out: &mut dyn Write) -> std::io::Result<()> {
-    match format {
-        ExportFormat::Csv => {
-            let mut writer = csv::Writer::from_writer(out);
-            writer.write_record(RESIDENT_HEADER)?;
-            for r in residents {
-                writer.write_record(cells(r))?;
-            }
-            writer.flush()
-        }
-        ExportFormat::Xlsx => {
-            let mut book = rust_xlsxwriter::Workbook::new();
-            let sheet = book.add_worksheet();
-            let fail = |e: rust_xlsxwriter::XlsxError| std::io::Error::other(e.to_string());
-            for (c, name) in RESIDENT_HEADER.iter().enumerate() {
-                sheet.write_string(0, c as u16, *name).map_err(fail)?;
-            }
-            for (i, r) in residents.iter().enumerate() {
-                let row = u32::try_from(i + 1).map_err(|_| std::io::Error::other("too many rows for a sheet"))?;
-                for (c, value) in cells(r).iter().enumerate() {
-                    sheet.write_string(row, c as u16, value).map_err(fail)?;
+/// Writes residents one at a time in `format` to `out`: CSV as it goes, XLSX when
+/// finished (a workbook is a zip of the whole sheet). Nothing is written before the first
+/// row or [`ResidentWriter::finish`], so the writer can be made on one thread and used on
+/// another.
+pub struct ResidentWriter<W: Write> {
+    state: WriterState<W>,
+}
+
+enum WriterState<W: Write> {
+    Start(ExportFormat, W),
+    Csv(Box<csv::Writer<W>>),
+    Xlsx { book: Box<rust_xlsxwriter::Workbook>, rows: u32, out: W },
+    Done,
+}
+
+impl<W: Write> std::fmt::Debug for ResidentWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResidentWriter").finish_non_exhaustive()
+    }
+}
+
+fn xlsx_error(error: rust_xlsxwriter::XlsxError) -> std::io::Error {
+    std::io::Error::other(error.to_string())
+}
+
+impl<W: Write> ResidentWriter<W> {
+    pub fn new(format: ExportFormat, out: W) -> ResidentWriter<W> {
+        ResidentWriter { state: WriterState::Start(format, out) }
+    }
+
+    /// Writes the header once, on first use.
+    fn begin(&mut self) -> std::io::Result<()> {
+        if let WriterState::Start(..) = self.state {
+            let WriterState::Start(format, out) = std::mem::replace(&mut self.state, WriterState::Done) else {
+                unreachable!("matched above")
+            };
+            self.state = match format {
+                ExportFormat::Csv => {
+                    let mut writer = csv::Writer::from_writer(out);
+                    writer.write_record(RESIDENT_HEADER)?;
+                    WriterState::Csv(Box::new(writer))
                 }
+                ExportFormat::Xlsx => {
+                    let mut book = rust_xlsxwriter::Workbook::new();
+                    let sheet = book.add_worksheet();
+                    for (c, name) in RESIDENT_HEADER.iter().enumerate() {
+                        sheet.write_string(0, c as u16, *name).map_err(xlsx_error)?;
+                    }
+                    WriterState::Xlsx { book: Box::new(book), rows: 0, out }
+                }
+            };
+        }
+        Ok(())
+    }
+
+    pub fn write(&mut self, resident: &ResidentView) -> std::io::Result<()> {
+        self.begin()?;
+        match &mut self.state {
+            WriterState::Csv(writer) => writer.write_record(cells(resident)).map_err(std::io::Error::from),
+            WriterState::Xlsx { book, rows, .. } => {
+                *rows = rows.checked_add(1).filter(|r| *r < 1_048_576).ok_or_else(|| {
+                    std::io::Error::other("more rows than a spreadsheet holds (1,048,575): export as CSV")
+                })?;
+                let sheet = book.worksheet_from_index(0).map_err(xlsx_error)?;
+                for (c, value) in cells(resident).iter().enumerate() {
+                    sheet.write_string(*rows, c as u16, value).map_err(xlsx_error)?;
+                }
+                Ok(())
             }
-            out.write_all(&book.save_to_buffer().map_err(fail)?)
+            WriterState::Start(..) | WriterState::Done => Err(std::io::Error::other("the export is finished")),
         }
     }
+
+    /// Writes what is left (the whole workbook, for XLSX) and flushes.
+    pub fn finish(mut self) -> std::io::Result<()> {
+        self.begin()?;
+        match std::mem::replace(&mut self.state, WriterState::Done) {
+            WriterState::Csv(mut writer) => writer.flush(),
+            WriterState::Xlsx { mut book, mut out, .. } => {
+                out.write_all(&book.save_to_buffer().map_err(xlsx_error)?)?;
+                out.flush()
+            }
+            WriterState::Start(..) | WriterState::Done => Ok(()),
+        }
+    }
+}
+
+/// Writes `residents` in `format` to `out`.
+pub fn write_residents(format: ExportFormat, residents: &[ResidentView], out: &mut dyn Write) -> std::io::Result<()> {
+    let mut writer = ResidentWriter::new(format, out);
+    for resident in residents {
+        writer.write(resident)?;
+    }
+    writer.finish()
 }

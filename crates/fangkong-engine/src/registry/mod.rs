@@ -17,6 +17,8 @@
 mod files;
 pub mod import;
 
+use std::sync::{Arc, Mutex};
+
 use fangkong_core::audit::Outcome;
 use fangkong_core::auth::{Action, Actor};
 use fangkong_core::documents::{DocumentKind, check_document, check_phone};
@@ -33,7 +35,7 @@ use fangkong_store::registry::{
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-pub use files::{ExportFormat, write_residents};
+pub use files::{ExportFormat, ResidentWriter, write_residents};
 pub use import::{ImportError, ImportFormat, ImportKind, ImportProgress, ImportReport};
 
 use crate::guard::{Authorised, Record, Reference, Write};
@@ -470,34 +472,7 @@ impl Engine {
 
     /// What the caller may see of a stored resident.
     fn open_resident(&self, caller: &Caller, sealed: SealedResident) -> Result<ResidentView, EngineError> {
-        let plain = crypto::open(&self.config.keys.personal_data(), &resident_context(&sealed.code), &sealed.sealed)
-            .and_then(|p| String::from_utf8(p).ok())
-            .ok_or_else(|| {
-                EngineError::Store(fangkong_store::StoreError::Corrupt(format!(
-                    "resident {} does not open",
-                    sealed.code
-                )))
-            })?;
-        let (number, phone) = plain.split_once('\n').unwrap_or((&plain, ""));
-        let whole_number = caller.actor.check(Action::ReadIdentityNumbers).is_ok();
-        let whole_phone = caller.actor.check(Action::ManageRegistry).is_ok();
-        Ok(ResidentView {
-            code: sealed.code,
-            document: sealed.document,
-            id_number: if whole_number { number.to_string() } else { mask_id_number(number) },
-            id_number_masked: !whole_number,
-            name: sealed.name,
-            sex: sealed.sex,
-            birth: sealed.birth,
-            phone: (!phone.is_empty()).then(|| if whole_phone { phone.to_string() } else { mask_phone(phone) }),
-            phone_masked: !whole_phone,
-            origin_province: sealed.origin_province,
-            origin_city: sealed.origin_city,
-            employer: sealed.employer,
-            unit: sealed.unit,
-            grid: sealed.grid,
-            community: sealed.community,
-        })
+        open_sealed(&self.config.keys.personal_data(), &Sight::of(caller), sealed)
     }
 
     /// Registers (or re-registers) a resident; their place follows from their unit.
@@ -918,13 +893,19 @@ impl Engine {
         Ok(changes.into_iter().filter(|c| self.sees_place(caller, Action::ReadRegistry, &c.community)).collect())
     }
 
-    /// Streams the residents of the caller's jurisdiction (or one community) to `write`,
-    /// page by page, as the caller may see them; audited before the first row.
+    /// Streams the residents of the caller's jurisdiction (or one community), as the caller
+    /// may see them, in `format` to `out`, a chunk per page; audited before the first row.
+    ///
+    /// An export is a report: it holds a place on the report pool and has its time budget;
+    /// the opening and writing of each page run on a report thread (lower CPU priority than
+    /// intake), and the export stops with [`EngineError::ReportAbandoned`] when `out` is
+    /// closed (the client went away) or with the budget when the client reads too slowly.
     pub async fn export_residents(
         &self,
         caller: &Caller,
         community: Option<&str>,
-        write: &mut (dyn FnMut(&ResidentView) -> std::io::Result<()> + Send),
+        format: ExportFormat,
+        out: tokio::sync::mpsc::Sender<Vec<u8>>,
     ) -> Result<u64, EngineError> {
         self.authorize(caller, Action::ExportRegistry, None, "registry.export", None).await?;
         let communities = match community {
@@ -936,28 +917,67 @@ impl Engine {
             None => self.caller_communities(caller),
         };
         self.audit_personal_read(caller, "registry.export", ("community", community.unwrap_or("*")), None).await?;
-        // An export is a report: a place on the pool, a time budget, stopped if dropped.
+        let key = self.config.keys.personal_data();
+        let sight = Sight::of(caller);
+        let buffer = SharedBuffer::default();
+        let failed = |e: std::io::Error| EngineError::Invalid { field: "export", message: e.to_string() };
         self.run_bounded("export", async {
+            let mut writer = Some(ResidentWriter::new(format, buffer.clone()));
             let mut after = 0;
             let mut written = 0u64;
             loop {
                 let page = self.store.residents_page(communities.clone(), after, 5_000).await?;
                 let Some((last, _)) = page.last() else { break };
                 after = *last;
-                for (_, sealed) in page {
-                    if !self.sees_place(caller, Action::ExportRegistry, &sealed.grid) {
-                        continue;
-                    }
-                    let view = self.open_resident(caller, sealed)?;
-                    write(&view).map_err(|e| EngineError::Invalid { field: "export", message: e.to_string() })?;
-                    written += 1;
+                let visible: Vec<SealedResident> = page
+                    .into_iter()
+                    .map(|(_, sealed)| sealed)
+                    .filter(|sealed| self.sees_place(caller, Action::ExportRegistry, &sealed.grid))
+                    .collect();
+                let mut page_writer = writer.take().expect("the writer comes back after every page");
+                let (back, rows) = self
+                    .on_report_thread(move || -> Result<_, EngineError> {
+                        let rows = visible.len() as u64;
+                        for sealed in visible {
+                            page_writer.write(&open_sealed(&key, &sight, sealed)?).map_err(failed)?;
+                        }
+                        Ok((page_writer, rows))
+                    })
+                    .await??;
+                writer = Some(back);
+                written += rows;
+                let chunk = buffer.take();
+                if !chunk.is_empty() {
+                    out.send(chunk).await.map_err(|_| EngineError::ReportAbandoned)?;
                 }
-                // Let the runtime serve others between pages.
-                tokio::task::yield_now().await;
             }
+            let last = writer.take().expect("the writer comes back after every page");
+            self.on_report_thread(move || last.finish()).await?.map_err(failed)?;
+            out.send(buffer.take()).await.map_err(|_| EngineError::ReportAbandoned)?;
             Ok(written)
         })
         .await
+    }
+}
+
+/// The bytes an export's writer has written and its sender has not yet taken.
+#[derive(Clone, Debug, Default)]
+struct SharedBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl SharedBuffer {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().expect("export buffer lock"))
+    }
+}
+
+impl std::io::Write for SharedBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("export buffer lock").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -1089,3 +1109,48 @@ pub(crate) fn normal_id_number(text: &str, today: Day) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// What of a resident's sealed fields a caller sees whole.
+#[derive(Clone, Copy, Debug)]
+struct Sight {
+    whole_number: bool,
+    whole_phone: bool,
+}
+
+impl Sight {
+    fn of(caller: &Caller) -> Sight {
+        Sight {
+            whole_number: caller.actor.check(Action::ReadIdentityNumbers).is_ok(),
+            whole_phone: caller.actor.check(Action::ManageRegistry).is_ok(),
+        }
+    }
+}
+
+/// Opens a sealed resident as a caller with `sight` may see it (a free function, so an
+/// export can run it on a report thread).
+fn open_sealed(key: &[u8; 32], sight: &Sight, sealed: SealedResident) -> Result<ResidentView, EngineError> {
+    let plain = crypto::open(key, &resident_context(&sealed.code), &sealed.sealed)
+        .and_then(|p| String::from_utf8(p).ok())
+        .ok_or_else(|| {
+            EngineError::Store(fangkong_store::StoreError::Corrupt(format!("resident {} does not open", sealed.code)))
+        })?;
+    let (number, phone) = plain.split_once('\n').unwrap_or((&plain, ""));
+    let Sight { whole_number, whole_phone } = *sight;
+    Ok(ResidentView {
+        code: sealed.code,
+        document: sealed.document,
+        id_number: if whole_number { number.to_string() } else { mask_id_number(number) },
+        id_number_masked: !whole_number,
+        name: sealed.name,
+        sex: sealed.sex,
+        birth: sealed.birth,
+        phone: (!phone.is_empty()).then(|| if whole_phone { phone.to_string() } else { mask_phone(phone) }),
+        phone_masked: !whole_phone,
+        origin_province: sealed.origin_province,
+        origin_city: sealed.origin_city,
+        employer: sealed.employer,
+        unit: sealed.unit,
+        grid: sealed.grid,
+        community: sealed.community,
+    })
+}

@@ -16,9 +16,9 @@ use fangkong_core::registry::{
     Workstation, format_date, parse_date,
 };
 use fangkong_engine::registry::{
-    ExportFormat, ImportFormat, ImportKind, NewLandlord, NewResident, NewTenancy, NewVisit, ResidentQuery,
-    ResidentView, write_residents,
+    ExportFormat, ImportFormat, ImportKind, NewLandlord, NewResident, NewTenancy, NewVisit, ResidentQuery, ResidentView,
 };
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -818,14 +818,44 @@ pub async fn export_residents(
         Some("xlsx") => ExportFormat::Xlsx,
         Some(other) => return Err(ApiError::invalid_field("format", format!("{other:?}: use csv or xlsx"))),
     };
-    let mut rows = Vec::new();
-    let mut collect = |r: &ResidentView| {
-        rows.push(r.clone());
-        Ok(())
+    // The export runs as its own task and sends the file a page at a time; the response
+    // starts with its first chunk, so a refusal (role, jurisdiction, purpose, a busy pool)
+    // is still an error status, and a failure later cuts the body short (the client sees an
+    // incomplete transfer, never a file that looks whole). When the client goes away the
+    // body, and with it the channel, is dropped and the export stops.
+    let (out, mut chunks) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+    let engine = state.engine.clone();
+    let caller = session.caller.clone();
+    let community = query.community.clone();
+    let export = tokio::spawn(async move { engine.export_residents(&caller, community.as_deref(), format, out).await });
+    let first = match chunks.recv().await {
+        Some(chunk) => chunk,
+        // The export ended without a byte: it was refused (or failed).
+        None => {
+            return match export.await {
+                Ok(Err(error)) => Err(error.into()),
+                Ok(Ok(_)) => Err(ApiError::internal(&std::io::Error::other("the export ended without a file"))),
+                Err(error) => Err(ApiError::internal(&error)),
+            };
+        }
     };
-    state.engine.export_residents(&session.caller, query.community.as_deref(), &mut collect).await?;
-    let mut bytes = Vec::new();
-    write_residents(format, &rows, &mut bytes).map_err(|e| ApiError::internal(&e))?;
+    let rest = futures_util::stream::unfold((chunks, Some(export)), |(mut chunks, export)| async move {
+        if let Some(chunk) = chunks.recv().await {
+            return Some((Ok(Bytes::from(chunk)), (chunks, export)));
+        }
+        // The channel is closed: the export has ended; a failure cuts the body short.
+        match export?.await {
+            Ok(Ok(_)) => None,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "the export stopped part way");
+                Some((Err(std::io::Error::other(error.to_string())), (chunks, None)))
+            }
+            Err(error) => Some((Err(std::io::Error::other(error.to_string())), (chunks, None))),
+        }
+    });
+    let body = axum::body::Body::from_stream(
+        futures_util::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(first)) }).chain(rest),
+    );
     let (content_type, name) = match format {
         ExportFormat::Csv => ("text/csv; charset=utf-8", "residents.csv"),
         ExportFormat::Xlsx => (XLSX, "residents.xlsx"),
@@ -835,7 +865,7 @@ pub async fn export_residents(
             (header::CONTENT_TYPE, content_type.to_string()),
             (header::CONTENT_DISPOSITION, format!("attachment; filename={name}")),
         ],
-        bytes,
+        body,
     )
         .into_response())
 }

@@ -8,6 +8,7 @@ mod codes;
 mod crossing;
 mod eido;
 mod errors;
+mod export;
 mod forces;
 mod incidents;
 mod jurisdictions;
