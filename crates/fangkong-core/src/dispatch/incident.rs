@@ -277,6 +277,9 @@ pub struct UnitState {
     pub incident: Option<i64>,
 }
 
+/// Possible duplicates listed on a new incident, at most: the most recent ones.
+pub const MAX_POSSIBLE_DUPLICATES: usize = 10;
+
 /// When a new incident may repeat an open one: same category, within `radius_m`, created
 /// within `window_ms` before it.
 #[derive(Clone, Copy, PartialEq, Debug)]

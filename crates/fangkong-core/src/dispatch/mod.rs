@@ -10,8 +10,8 @@
 mod incident;
 
 pub use incident::{
-    AreaClass, Assignment, DuplicateRule, GroupMeasures, Incident, ResponseTargets, ResponseTimes, TimelineEntry,
-    TimelineKind, UnitState, group_measures, mask_phone, quantile,
+    AreaClass, Assignment, DuplicateRule, GroupMeasures, Incident, MAX_POSSIBLE_DUPLICATES, ResponseTargets,
+    ResponseTimes, TimelineEntry, TimelineKind, UnitState, group_measures, mask_phone, quantile,
 };
 
 use crate::forces::PatrolMode;

@@ -18,9 +18,9 @@ use std::sync::RwLock;
 use fangkong_core::auth::Action;
 use fangkong_core::codes::CodeKind;
 use fangkong_core::dispatch::{
-    AreaClass, Assignment, DuplicateRule, GroupMeasures, Incident, IncidentAction, IncidentStatus, Recommendation,
-    ResponseTargets, StatusTimers, TimelineEntry, TimelineKind, TravelModel, UnitState, UnitStatus, apply_action,
-    check_unit_transition, group_measures, mask_phone,
+    AreaClass, Assignment, DuplicateRule, GroupMeasures, Incident, IncidentAction, IncidentStatus,
+    MAX_POSSIBLE_DUPLICATES, Recommendation, ResponseTargets, StatusTimers, TimelineEntry, TimelineKind, TravelModel,
+    UnitState, UnitStatus, apply_action, check_unit_transition, group_measures, mask_phone,
 };
 use fangkong_core::event::Event;
 use fangkong_core::forces::Unit;
@@ -408,8 +408,11 @@ impl Engine {
                 .filter(|open| rule.matches(category, point, now, open))
                 .map(|i| i.id)
                 .collect();
+            // The most recent few: a dispatcher compares a call with the latest calls about
+            // the same thing, and a mass event (a fire seen by hundreds) must not grow every
+            // new incident and its audit record by hundreds of ids.
             ids.sort_unstable();
-            ids
+            ids.split_off(ids.len().saturating_sub(MAX_POSSIBLE_DUPLICATES))
         };
         let uid = crate::crypto::random_bytes::<16>().iter().map(|b| format!("{b:02x}")).collect::<String>();
         let caller_sealed = (new.caller_name.is_some() || new.caller_phone.is_some()).then(|| {

@@ -3,7 +3,9 @@
 
 use fangkong_core::auth::{DeviceKind, Role};
 use fangkong_core::avl::Fix;
-use fangkong_core::dispatch::{AreaClass, IncidentAction, IncidentStatus, TimelineKind, UnitStatus};
+use fangkong_core::dispatch::{
+    AreaClass, IncidentAction, IncidentStatus, MAX_POSSIBLE_DUPLICATES, TimelineKind, UnitStatus,
+};
 use fangkong_core::event::Event;
 use fangkong_core::forces::{ForceCategory, PatrolMode, Unit};
 use fangkong_core::jurisdiction::JurisdictionKind;
@@ -282,6 +284,25 @@ async fn repeat_calls_are_flagged_and_merged_with_their_units_or_kept() {
     assert_eq!(third.possible_duplicates, [first.id]);
     assert!(engine.keep_incident(&dispatcher, third.id).await.unwrap().possible_duplicates.is_empty());
     assert!(engine.keep_incident(&dispatcher, third.id).await.is_err());
+}
+
+#[tokio::test]
+async fn a_mass_event_lists_only_the_most_recent_possible_duplicates() {
+    let fixture = city().await;
+    let engine = &fixture.engine;
+    let dispatcher = fixture.caller("dispatcher").await;
+    let mut ids = Vec::new();
+    for _ in 0..MAX_POSSIBLE_DUPLICATES + 5 {
+        fixture.clock.advance_millis(1_000);
+        ids.push(engine.create_incident(&dispatcher, call("010301", LAT, LON)).await.unwrap().incident.id);
+    }
+    fixture.clock.advance_millis(1_000);
+    let next = engine.create_incident(&dispatcher, call("010301", LAT, LON)).await.unwrap().incident;
+    assert_eq!(next.possible_duplicates, ids[ids.len() - MAX_POSSIBLE_DUPLICATES..], "the latest, oldest first");
+    let timeline = engine.incident_timeline(&dispatcher, next.id).await.unwrap();
+    let (_, created) = timeline.iter().find(|(_, e)| e.kind == TimelineKind::Created).unwrap();
+    let detail = &created.detail;
+    assert!(detail.contains(&ids[ids.len() - 1].to_string()) && detail.len() < 300, "the entry stays small: {detail}");
 }
 
 #[tokio::test]
