@@ -252,16 +252,13 @@ pub async fn run(options: &DispatchBenchOptions, out: &mut dyn Write) -> anyhow:
                     "incidents/s",
                     Better::Higher,
                 )
-                .with_peer(
-                    &format!("postgres: the same engine, {pool} pooled connections, synchronous_commit=on"),
-                    rate,
-                )
+                .with_peer(format!("postgres: the same engine, {pool} pooled connections, synchronous_commit=on"), rate)
                 .print(out)?;
                 rates.push((pool, rate));
             }
             let (pool, best) = rates.into_iter().max_by(|a, b| a.1.total_cmp(&b.1)).expect("two pools measured");
             figure = figure.with_peer(
-                &format!("postgres: the same engine, {pool} pooled connections (the faster of 16 and 64), synchronous_commit=on"),
+                format!("postgres: the same engine, {pool} pooled connections (the faster of 16 and 64), synchronous_commit=on"),
                 best,
             );
         }
@@ -327,7 +324,7 @@ async fn recommendation(
                 "us",
                 Better::Lower,
             )
-            .with_peer(&format!("redis GEOSEARCH BYRADIUS {ladder} km ASC COUNT 5 WITHDIST (loopback)"), figures[pick])
+            .with_peer(format!("redis GEOSEARCH BYRADIUS {ladder} km ASC COUNT 5 WITHDIST (loopback)"), figures[pick])
             .print(out)?;
         }
     }
@@ -340,7 +337,7 @@ async fn recommendation(
         let mut figure = Figure::new(BENCH, metric, value, "us", Better::Lower);
         if let Some((ladder, redis)) = &redis {
             figure = figure.with_peer(
-                &format!("redis GEOSEARCH BYRADIUS {ladder} km ASC COUNT 5 (loopback, nearest by distance; the faster ladder)"),
+                format!("redis GEOSEARCH BYRADIUS {ladder} km ASC COUNT 5 (loopback, nearest by distance; the faster ladder)"),
                 redis[pick],
             );
         }

@@ -478,12 +478,10 @@ async fn postgres_peer(url: &str, residents: &Path, sample: &[String]) -> anyhow
     client.batch_execute("DROP TABLE bench_registry.indexed; CHECKPOINT").await?;
 
     // The expert's way: a bare table, then the indexes, with memory and WAL room for it.
-    client
-        .batch_execute(&format!(
-            "ALTER SYSTEM SET max_wal_size = '{PEER_MAX_WAL_SIZE}'; SELECT pg_reload_conf();
-             SET maintenance_work_mem = '{PEER_MAINTENANCE_WORK_MEM}';"
-        ))
-        .await?;
+    // ALTER SYSTEM may not share an implicit transaction with other statements.
+    client.batch_execute(&format!("ALTER SYSTEM SET max_wal_size = '{PEER_MAX_WAL_SIZE}'")).await?;
+    client.batch_execute("SELECT pg_reload_conf()").await?;
+    client.batch_execute(&format!("SET maintenance_work_mem = '{PEER_MAINTENANCE_WORK_MEM}'")).await?;
     let loaded = async {
         let began = Instant::now();
         let copied = copy_file(&client, "bench_registry.residents", residents).await?;
@@ -497,9 +495,8 @@ async fn postgres_peer(url: &str, residents: &Path, sample: &[String]) -> anyhow
         anyhow::Ok(copied as f64 / began.elapsed().as_secs_f64())
     }
     .await;
-    client
-        .batch_execute("ALTER SYSTEM RESET max_wal_size; SELECT pg_reload_conf(); RESET maintenance_work_mem;")
-        .await?;
+    client.batch_execute("ALTER SYSTEM RESET max_wal_size").await?;
+    client.batch_execute("SELECT pg_reload_conf(); RESET maintenance_work_mem").await?;
     let bare_then_index = loaded?;
     client.batch_execute("ANALYZE bench_registry.residents").await?;
 
