@@ -13,9 +13,14 @@
 //!   arrival order) and the query for one tracker's day (`Store::track`): median and p99 over
 //!   random tracker-days.
 //!
-//! Traccar is the reference its users compare against (a few hundred messages a second before
-//! it slows down, as its issue tracker reports); it is not packaged for this machine, so no
-//! peer is measured in the same run.
+//! Traccar is the reference its users compare against; its ingest path is not packaged for
+//! this machine. With `--postgres`, the HTTP figure gets a peer instead: a **reference
+//! receiver** such as a user would write (`avl_peer.rs`) — an axum handler that reads the
+//! same OsmAnd query strings and stores each fix in PostgreSQL through a pool of
+//! connections, fed by the same load generator, measured two ways: each fix inserted and
+//! committed before the answer (`synchronous_commit=on`), and answered at once with a writer
+//! task storing batches (our listener's way: durable when the batch commits). The faster is
+//! the peer; both are printed.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -39,6 +44,8 @@ const T0: Timestamp = Timestamp::from_millis(1_764_288_000_000);
 #[derive(Clone, Debug)]
 pub struct AvlBenchOptions {
     pub sqlite_dir: Option<std::path::PathBuf>,
+    /// PostgreSQL for the reference receiver (a schema of its own, dropped afterwards).
+    pub postgres_url: Option<String>,
     pub rounds: usize,
     pub trackers: usize,
     /// Fixes per in-process round.
@@ -55,6 +62,7 @@ impl Default for AvlBenchOptions {
     fn default() -> AvlBenchOptions {
         AvlBenchOptions {
             sqlite_dir: None,
+            postgres_url: None,
             rounds: 3,
             trackers: 10_000,
             fixes: 1_000_000,
@@ -239,7 +247,7 @@ async fn in_process(options: &AvlBenchOptions, out: &mut dyn Write) -> anyhow::R
 
 /// Sends `reports` OsmAnd reports over one keep-alive connection; returns each round trip
 /// in microseconds.
-async fn http_client(address: std::net::SocketAddr, reports: Vec<String>) -> anyhow::Result<Vec<f64>> {
+pub(crate) async fn http_client(address: std::net::SocketAddr, reports: Vec<String>) -> anyhow::Result<Vec<f64>> {
     let mut stream = tokio::net::TcpStream::connect(address).await?;
     stream.set_nodelay(true)?;
     let mut buffer = vec![0u8; 4096];
@@ -271,24 +279,10 @@ async fn over_http(options: &AvlBenchOptions, out: &mut dyn Write) -> anyhow::Re
     let address = listener.local_addr()?;
     let app = fangkong_server::osmand::router(Arc::clone(&engine));
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    let steps = options.http_reports.div_ceil(options.trackers);
     let (mut rates, mut latencies) = (Vec::new(), Vec::new());
     for round in 0..options.rounds {
         let stored_before = engine.avl_stats().stored;
-        // Each connection carries a share of the trackers, each tracker's fixes in order.
-        let mut queries: Vec<Vec<String>> = vec![Vec::new(); options.connections];
-        for step in round * steps..(round + 1) * steps {
-            for n in 0..options.trackers {
-                let fix = fix_of(n, step);
-                queries[n % options.connections].push(format!(
-                    "id={}&lat={:.6}&lon={:.6}&timestamp={}&speed=2.7&accuracy=6&batt=80",
-                    tracker_id(n),
-                    fix.point.lat(),
-                    fix.point.lon(),
-                    fix.fixed_at.as_millis() / 1000
-                ));
-            }
-        }
+        let queries = round_queries(options, round);
         let sent: usize = queries.iter().map(Vec::len).sum();
         let started = Instant::now();
         let clients: Vec<_> = queries.into_iter().map(|q| tokio::spawn(http_client(address, q))).collect();
@@ -299,10 +293,54 @@ async fn over_http(options: &AvlBenchOptions, out: &mut dyn Write) -> anyhow::Re
         rates.push(sent as f64 / started.elapsed().as_secs_f64());
     }
     server.abort();
-    Figure::new(BENCH, "http_osmand_durable", median(&rates), "positions/s", Better::Higher).print(out)?;
-    Figure::new(BENCH, "http_osmand_p99", percentile(&latencies, 99.0), "us", Better::Lower).print(out)?;
     engine.shutdown().await;
+    let (rate, p99) = (median(&rates), percentile(&latencies, 99.0));
+    let mut rate_figure = Figure::new(BENCH, "http_osmand_durable", rate, "positions/s", Better::Higher);
+    let mut p99_figure = Figure::new(BENCH, "http_osmand_p99", p99, "us", Better::Lower);
+    if let Some(url) = &options.postgres_url {
+        let mut peers = Vec::new();
+        for way in [crate::avl_peer::Way::CommitEach, crate::avl_peer::Way::Batched] {
+            let (peer_rate, peer_p99) = crate::avl_peer::run(url, options, way).await?;
+            eprintln!(
+                "bench avl: reference receiver, {}: {peer_rate:.0} positions/s, p99 {peer_p99:.0} µs",
+                way.describe()
+            );
+            Figure::new(BENCH, format!("http_osmand_durable_vs_{}", way.name()), rate, "positions/s", Better::Higher)
+                .with_peer(way.describe(), peer_rate)
+                .print(out)?;
+            Figure::new(BENCH, format!("http_osmand_p99_vs_{}", way.name()), p99, "us", Better::Lower)
+                .with_peer(way.describe(), peer_p99)
+                .print(out)?;
+            peers.push((way, peer_rate, peer_p99));
+        }
+        let (way, peer_rate, peer_p99) =
+            peers.into_iter().max_by(|a, b| a.1.total_cmp(&b.1)).expect("two ways measured");
+        rate_figure = rate_figure.with_peer(format!("{} (the faster way)", way.describe()), peer_rate);
+        p99_figure = p99_figure.with_peer(format!("{} (the faster way)", way.describe()), peer_p99);
+    }
+    rate_figure.print(out)?;
+    p99_figure.print(out)?;
     Ok(())
+}
+
+/// The OsmAnd query strings of one HTTP round, one list per connection: each connection
+/// carries a share of the trackers, each tracker's fixes in order.
+pub(crate) fn round_queries(options: &AvlBenchOptions, round: usize) -> Vec<Vec<String>> {
+    let steps = options.http_reports.div_ceil(options.trackers);
+    let mut queries: Vec<Vec<String>> = vec![Vec::new(); options.connections];
+    for step in round * steps..(round + 1) * steps {
+        for n in 0..options.trackers {
+            let fix = fix_of(n, step);
+            queries[n % options.connections].push(format!(
+                "id={}&lat={:.6}&lon={:.6}&timestamp={}&speed=2.7&accuracy=6&batt=80",
+                tracker_id(n),
+                fix.point.lat(),
+                fix.point.lon(),
+                fix.fixed_at.as_millis() / 1000
+            ));
+        }
+    }
+    queries
 }
 
 async fn history(options: &AvlBenchOptions, out: &mut dyn Write) -> anyhow::Result<()> {

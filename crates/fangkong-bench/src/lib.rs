@@ -10,6 +10,7 @@
 //! Run them with `fangkong bench NAME`; `fangkong bench --help` lists them.
 
 pub mod avl;
+pub mod avl_peer;
 pub mod dispatch;
 pub mod geo;
 pub mod registry;

@@ -1,6 +1,7 @@
 //! The `--db` URL: `sqlite://PATH` (relative or absolute; `sqlite:///abs/path` also works)
 //! or `postgres://user@host:port/database` (`postgresql://` too, with any libpq-style
-//! parameters tokio-postgres understands).
+//! parameters tokio-postgres understands, and `pool_max_size=N`: the connections the store
+//! may open, 16 unless given).
 
 use std::path::PathBuf;
 
@@ -27,8 +28,12 @@ impl DbUrl {
             return Ok(DbUrl::Sqlite { path: PathBuf::from(rest) });
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            // Parse now so that a malformed URL fails before any connection attempt.
-            url.parse::<tokio_postgres::Config>()
+            // Parse now so that a malformed URL fails before any connection attempt (our own
+            // `pool_max_size` taken out first: tokio-postgres does not know it).
+            let (plain, _) = crate::postgres::pool_size_of(url)
+                .map_err(|e| StoreError::InvalidUrl(format!("{}: {e}", redact(url))))?;
+            plain
+                .parse::<tokio_postgres::Config>()
                 .map_err(|e| StoreError::InvalidUrl(format!("{}: {e}", redact(url))))?;
             return Ok(DbUrl::Postgres { url: url.to_string() });
         }
@@ -81,6 +86,10 @@ mod tests {
         check("mysql://root@localhost/db", Err("unsupported database \"mysql\""));
         check("fangkong.db", Err("unsupported database"));
         check("postgres://u@h:notaport/db", Err("invalid database URL"));
+        // The pool's size is ours to read; the URL keeps it for the store.
+        let pooled = "postgres://postgres@127.0.0.1:5432/test?pool_max_size=64";
+        check(pooled, Ok(DbUrl::Postgres { url: pooled.into() }));
+        check("postgres://postgres@127.0.0.1:5432/test?pool_max_size=0", Err("pool_max_size=0"));
     }
 
     #[test]

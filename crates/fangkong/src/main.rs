@@ -188,6 +188,10 @@ struct BenchDispatchArgs {
 
 #[derive(Args, Debug)]
 struct BenchAvlArgs {
+    /// PostgreSQL for the reference receiver measured beside the OsmAnd listener (the bench
+    /// uses and drops a schema of its own).
+    #[arg(long, value_name = "URL", env = "FANGKONG_BENCH_POSTGRES_URL")]
+    postgres: Option<String>,
     /// Directory for the SQLite files; default: the system's temporary directory.
     #[arg(long, value_name = "DIR")]
     sqlite_dir: Option<PathBuf>,
@@ -371,6 +375,7 @@ async fn bench_avl(args: BenchAvlArgs) -> anyhow::Result<()> {
         options.history_rows = args.history_rows;
     }
     options.sqlite_dir = args.sqlite_dir;
+    options.postgres_url = args.postgres;
     let mut stdout = std::io::stdout().lock();
     fangkong_bench::avl::run(&options, &mut stdout).await
 }

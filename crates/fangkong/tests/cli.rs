@@ -711,7 +711,13 @@ fn bench_geo_prints_json_lines_beside_postgis() {
     if postgres.is_some() {
         assert!(metric("point_to_chain")["peer"].as_str().unwrap().starts_with("postgis"));
         assert!(metric("point_to_chain")["ratio"].as_f64().unwrap() > 0.0);
+        assert!(
+            metric("point_to_chain")["peer"].as_str().unwrap().contains("leaf layers"),
+            "the expert setup is the peer"
+        );
+        assert!(metric("point_to_chain_vs_every_layer")["peer"].as_str().unwrap().contains("every layer"));
         assert_eq!(metric("chain_mismatches")["value"], 0.0, "PostGIS and the atlas agree");
+        assert_eq!(metric("chain_mismatches_leaf_layers")["value"], 0.0, "also from the leaf layers");
         assert!(metric("chains_compared")["value"].as_f64().unwrap() >= 300.0);
     }
 }
@@ -756,10 +762,17 @@ fn sim_generate_reports_counts_and_writes_csv_files() {
     check_failure(&["sim", "generate", "--scale", "0"], 2, "--scale");
 }
 
-/// `bench avl --quick`: every figure of the position pipeline is printed.
+/// `bench avl --quick`: every figure of the position pipeline is printed; with PostgreSQL
+/// the OsmAnd figures have the reference receiver as their peer, measured both ways.
 #[test]
 fn bench_avl_prints_its_figures() {
-    let output = fangkong(&["bench", "avl", "--quick"]);
+    let postgres = fangkong_store::testing::postgres_url();
+    let mut command = Command::new(BIN);
+    command.args(["bench", "avl", "--quick"]).env_remove("FANGKONG_BENCH_POSTGRES_URL");
+    if let Some(url) = &postgres {
+        command.args(["--postgres", url]);
+    }
+    let output = command.output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let lines: Vec<serde_json::Value> =
         String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -774,6 +787,17 @@ fn bench_avl_prints_its_figures() {
     ] {
         let line = lines.iter().find(|l| l["metric"] == metric).unwrap_or_else(|| panic!("{metric}: {lines:?}"));
         assert!(line["value"].as_f64().unwrap() > 0.0, "{line}");
+    }
+    if postgres.is_some() {
+        for metric in [
+            "http_osmand_durable",
+            "http_osmand_durable_vs_postgres_commit_each",
+            "http_osmand_durable_vs_postgres_batched",
+        ] {
+            let line = lines.iter().find(|l| l["metric"] == metric).unwrap_or_else(|| panic!("{metric}: {lines:?}"));
+            assert!(line["peer"].as_str().unwrap().starts_with("reference receiver"), "{line}");
+            assert!(line["peer_value"].as_f64().unwrap() > 0.0, "{line}");
+        }
     }
 }
 
@@ -849,10 +873,16 @@ fn bench_dispatch_prints_its_figures_beside_redis_and_postgis() {
     }
     if redis {
         assert!(metric("recommend_p99")["peer"].as_str().unwrap().starts_with("redis"));
+        assert!(metric("recommend_p99_vs_redis_from_0.5km")["peer"].as_str().unwrap().contains("0.5/2/10/100"));
+        assert!(metric("recommend_p99_vs_redis_from_2km")["peer"].as_str().unwrap().contains("2/10/100"));
     }
     if postgres.is_some() {
         assert!(metric("recommend_p99_vs_postgis")["peer"].as_str().unwrap().starts_with("postgis"));
         assert!(metric("intake_durable_sqlite")["peer"].as_str().unwrap().starts_with("postgres"));
+        for pool in [16, 64] {
+            let peer = &metric(&format!("intake_durable_sqlite_vs_postgres_pool_{pool}"))["peer"];
+            assert!(peer.as_str().unwrap().contains(&format!("{pool} pooled connections")), "{peer}");
+        }
     }
 }
 

@@ -50,32 +50,36 @@ impl PgStore {
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        // One statement for the whole batch: the rows as arrays, unnested in the server
+        // (one round trip and one executor run, not one per row).
         let statement = tx
-            .prepare_cached(&format!("INSERT INTO code_entries ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"))
+            .prepare_cached(&format!(
+                "INSERT INTO code_entries ({COLUMNS}) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], \
+                 $4::text[], $5::smallint[], $6::bool[], $7::bigint[])"
+            ))
             .await?;
-        // All rows are sent without waiting for each answer (tokio-postgres pipelines
-        // concurrent queries on one connection): one round trip per batch, not per row.
-        // Answers arrive in order, so the first error is the first failing row's.
-        let priorities: Vec<Option<i16>> = entries.iter().map(|e| e.priority.map(i16::from)).collect();
         let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+        let codes: Vec<&str> = entries.iter().map(|e| e.code.as_str()).collect();
+        let names_zh: Vec<&str> = entries.iter().map(|e| e.name_zh.as_str()).collect();
+        let names_en: Vec<&str> = entries.iter().map(|e| e.name_en.as_str()).collect();
+        let priorities: Vec<Option<i16>> = entries.iter().map(|e| e.priority.map(i16::from)).collect();
+        let active: Vec<bool> = entries.iter().map(|e| e.active).collect();
         let millis: Vec<i64> = entries.iter().map(|e| e.updated_at.as_millis()).collect();
-        let inserts = entries.iter().enumerate().map(|(i, entry)| {
-            let statement = &statement;
-            let tx = &tx;
-            let (kind, priority, updated_at) = (&kinds[i], &priorities[i], &millis[i]);
-            async move {
-                tx.execute(
-                    statement,
-                    &[kind, &entry.code, &entry.name_zh, &entry.name_en, priority, &entry.active, updated_at],
-                )
-                .await
-                .map_err(|error| match is_postgres_unique_violation(&error) {
-                    true => StoreError::Conflict { entity: "code", key: format!("{}/{}", entry.kind, entry.code) },
-                    false => error.into(),
-                })
-            }
-        });
-        futures_util::future::try_join_all(inserts).await?;
+        tx.execute(&statement, &[&kinds, &codes, &names_zh, &names_en, &priorities, &active, &millis]).await.map_err(
+            |error| match is_postgres_unique_violation(&error) {
+                // The server names the first key it found taken: "Key (kind, code)=(k, c) already exists."
+                true => {
+                    let key = error
+                        .as_db_error()
+                        .and_then(|e| e.detail())
+                        .and_then(|d| d.split_once(")=(").map(|(_, rest)| rest))
+                        .and_then(|rest| rest.split_once(") already exists"))
+                        .map_or_else(|| "a code of the batch".to_string(), |(key, _)| key.replacen(", ", "/", 1));
+                    StoreError::Conflict { entity: "code", key }
+                }
+                false => error.into(),
+            },
+        )?;
         if let Some((key, entry)) = &audit {
             append_in(&tx, key, entry).await?;
         }

@@ -1,6 +1,8 @@
 //! The PostgreSQL backend, for deployments that outgrow one machine's disk.
 //!
-//! A deadpool pool of tokio-postgres connections. PostgreSQL's default
+//! A deadpool pool of tokio-postgres connections (16, or `?pool_max_size=N` on the URL:
+//! as many as the callers that write at once, within the server's `max_connections`).
+//! PostgreSQL's default
 //! `synchronous_commit = on` makes every commit durable before it is acknowledged, the same
 //! promise the SQLite backend keeps. Plain SQL strings live in the method that owns them;
 //! the conformance suite decides whether they mean the same as their SQLite twins.
@@ -25,7 +27,29 @@ use crate::{StoreError, wall_clock_millis};
 /// An arbitrary, fixed key for the advisory lock that serialises concurrent migrators
 /// (several server nodes starting at once).
 const MIGRATION_LOCK_KEY: i64 = 0x66616e676b6f6e67; // "fangkong"
+/// Connections in the pool unless the URL says otherwise (`?pool_max_size=N`).
 const POOL_SIZE: usize = 16;
+/// The most a URL may ask for (PostgreSQL's own default `max_connections` is 100).
+const MAX_POOL_SIZE: usize = 512;
+
+/// Takes `pool_max_size` out of a URL's query (tokio-postgres refuses options it does not
+/// know): the URL without it, and the size.
+pub(crate) fn pool_size_of(url: &str) -> Result<(String, usize), String> {
+    let Some((base, query)) = url.split_once('?') else { return Ok((url.to_string(), POOL_SIZE)) };
+    let mut size = POOL_SIZE;
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("pool_max_size", value)) => {
+                size = value.parse::<usize>().ok().filter(|n| (1..=MAX_POOL_SIZE).contains(n)).ok_or_else(|| {
+                    format!("pool_max_size={value}: a number of connections from 1 to {MAX_POOL_SIZE}")
+                })?;
+            }
+            _ => kept.push(pair),
+        }
+    }
+    Ok((if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) }, size))
+}
 
 pub struct PgStore {
     pool: Pool,
@@ -41,6 +65,7 @@ impl std::fmt::Debug for PgStore {
 impl PgStore {
     pub async fn open(url: &str) -> Result<PgStore, StoreError> {
         let display_url = redact(url);
+        let (url, pool_size) = pool_size_of(url).map_err(|e| StoreError::InvalidUrl(format!("{display_url}: {e}")))?;
         let mut config: tokio_postgres::Config =
             url.parse().map_err(|e| StoreError::InvalidUrl(format!("{display_url}: {e}")))?;
         if config.get_connect_timeout().is_none() {
@@ -51,7 +76,7 @@ impl PgStore {
         }
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
+            .max_size(pool_size)
             .runtime(Runtime::Tokio1)
             .create_timeout(Some(Duration::from_secs(10)))
             .wait_timeout(Some(Duration::from_secs(30)))
@@ -61,7 +86,7 @@ impl PgStore {
         let client = pool.get().await.map_err(|e| {
             StoreError::Unavailable(format!(
                 "PostgreSQL at {} refused or did not answer: {}",
-                endpoint(url),
+                endpoint(&url),
                 describe(&e)
             ))
         })?;
@@ -193,4 +218,23 @@ fn describe(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_size_comes_out_of_the_url() {
+        let url = "postgres://u@h:5432/db";
+        assert_eq!(pool_size_of(url).unwrap(), (url.to_string(), POOL_SIZE));
+        assert_eq!(pool_size_of(&format!("{url}?pool_max_size=64")).unwrap(), (url.to_string(), 64));
+        assert_eq!(
+            pool_size_of(&format!("{url}?sslmode=disable&pool_max_size=8&application_name=x")).unwrap(),
+            (format!("{url}?sslmode=disable&application_name=x"), 8)
+        );
+        for bad in ["0", "513", "many", ""] {
+            assert!(pool_size_of(&format!("{url}?pool_max_size={bad}")).unwrap_err().contains("1 to 512"), "{bad}");
+        }
+    }
 }
