@@ -565,8 +565,7 @@ async fn coverage(
         ] {
             let figure = Figure::new(BENCH, format!("coverage_{name}_district_{metric}"), value, "ms", Better::Lower);
             match peer_value {
-                Some(peer_value) => figure
-                    .with_peer(PEER, peer_value),
+                Some(peer_value) => figure.with_peer(PEER, peer_value),
                 None => figure.without_peer("no PostgreSQL given (--postgres)"),
             }
             .print(out)?;
