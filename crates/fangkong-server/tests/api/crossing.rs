@@ -7,7 +7,7 @@ use axum::http::{Method, StatusCode};
 use fangkong_core::audit::Outcome;
 use fangkong_core::auth::Role;
 use fangkong_core::forces::{ForceCategory, PatrolMode, Unit};
-use fangkong_core::registry::{Building, BuildingKind, HousingUnit, UnitUse, Workstation};
+use fangkong_core::registry::Workstation;
 use fangkong_engine::registry::{NewLandlord, NewResident};
 use fangkong_engine::{Caller, NewBeat, NewMember};
 use fangkong_store::testing::TestDatabase;
@@ -33,33 +33,6 @@ fn id_number(serial: u32) -> String {
 fn square(x: f64, y: f64) -> fangkong_geo::Area {
     let d = 0.0005;
     fangkong_geo::Area::from_rings(vec![vec![vec![[x, y], [x + d, y], [x + d, y + d], [x, y + d], [x, y]]]]).unwrap()
-}
-
-/// A building with one unit in `grid`.
-async fn property(server: &TestServer, building: &str, unit: &str, grid: &str, landlord: Option<&str>) {
-    let b = Building {
-        code: building.into(),
-        address: format!("{building}号楼"),
-        grid: grid.into(),
-        community: String::new(),
-        lon: 114.05,
-        lat: 22.55,
-        kind: BuildingKind::UrbanVillage,
-        floors: 6,
-    };
-    let u = HousingUnit {
-        code: unit.into(),
-        building: building.into(),
-        floor: 2,
-        area_m2: 40.0,
-        rooms: 2,
-        usage: UnitUse::Residential,
-        rent_yuan: None,
-        rental: true,
-        landlord: landlord.map(Into::into),
-        community: String::new(),
-    };
-    server.engine.save_property(&Caller::system("test"), b, vec![u]).await.unwrap();
 }
 
 async fn resident(server: &TestServer, code: &str, unit: &str, serial: u32, name: &str) {
@@ -103,7 +76,7 @@ async fn the_other_side(server: &TestServer) {
         community: community.into(),
     };
     engine.save_landlord(&system, landlord("L-LH", OTHER_COMMUNITY)).await.unwrap();
-    property(server, "B-LH", "U-LH", OTHER_GRID, Some("L-LH")).await;
+    server.property("B-LH", "U-LH", OTHER_GRID, Some("L-LH")).await;
     resident(server, "R-LH", "U-LH", 1, "罗湖居民").await;
     resident(server, "R-LH2", "U-LH", 2, "罗湖居民二").await;
     let workstation = Workstation {
@@ -113,7 +86,7 @@ async fn the_other_side(server: &TestServer) {
         address: String::new(),
     };
     engine.save_workstation(&system, workstation).await.unwrap();
-    property(server, "B-FT", "U-FT", OWN_GRID, None).await;
+    server.property("B-FT", "U-FT", OWN_GRID, None).await;
     resident(server, "R-FT", "U-FT", 3, "福田居民").await;
 
     let beat = |code: &str, station: &str, x: f64| NewBeat {

@@ -5,7 +5,6 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use fangkong_core::auth::Role;
-use fangkong_core::registry::{Building, BuildingKind, HousingUnit, UnitUse};
 use fangkong_engine::registry::{ExportFormat, ImportFormat, ImportKind};
 use fangkong_engine::{Caller, EngineError};
 use http_body_util::BodyExt;
@@ -24,37 +23,11 @@ fn id_number(serial: u32) -> String {
     format!("{first17}{}", fangkong_core::documents::check_character(first17.as_bytes()))
 }
 
-async fn property(server: &TestServer, building: &str, unit: &str, grid: &str) {
-    let b = Building {
-        code: building.into(),
-        address: format!("{building}号楼"),
-        grid: grid.into(),
-        community: String::new(),
-        lon: 114.05,
-        lat: 22.55,
-        kind: BuildingKind::UrbanVillage,
-        floors: 6,
-    };
-    let u = HousingUnit {
-        code: unit.into(),
-        building: building.into(),
-        floor: 2,
-        area_m2: 40.0,
-        rooms: 2,
-        usage: UnitUse::Residential,
-        rent_yuan: None,
-        rental: true,
-        landlord: None,
-        community: String::new(),
-    };
-    server.engine.save_property(&Caller::system("test"), b, vec![u]).await.unwrap();
-}
-
 /// `RESIDENTS` residents in Futian's community and two in Luohu's.
 async fn city() -> TestServer {
     let server = TestServer::start().await;
-    property(&server, "B-FT", "U-FT", GRID).await;
-    property(&server, "B-LH", "U-LH", OTHER_GRID).await;
+    server.property("B-FT", "U-FT", GRID, None).await;
+    server.property("B-LH", "U-LH", OTHER_GRID, None).await;
     let mut file = String::from("code,name,id_number,phone,unit,grid\n");
     for n in 0..RESIDENTS + 2 {
         let (unit, grid) = if n < RESIDENTS { ("U-FT", GRID) } else { ("U-LH", OTHER_GRID) };

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use fangkong_core::auth::Role;
 use fangkong_core::auth::account::NewUser;
 use fangkong_core::jurisdiction::{Jurisdiction, JurisdictionKind};
+use fangkong_core::registry::{Building, BuildingKind, HousingUnit, UnitUse};
 use fangkong_engine::bus::InProcessBus;
 use fangkong_engine::clock::ManualClock;
 use fangkong_engine::crypto::PasswordCost;
@@ -165,6 +166,33 @@ impl TestServer {
         let state = AppState::new(engine.clone()).with_metrics_token(Some(METRICS_TOKEN.into()));
         let router = fangkong_server::router(state);
         TestServer { engine, router, clock, keys, db }
+    }
+
+    /// A building with one unit in `grid`.
+    pub async fn property(&self, building: &str, unit: &str, grid: &str, landlord: Option<&str>) {
+        let b = Building {
+            code: building.into(),
+            address: format!("{building}号楼"),
+            grid: grid.into(),
+            community: String::new(),
+            lon: 114.05,
+            lat: 22.55,
+            kind: BuildingKind::UrbanVillage,
+            floors: 6,
+        };
+        let u = HousingUnit {
+            code: unit.into(),
+            building: building.into(),
+            floor: 2,
+            area_m2: 40.0,
+            rooms: 2,
+            usage: UnitUse::Residential,
+            rent_yuan: None,
+            rental: true,
+            landlord: landlord.map(Into::into),
+            community: String::new(),
+        };
+        self.engine.save_property(&Caller::system("test"), b, vec![u]).await.unwrap();
     }
 
     pub async fn add_user(&self, username: &str, role: Role, jurisdiction: &str) {
