@@ -276,21 +276,8 @@ async fn measure_postgis(
 
     // Same answers? The atlas's chain against the set of nodes PostGIS says contain the
     // point (the city itself has no shape in the generated tree).
-    let mut mismatches = 0;
     let checked = &setup.points[..options.verify_points.min(setup.points.len())];
-    for &point in checked {
-        let rows = client.query(&one, &[&point.lon(), &point.lat()]).await?;
-        let mut theirs: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-        theirs.sort();
-        let chain = setup.atlas.locate(point).unwrap_or_default();
-        let mut ours: Vec<(String, String)> = JurisdictionKind::ALL
-            .into_iter()
-            .filter(|&kind| kind != JurisdictionKind::City)
-            .filter_map(|kind| chain.get(kind).map(|code| (kind.as_str().to_string(), code.to_string())))
-            .collect();
-        ours.sort();
-        mismatches += usize::from(ours != theirs);
-    }
+    let mismatches = chain_mismatches(client, &one, setup, checked).await?;
     // As an expert would set PostGIS up for this question: only the two leaf layers are
     // searched (their ancestors name the rest of the chain, as the atlas does), their
     // shapes cut by ST_Subdivide so each index hit tests a small polygon, and each leaf's
@@ -350,9 +337,30 @@ async fn measure_postgis(
         }
         expert_query_rates.push(asked.len() as f64 / started.elapsed().as_secs_f64());
     }
-    let mut expert_mismatches = 0;
+    let expert_mismatches = chain_mismatches(client, &one, setup, checked).await?;
+    Ok(PeerFigures {
+        join_rate: median(&join_rates),
+        query_rate: median(&query_rates),
+        compared: checked.len(),
+        mismatches,
+        expert_join_rate: median(&expert_join_rates),
+        expert_query_rate: median(&expert_query_rates),
+        expert_mismatches,
+    })
+}
+
+/// Points of `checked` where the (kind, code) rows `statement` gives for the point differ
+/// from the atlas's chain (the city itself has no shape in the generated tree; a district
+/// reached by both hierarchies counts once).
+async fn chain_mismatches(
+    client: &tokio_postgres::Client,
+    statement: &tokio_postgres::Statement,
+    setup: &Setup,
+    checked: &[LatLon],
+) -> anyhow::Result<usize> {
+    let mut mismatches = 0;
     for &point in checked {
-        let rows = client.query(&one, &[&point.lon(), &point.lat()]).await?;
+        let rows = client.query(statement, &[&point.lon(), &point.lat()]).await?;
         let mut theirs: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
         theirs.sort();
         theirs.dedup();
@@ -363,15 +371,7 @@ async fn measure_postgis(
             .filter_map(|kind| chain.get(kind).map(|code| (kind.as_str().to_string(), code.to_string())))
             .collect();
         ours.sort();
-        expert_mismatches += usize::from(ours != theirs);
+        mismatches += usize::from(ours != theirs);
     }
-    Ok(PeerFigures {
-        join_rate: median(&join_rates),
-        query_rate: median(&query_rates),
-        compared: checked.len(),
-        mismatches,
-        expert_join_rate: median(&expert_join_rates),
-        expert_query_rate: median(&expert_query_rates),
-        expert_mismatches,
-    })
+    Ok(mismatches)
 }
