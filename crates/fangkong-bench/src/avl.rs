@@ -175,13 +175,38 @@ fn fix_of(n: usize, step: usize) -> Fix {
 }
 
 /// Waits until the writer has stored `count` fixes in total.
-async fn until_stored(engine: &Engine, count: u64) -> anyhow::Result<()> {
+/// Waits until `stored()` (fixes stored so far, by whoever stores them) reaches `count`.
+async fn until_stored(stored: &impl Fn() -> u64, count: u64) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(600);
-    while engine.avl_stats().stored < count {
-        anyhow::ensure!(Instant::now() < deadline, "the history writer stalled at {}", engine.avl_stats().stored);
+    while stored() < count {
+        anyhow::ensure!(Instant::now() < deadline, "the writer stalled at {} stored", stored());
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     Ok(())
+}
+
+/// The HTTP rounds against an OsmAnd receiver at `address` (ours or the reference one):
+/// each round's rate counted when `stored()` says every fix of it is stored, and every
+/// round trip in µs.
+pub(crate) async fn osmand_rounds(
+    address: std::net::SocketAddr,
+    options: &AvlBenchOptions,
+    stored: impl Fn() -> u64,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    let (mut rates, mut latencies) = (Vec::new(), Vec::new());
+    for round in 0..options.rounds {
+        let before = stored();
+        let queries = round_queries(options, round);
+        let sent: usize = queries.iter().map(Vec::len).sum();
+        let started = Instant::now();
+        let clients: Vec<_> = queries.into_iter().map(|q| tokio::spawn(http_client(address, q))).collect();
+        for client in clients {
+            latencies.append(&mut client.await??);
+        }
+        until_stored(&stored, before + sent as u64).await?;
+        rates.push(sent as f64 / started.elapsed().as_secs_f64());
+    }
+    Ok((rates, latencies))
 }
 
 pub async fn run(options: &AvlBenchOptions, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -229,7 +254,7 @@ async fn in_process(options: &AvlBenchOptions, out: &mut dyn Write) -> anyhow::R
             latencies.append(&mut produced);
         }
         let ingested = started.elapsed().as_secs_f64();
-        until_stored(&engine, stored_before + sent as u64).await?;
+        until_stored(&|| engine.avl_stats().stored, stored_before + sent as u64).await?;
         let durable = started.elapsed().as_secs_f64();
         ingest_rates.push(sent as f64 / ingested);
         rates.push(sent as f64 / durable);
@@ -247,7 +272,7 @@ async fn in_process(options: &AvlBenchOptions, out: &mut dyn Write) -> anyhow::R
 
 /// Sends `reports` OsmAnd reports over one keep-alive connection; returns each round trip
 /// in microseconds.
-pub(crate) async fn http_client(address: std::net::SocketAddr, reports: Vec<String>) -> anyhow::Result<Vec<f64>> {
+async fn http_client(address: std::net::SocketAddr, reports: Vec<String>) -> anyhow::Result<Vec<f64>> {
     let mut stream = tokio::net::TcpStream::connect(address).await?;
     stream.set_nodelay(true)?;
     let mut buffer = vec![0u8; 4096];
@@ -279,19 +304,7 @@ async fn over_http(options: &AvlBenchOptions, out: &mut dyn Write) -> anyhow::Re
     let address = listener.local_addr()?;
     let app = fangkong_server::osmand::router(Arc::clone(&engine));
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    let (mut rates, mut latencies) = (Vec::new(), Vec::new());
-    for round in 0..options.rounds {
-        let stored_before = engine.avl_stats().stored;
-        let queries = round_queries(options, round);
-        let sent: usize = queries.iter().map(Vec::len).sum();
-        let started = Instant::now();
-        let clients: Vec<_> = queries.into_iter().map(|q| tokio::spawn(http_client(address, q))).collect();
-        for client in clients {
-            latencies.append(&mut client.await??);
-        }
-        until_stored(&engine, stored_before + sent as u64).await?;
-        rates.push(sent as f64 / started.elapsed().as_secs_f64());
-    }
+    let (rates, latencies) = osmand_rounds(address, options, || engine.avl_stats().stored).await?;
     server.abort();
     engine.shutdown().await;
     let (rate, p99) = (median(&rates), percentile(&latencies, 99.0));
@@ -325,7 +338,7 @@ async fn over_http(options: &AvlBenchOptions, out: &mut dyn Write) -> anyhow::Re
 
 /// The OsmAnd query strings of one HTTP round, one list per connection: each connection
 /// carries a share of the trackers, each tracker's fixes in order.
-pub(crate) fn round_queries(options: &AvlBenchOptions, round: usize) -> Vec<Vec<String>> {
+fn round_queries(options: &AvlBenchOptions, round: usize) -> Vec<Vec<String>> {
     let steps = options.http_reports.div_ceil(options.trackers);
     let mut queries: Vec<Vec<String>> = vec![Vec::new(); options.connections];
     for step in round * steps..(round + 1) * steps {

@@ -14,13 +14,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 
-use crate::avl::{AvlBenchOptions, http_client, round_queries};
+use crate::avl::{AvlBenchOptions, osmand_rounds};
 use crate::report::{median, percentile};
 use crate::store::BenchSchema;
 
@@ -177,23 +176,7 @@ async fn measure(url: &str, options: &AvlBenchOptions, way: Way) -> anyhow::Resu
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    let (mut rates, mut latencies) = (Vec::new(), Vec::new());
-    for round in 0..options.rounds {
-        let before = stored.load(Ordering::Relaxed);
-        let queries = round_queries(options, round);
-        let sent: usize = queries.iter().map(Vec::len).sum();
-        let started = Instant::now();
-        let clients: Vec<_> = queries.into_iter().map(|q| tokio::spawn(http_client(address, q))).collect();
-        for client in clients {
-            latencies.append(&mut client.await??);
-        }
-        let deadline = Instant::now() + Duration::from_secs(600);
-        while stored.load(Ordering::Relaxed) < before + sent as u64 {
-            anyhow::ensure!(Instant::now() < deadline, "the reference receiver stalled");
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        rates.push(sent as f64 / started.elapsed().as_secs_f64());
-    }
+    let (rates, latencies) = osmand_rounds(address, options, || stored.load(Ordering::Relaxed)).await?;
     server.abort();
     let rows: i64 = pool.get().await?.query_one("SELECT count(*) FROM positions", &[]).await?.get(0);
     anyhow::ensure!(
