@@ -122,17 +122,35 @@ impl<W: Write> ResidentWriter<W> {
         }
     }
 
-    /// Writes what is left (the whole workbook, for XLSX) and flushes.
-    pub fn finish(mut self) -> std::io::Result<()> {
+    /// Writes what is left (the whole workbook, for XLSX), flushes, and gives the output back.
+    pub fn finish(mut self) -> std::io::Result<W> {
         self.begin()?;
         match std::mem::replace(&mut self.state, WriterState::Done) {
-            WriterState::Csv(mut writer) => writer.flush(),
+            WriterState::Csv(writer) => writer.into_inner().map_err(|e| e.into_error()),
             WriterState::Xlsx { mut book, mut out, .. } => {
                 out.write_all(&book.save_to_buffer().map_err(xlsx_error)?)?;
-                out.flush()
+                out.flush()?;
+                Ok(out)
             }
-            WriterState::Start(..) | WriterState::Done => Ok(()),
+            WriterState::Start(..) | WriterState::Done => unreachable!("begin() left the writer started"),
         }
+    }
+}
+
+impl ResidentWriter<Vec<u8>> {
+    /// The bytes written since the last call, for sending while the export goes on (CSV
+    /// as it goes; a workbook comes whole from [`ResidentWriter::finish`]).
+    pub fn take_written(&mut self) -> std::io::Result<Vec<u8>> {
+        if !matches!(self.state, WriterState::Csv(_)) {
+            return Ok(Vec::new());
+        }
+        let WriterState::Csv(writer) = std::mem::replace(&mut self.state, WriterState::Done) else {
+            unreachable!("matched above")
+        };
+        let written = writer.into_inner().map_err(|e| e.into_error())?;
+        // The header is already out; the next writer goes on with rows.
+        self.state = WriterState::Csv(Box::new(csv::Writer::from_writer(Vec::new())));
+        Ok(written)
     }
 }
 
@@ -142,5 +160,5 @@ pub fn write_residents(format: ExportFormat, residents: &[ResidentView], out: &m
     for resident in residents {
         writer.write(resident)?;
     }
-    writer.finish()
+    writer.finish().map(|_| ())
 }

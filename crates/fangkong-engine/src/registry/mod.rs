@@ -17,8 +17,6 @@
 mod files;
 pub mod import;
 
-use std::sync::{Arc, Mutex};
-
 use fangkong_core::audit::Outcome;
 use fangkong_core::auth::{Action, Actor};
 use fangkong_core::documents::{DocumentKind, check_document, check_phone};
@@ -919,10 +917,9 @@ impl Engine {
         self.audit_personal_read(caller, "registry.export", ("community", community.unwrap_or("*")), None).await?;
         let key = self.config.keys.personal_data();
         let sight = Sight::of(caller);
-        let buffer = SharedBuffer::default();
         let failed = |e: std::io::Error| EngineError::Invalid { field: "export", message: e.to_string() };
         self.run_bounded("export", async {
-            let mut writer = Some(ResidentWriter::new(format, buffer.clone()));
+            let mut writer = ResidentWriter::new(format, Vec::new());
             let mut after = 0;
             let mut written = 0u64;
             loop {
@@ -934,50 +931,27 @@ impl Engine {
                     .map(|(_, sealed)| sealed)
                     .filter(|sealed| self.sees_place(caller, Action::ExportRegistry, &sealed.grid))
                     .collect();
-                let mut page_writer = writer.take().expect("the writer comes back after every page");
-                let (back, rows) = self
+                written += visible.len() as u64;
+                // The writer travels to the report thread with its page and comes back.
+                let (back, chunk) = self
                     .on_report_thread(move || -> Result<_, EngineError> {
-                        let rows = visible.len() as u64;
                         for sealed in visible {
-                            page_writer.write(&open_sealed(&key, &sight, sealed)?).map_err(failed)?;
+                            writer.write(&open_sealed(&key, &sight, sealed)?).map_err(failed)?;
                         }
-                        Ok((page_writer, rows))
+                        let chunk = writer.take_written().map_err(failed)?;
+                        Ok((writer, chunk))
                     })
                     .await??;
-                writer = Some(back);
-                written += rows;
-                let chunk = buffer.take();
+                writer = back;
                 if !chunk.is_empty() {
                     out.send(chunk).await.map_err(|_| EngineError::ReportAbandoned)?;
                 }
             }
-            let last = writer.take().expect("the writer comes back after every page");
-            self.on_report_thread(move || last.finish()).await?.map_err(failed)?;
-            out.send(buffer.take()).await.map_err(|_| EngineError::ReportAbandoned)?;
+            let rest = self.on_report_thread(move || writer.finish()).await?.map_err(failed)?;
+            out.send(rest).await.map_err(|_| EngineError::ReportAbandoned)?;
             Ok(written)
         })
         .await
-    }
-}
-
-/// The bytes an export's writer has written and its sender has not yet taken.
-#[derive(Clone, Debug, Default)]
-struct SharedBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl SharedBuffer {
-    fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut *self.0.lock().expect("export buffer lock"))
-    }
-}
-
-impl std::io::Write for SharedBuffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("export buffer lock").extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
