@@ -21,10 +21,15 @@ fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     println!("cargo:rerun-if-env-changed=FANGKONG_WEB_DIST");
     println!("cargo:rerun-if-env-changed=CI");
+    // Only paths that exist: cargo counts a watched path that is missing as changed, and
+    // reruns the script (npm and all) on every build.
     for watched in
         ["src", "index.html", "public", "package.json", "package-lock.json", "vite.config.ts", "tsconfig.json"]
     {
-        println!("cargo:rerun-if-changed={}", web.join(watched).display());
+        let path = web.join(watched);
+        if path.exists() {
+            println!("cargo:rerun-if-changed={}", path.display());
+        }
     }
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     let dist = match std::env::var_os("FANGKONG_WEB_DIST") {
