@@ -196,6 +196,18 @@ try {
     // The dispatcher reads residents only masked.
     await page.click("[data-testid=nav-registry]");
     await page.waitForSelector("[data-testid=search-text]");
+
+    step("screens left behind stop listening to the live board");
+    for (let trip = 0; trip < 3; trip++) {
+      await page.click("[data-testid=nav-dispatch]");
+      await page.waitForSelector("[data-testid=map]");
+      await page.click("[data-testid=nav-overview]");
+      await page.waitForSelector("[data-testid=overview]");
+    }
+    assert.equal(await page.evaluate(() => window.__fangkong.board().listenerCount), 1, "only the overview listens");
+    await page.click("[data-testid=nav-registry]");
+    await page.waitForSelector("[data-testid=search-text]");
+    assert.equal(await page.evaluate(() => window.__fangkong.board().listenerCount), 0, "no screen on show listens");
     assert.deepEqual(errors, [], "no errors on the dispatcher's console");
     await page.context().close();
   }

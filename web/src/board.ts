@@ -10,12 +10,22 @@ export class Board {
   incidents = new Map<number, Incident>();
   units = new Map<string, UnitOnBoard>();
   /** Units by the tracker's device, for positions that name only the device. */
-  panics: { device: string; unit: string | null; lat: number; lon: number; fixed_at: string }[] = [];
+  panics: Extract<LiveMessage, { type: "panic" }>[] = [];
   overdue = new Set<string>();
   private listeners: ((what: "incidents" | "units" | "positions" | "panic") => void)[] = [];
 
-  onChange(f: (what: "incidents" | "units" | "positions" | "panic") => void) {
+  /** Calls `f` on every change until the returned function is called (a screen calls it
+   * when it is destroyed, so screens left behind stop listening). */
+  onChange(f: (what: "incidents" | "units" | "positions" | "panic") => void): () => void {
     this.listeners.push(f);
+    return () => {
+      this.listeners = this.listeners.filter((g) => g !== f);
+    };
+  }
+
+  /** How many listeners there are (one per open screen that shows the board). */
+  get listenerCount(): number {
+    return this.listeners.length;
   }
 
   private emit(what: "incidents" | "units" | "positions" | "panic") {
@@ -77,7 +87,7 @@ export class Board {
     this.emit("incidents");
   }
 
-  private position(unit: string | null, lat: number, lon: number, at: string) {
+  private position(unit: string | null | undefined, lat: number, lon: number, at: string) {
     if (!unit) return;
     const u = this.units.get(unit);
     if (u) {

@@ -29,6 +29,7 @@ export class DispatchScreen {
   private legend = this.makeLegend();
   private sitesTimer: number | null = null;
   private destroyed = false;
+  private unsubscribe: () => void = () => {};
   private tab: "queue" | "units" = "queue";
   private filter: "open" | "waiting" = "open";
   private unitFilter = "";
@@ -65,7 +66,7 @@ export class DispatchScreen {
       this.map.setSites(this.sites);
     });
     void this.loadSites();
-    board.onChange((what) => this.changed(what));
+    this.unsubscribe = board.onChange((what) => this.changed(what));
     void Promise.all([loadCodes("incident_type"), loadCodes("incident_source"), loadCodes("disposition")]).then(([types, sources, dispositions]) => {
       this.types = types;
       this.sources = sources;
@@ -81,6 +82,7 @@ export class DispatchScreen {
   }
 
   destroy() {
+    this.unsubscribe();
     if (this.ticker !== null) clearInterval(this.ticker);
     if (this.sitesTimer !== null) clearTimeout(this.sitesTimer);
     this.sitesTimer = null;
@@ -559,7 +561,7 @@ export class DispatchScreen {
   private showUnit(code: string) {
     const u = this.board.units.get(code);
     if (!u) return;
-    if (u.state.incident !== null && this.board.incidents.has(u.state.incident)) {
+    if (u.state.incident != null && this.board.incidents.has(u.state.incident)) {
       this.select(u.state.incident);
       return;
     }

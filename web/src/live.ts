@@ -4,16 +4,9 @@
 // server sends a fresh snapshot when it cannot replay what was missed.
 
 import { currentSession } from "./api";
-import type { Incident, LivePosition, UnitOnBoard, UnitState } from "./types";
+import type { StreamMessage } from "./types";
 
-export type LiveMessage =
-  | { type: "snapshot"; epoch: string; seq: number; reload: boolean; positions: LivePosition[]; incidents: Incident[]; units: UnitOnBoard[] }
-  | { type: "resumed"; epoch: string; after: number | null; missed: number }
-  | { type: "incident"; seq: number; incident: Incident }
-  | { type: "unit"; seq: number; state: UnitState }
-  | { type: "unit_overdue"; seq: number; unit: string; status: string; since: string; limit_s: number }
-  | { type: "panic"; device: string; unit: string | null; alarm: string; lat: number; lon: number; fixed_at: string }
-  | { type: "positions"; positions: LivePosition[] };
+export type LiveMessage = StreamMessage;
 
 export type Connection = "connecting" | "open" | "closed";
 

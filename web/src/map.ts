@@ -388,7 +388,7 @@ export class CityMap {
         this.unitsDrawnAt = now;
         const features: Feature[] = [];
         for (const u of this.units.values()) {
-          if (u.lat === null || u.lon === null || u.state.status === "off_duty") continue;
+          if (u.lat == null || u.lon == null || u.state.status === "off_duty") continue;
           const mode = MODE_GLYPHS[u.mode] ? u.mode : "foot";
           const status = STATUS_COLOURS[u.state.status] ? u.state.status : "out_of_service";
           features.push({

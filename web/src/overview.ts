@@ -19,6 +19,7 @@ export class OverviewScreen {
   private charts: echarts.ECharts[] = [];
   private boxes = [h("div", { class: "chart" }), h("div", { class: "chart" }), h("div", { class: "chart wide" })];
   private pending = false;
+  private unsubscribe: () => void = () => {};
 
   constructor(private board: Board) {
     this.root = h("div", { class: "overview", "data-testid": "overview" }, h("h2", null, t("overview.title")), this.figures, h("div", { class: "charts" }, ...this.boxes));
@@ -26,7 +27,7 @@ export class OverviewScreen {
       this.charts = this.boxes.map((b) => echarts.init(b));
       this.draw();
     });
-    board.onChange(() => {
+    this.unsubscribe = board.onChange(() => {
       if (this.pending) return;
       this.pending = true;
       window.setTimeout(() => {
@@ -42,6 +43,7 @@ export class OverviewScreen {
   }
 
   destroy() {
+    this.unsubscribe();
     for (const c of this.charts) c.dispose();
   }
 

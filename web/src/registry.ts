@@ -214,11 +214,11 @@ export class RegistryScreen {
                 card.landlords.map((l) => [l.name, l.phone ?? "—", l.safety_person, l.pledge_expires ?? "—"]),
               )
             : h("div", { class: "muted" }, t("state.empty")),
-          h("h3", null, t("registry.units"), ` (${b.units.length})`),
+          h("h3", null, t("registry.units"), ` (${(b.units ?? []).length})`),
           h(
             "div",
             { class: "units" },
-            b.units.map((u) =>
+            (b.units ?? []).map((u) =>
               h(
                 "div",
                 { class: "unit-card" },

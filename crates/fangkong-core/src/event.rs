@@ -13,7 +13,7 @@ use crate::auth::account::{Device, User};
 use crate::auth::{DeviceKind, Role};
 use crate::codes::CodeEntry;
 use crate::dispatch::{Incident, UnitState, UnitStatus};
-use crate::jurisdiction::Jurisdiction;
+use crate::jurisdiction::{Chain, Jurisdiction};
 use crate::time::Timestamp;
 
 /// What the bus may say about a user account.
@@ -92,7 +92,16 @@ pub enum Event {
     /// A device reported that it is alive.
     DeviceSeen { unique_id: String, at: Timestamp },
     /// A tracker raised an alarm (`sos`…) with a fix: someone on patrol needs help there.
-    PanicAlarm { unique_id: String, unit: Option<String>, alarm: String, lat: f64, lon: f64, fixed_at: Timestamp },
+    /// Published once the fix is stored; `chain` is where the fix is (who may see it).
+    PanicAlarm {
+        unique_id: String,
+        unit: Option<String>,
+        alarm: String,
+        lat: f64,
+        lon: f64,
+        fixed_at: Timestamp,
+        chain: Chain,
+    },
     /// An incident was created or changed: its new state (without the caller's details).
     IncidentChanged(Box<Incident>),
     /// A unit's dispatch status changed.

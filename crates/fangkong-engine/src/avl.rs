@@ -11,7 +11,9 @@
 //! fixes — never a stored one.
 //!
 //! Positions are telemetry, not domain events: they travel on their own broadcast channel
-//! (subscribers that fall behind skip to the newest), not on the event bus.
+//! (subscribers that fall behind skip to the newest), not on the event bus. A fix with an
+//! alarm (`sos`) is the exception: the history writer publishes its `PanicAlarm` event once
+//! the fix is stored, and only then does the ingest turn the alarm into an incident.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,8 +26,9 @@ use fangkong_core::event::Event;
 use fangkong_core::jurisdiction::Chain;
 use fangkong_core::time::Timestamp;
 use fangkong_store::{RejectedFix, Store, StoreError, StoredFix};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::bus::EventBus;
 use crate::forces::PresenceState;
 use crate::{Caller, Engine, EngineError};
 
@@ -104,8 +107,16 @@ pub struct AvlStats {
 }
 
 enum HistoryItem {
-    Accepted(StoredFix),
+    /// An accepted fix, with the alarm it raises: the writer publishes the alarm once the
+    /// fix is durable, and then tells the ingest that it was.
+    Accepted(StoredFix, Option<Box<Alarm>>),
     Rejected(RejectedFix),
+}
+
+/// A panic alarm waiting for its fix to be stored.
+struct Alarm {
+    event: Event,
+    published: oneshot::Sender<()>,
 }
 
 const SHARDS: usize = 64;
@@ -128,7 +139,7 @@ impl std::fmt::Debug for AvlState {
 
 impl AvlState {
     /// Starts the history writer over `store`.
-    pub(crate) fn start(store: Arc<Store>, config: &AvlConfig) -> AvlState {
+    pub(crate) fn start(store: Arc<Store>, bus: Arc<dyn EventBus>, config: &AvlConfig) -> AvlState {
         let (sender, receiver) = mpsc::channel(config.queue.max(1));
         let counters = Arc::new(AvlCounters::default());
         let presence = Arc::new(PresenceState::default());
@@ -138,6 +149,7 @@ impl AvlState {
             config.batch.max(1),
             Arc::clone(&counters),
             Arc::clone(&presence),
+            bus,
         ));
         AvlState {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
@@ -165,6 +177,19 @@ impl AvlState {
     }
 }
 
+/// The bus event of a fix with an alarm.
+fn panic_alarm(live: &LivePosition) -> Event {
+    Event::PanicAlarm {
+        unique_id: live.unique_id.clone(),
+        unit: live.unit.clone(),
+        alarm: live.fix.alarm.clone().unwrap_or_default(),
+        lat: live.fix.point.lat(),
+        lon: live.fix.point.lon(),
+        fixed_at: live.fix.fixed_at,
+        chain: live.chain.clone(),
+    }
+}
+
 /// The history writer: takes whatever is queued (up to a batch), stores it in one
 /// transaction, repeats. A failed write is retried (with growing pauses) until it succeeds
 /// or the store is closed; meanwhile the queue fills and ingest pushes back.
@@ -174,13 +199,17 @@ async fn write_history(
     batch: usize,
     counters: Arc<AvlCounters>,
     presence: Arc<PresenceState>,
+    bus: Arc<dyn EventBus>,
 ) {
     let mut items = Vec::with_capacity(batch);
     while queue.recv_many(&mut items, batch).await > 0 {
-        let (mut accepted, mut rejected) = (Vec::new(), Vec::new());
+        let (mut accepted, mut rejected, mut waiting) = (Vec::new(), Vec::new(), Vec::new());
         for item in items.drain(..) {
             match item {
-                HistoryItem::Accepted(fix) => accepted.push(fix),
+                HistoryItem::Accepted(fix, alarm) => {
+                    waiting.extend(alarm.map(|alarm| (fix.received_at, alarm)));
+                    accepted.push(fix);
+                }
                 HistoryItem::Rejected(fix) => rejected.push(fix),
             }
         }
@@ -189,6 +218,13 @@ async fn write_history(
             match store.write_positions(accepted.clone(), rejected.clone()).await {
                 Ok(stored) => {
                     counters.stored.fetch_add(stored, Ordering::Relaxed);
+                    // Announced only now that the fixes are durable: a subscriber never hears
+                    // of an alarm a crash could take back, and the alarm is published even if
+                    // the device's request was dropped meanwhile.
+                    for (at, alarm) in waiting.drain(..) {
+                        bus.publish(at, alarm.event);
+                        let _ = alarm.published.send(()); // the ingest may have gone (its client left)
+                    }
                     break;
                 }
                 Err(StoreError::Closed) => {
@@ -268,7 +304,7 @@ impl Engine {
             Some(location) => (location.chain, Some(location.h3_cell)),
             None => (Chain::default(), fix.point.h3_cell(self.config.h3_resolution)),
         };
-        let (live, previous) = {
+        let (live, previous, published) = {
             let mut shard = avl.shard(device_id).lock().expect("live shard");
             // Another fix of this device may have been accepted while this one waited.
             if let Err(reason) = screen(shard.get(&device_id).map(|live| &live.fix), &fix, received_at, policy) {
@@ -285,8 +321,15 @@ impl Engine {
                 h3,
             });
             let previous = shard.insert(device_id, LivePosition::clone(&live));
-            permit.send(HistoryItem::Accepted(StoredFix { device_id, received_at, h3, fix: live.fix.clone() }));
-            (live, previous)
+            let (alarm, published) = match live.fix.is_panic() {
+                true => {
+                    let (tell, published) = oneshot::channel();
+                    (Some(Box::new(Alarm { event: panic_alarm(&live), published: tell })), Some(published))
+                }
+                false => (None, None),
+            };
+            permit.send(HistoryItem::Accepted(StoredFix { device_id, received_at, h3, fix: live.fix.clone() }, alarm));
+            (live, previous, published)
         };
         // The previous fix's time in place is now known: until this one (marked outside the
         // shard's lock, which other fixes of the shard wait for).
@@ -299,18 +342,9 @@ impl Engine {
         if let Some(unit) = &live.unit {
             self.dispatch_position(unit, live.fix.point, live.fix.fixed_at);
         }
-        if live.fix.is_panic() {
-            self.publish(
-                received_at,
-                Event::PanicAlarm {
-                    unique_id: live.unique_id.clone(),
-                    unit: live.unit.clone(),
-                    alarm: live.fix.alarm.clone().unwrap_or_default(),
-                    lat: live.fix.point.lat(),
-                    lon: live.fix.point.lon(),
-                    fixed_at: live.fix.fixed_at,
-                },
-            );
+        if let Some(published) = published {
+            // The writer announces the alarm once its fix is stored; the incident follows.
+            published.await.map_err(|_| StoreError::Closed)?;
             let alarm = live.fix.alarm.clone().unwrap_or_default();
             self.raise_panic(&live.unique_id, live.unit.as_deref(), live.fix.point, &alarm).await;
         }

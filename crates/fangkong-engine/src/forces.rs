@@ -14,7 +14,6 @@ use fangkong_core::audit::Outcome;
 use fangkong_core::auth::Action;
 use fangkong_core::forces::{Beat, ForceCategory, HourCoverage, Member, Shift, Trace, Unit, check_shift};
 use fangkong_core::jurisdiction::{Chain, JurisdictionKind};
-use fangkong_core::keys::hmac_sha256;
 use fangkong_core::time::Timestamp;
 use fangkong_geo::Area;
 use fangkong_store::SealedMember;
@@ -603,12 +602,45 @@ impl Engine {
 
     // ---- members (personal data) ------------------------------------------------------------
 
-    fn member_index(&self, id_number: &str) -> [u8; 32] {
-        hmac_sha256(&self.config.keys.blind_index(), id_number.to_ascii_uppercase().as_bytes())
+    /// The seals of a member's fields are bound to the member's index and the field.
+    fn member_context(index: &[u8], field: &str) -> Vec<u8> {
+        [b"force-member:".as_slice(), index, b":", field.as_bytes()].concat()
     }
 
-    fn member_context(index: &[u8; 32], field: &str) -> Vec<u8> {
-        [b"force-member:".as_slice(), index, b":", field.as_bytes()].concat()
+    /// Re-keys members indexed before the person index was one (a 32-byte HMAC of the
+    /// upper-cased number): each gets the person index, and its fields are sealed again
+    /// bound to it. Runs when the engine starts; a member already re-keyed is left alone,
+    /// so an interrupted run is finished by the next start.
+    pub(crate) async fn rekey_members(&self) -> Result<usize, EngineError> {
+        let old: Vec<SealedMember> = self
+            .store
+            .list_members()
+            .await?
+            .into_iter()
+            .filter(|m| m.id_number_index.len() != crate::person::INDEX_BYTES)
+            .collect();
+        if old.is_empty() {
+            return Ok(0);
+        }
+        let key = self.config.keys.personal_data();
+        let mut rekeyed = Vec::with_capacity(old.len());
+        for sealed in old {
+            let member = self.open_member(&sealed)?;
+            let index = self.person_index(&member.id_number).to_vec();
+            let seal =
+                |field: &str, value: &str| crypto::seal(&key, &Engine::member_context(&index, field), value.as_bytes());
+            rekeyed.push(SealedMember {
+                name_sealed: seal("name", &member.name),
+                id_number_sealed: seal("id_number", &member.id_number),
+                phone_sealed: member.phone.as_deref().map(|p| seal("phone", p)),
+                id_number_index: index,
+                ..sealed
+            });
+        }
+        let count = rekeyed.len();
+        self.store.rekey_members(rekeyed).await?;
+        tracing::info!(members = count, "force members re-keyed to the person index");
+        Ok(count)
     }
 
     /// Registers a member at a police station in the caller's jurisdiction.
@@ -629,7 +661,7 @@ impl Engine {
             self.authorize_reference(caller, Action::ManageForces, "member.add", reference).await?;
         }
         let key = self.config.keys.personal_data();
-        let index = self.member_index(&id_number);
+        let index = self.person_index(&id_number).to_vec();
         let seal =
             |field: &str, value: &str| crypto::seal(&key, &Engine::member_context(&index, field), value.as_bytes());
         let now = self.now();
@@ -640,8 +672,8 @@ impl Engine {
             unit: new.unit.clone(),
             name_sealed: seal("name", &new.name),
             id_number_sealed: seal("id_number", &id_number),
-            id_number_index: index,
             phone_sealed: new.phone.as_deref().map(|p| seal("phone", p)),
+            id_number_index: index.clone(),
             active: true,
             created_at: now,
             updated_at: now,
@@ -724,8 +756,9 @@ impl Engine {
     pub async fn member_by_id_number(&self, caller: &Caller, id_number: &str) -> Result<Member, EngineError> {
         self.authorize(caller, Action::ReadForceMembers, None, "member.find", None).await?;
         self.audit_personal_read(caller, "member.find", ("member", "by identity number"), None).await?;
-        // The same normal form as at registration (a 15-digit number finds its 18-digit one).
-        let index = self.member_index(&crate::registry::normal_id_number(id_number, self.today()));
+        // The person index: the same normal form as at registration (a 15-digit number
+        // finds its 18-digit one), the same index as a resident's.
+        let index = self.person_index(id_number).to_vec();
         let sealed = self.store.list_members().await?;
         let found = sealed.iter().find(|m| m.id_number_index == index);
         match found {

@@ -26,8 +26,10 @@ mod guard;
 mod identity;
 mod jurisdictions;
 pub mod keys;
+mod person;
 pub mod registry;
 mod reports;
+mod stream;
 
 use std::sync::{Arc, RwLock};
 
@@ -53,13 +55,14 @@ pub use boundaries::{BoundaryFault, BoundaryImport};
 pub use codes::{CodeChange, NewCode};
 pub use dispatch::{
     CallerDetails, Created, DispatchConfig, DispatchStats, MeasuresReport, NewIncident, PanicRule, PriorIncident,
-    UnitOnBoard,
+    Recommended, UnitOnBoard,
 };
 pub use fangkong_store::NodeWrite;
 pub use forces::{BeatCoverage, HotspotCoverage, NewBeat, NewMember, OnDuty};
 pub use identity::{Authenticated, LoginSuccess, NewDevice, Site, TotpSetup, UserChange};
 pub use jurisdictions::{ImportSummary, Location, Placed};
 pub use reports::{Budget, ReportConfig, ReportCounters};
+pub use stream::{BoardSnapshot, BoardView};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -259,7 +262,7 @@ impl Engine {
         let started_at = clock.now();
         let identity = identity::IdentityState::new(config.password_cost);
         let store = Arc::new(store);
-        let avl = avl::AvlState::start(Arc::clone(&store), &config.avl);
+        let avl = avl::AvlState::start(Arc::clone(&store), Arc::clone(&bus), &config.avl);
         let reports = reports::ReportState::new(&config.reports);
         let engine = Engine {
             store,
@@ -283,6 +286,7 @@ impl Engine {
         engine.load_codes().await?;
         engine.load_jurisdictions().await?;
         engine.load_forces().await?;
+        engine.rekey_members().await?;
         engine.load_dispatch().await?;
         engine.load_identity().await?;
         tracing::info!(

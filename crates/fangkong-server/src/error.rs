@@ -138,7 +138,9 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         match error {
-            StoreError::Conflict { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", error.to_string()),
+            StoreError::Conflict { .. } | StoreError::Stale { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", error.to_string())
+            }
             StoreError::NotFound { .. } => ApiError::not_found("not_found", error.to_string()),
             StoreError::Rejected { field, ref message, .. } => ApiError {
                 details: Some(vec![ErrorItem { at: field.to_string(), reason: message.clone() }]),

@@ -40,7 +40,7 @@ use crate::{AppState, console, health, metrics};
         (name = "dispatch", description = "Command and dispatch (110): incidents, recommendations, units' statuses, measures"),
         (name = "codes", description = "Code tables (代码表): incident types, sources, dispositions"),
     ),
-    components(schemas(crate::error::ErrorBody)),
+    components(schemas(crate::error::ErrorBody, crate::api::stream::StreamMessage)),
     modifiers(&SecuritySchemes)
 )]
 struct ApiDoc;

@@ -685,14 +685,14 @@ async fn live(engine: &Arc<Engine>, city: &CityMap, options: &LiveOptions) -> Re
                 continue;
             }
             let best = engine.recommend(&dispatcher, id, Some(1)).await?;
-            let Some(best) = best.first().filter(|r| index.contains_key(&r.unit)) else {
+            let Some(best) = best.first().filter(|r| index.contains_key(&r.unit.code)) else {
                 waiting.push((id, ready_at, disposition));
                 continue;
             };
-            match engine.assign_units(&dispatcher, id, std::slice::from_ref(&best.unit)).await {
+            match engine.assign_units(&dispatcher, id, std::slice::from_ref(&best.unit.code)).await {
                 Ok(incident) => {
                     sent += 1;
-                    let unit = &mut fleet[index[&best.unit]];
+                    let unit = &mut fleet[index[&best.unit.code]];
                     let ack_at = now.plus_seconds(rng.random_range(10..50));
                     unit.task = Task::Dispatched { incident: id, to: incident.point, ack_at };
                 }

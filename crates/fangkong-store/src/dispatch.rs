@@ -243,8 +243,10 @@ pub(crate) fn unit_state(
     status: String,
     since: i64,
     incident: Option<i64>,
+    revision: i64,
 ) -> Result<UnitState, StoreError> {
     Ok(UnitState {
+        revision,
         status: UnitStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("unit {unit} has status {status:?}")))?,
         unit,

@@ -18,6 +18,10 @@ pub enum StoreError {
     /// A unique key is taken.
     #[error("{entity} {key} already exists")]
     Conflict { entity: &'static str, key: String },
+    /// The record changed since the change was read (another server, or another
+    /// command, wrote it first): nothing was stored; read it again and retry.
+    #[error("{entity} {key} was changed by someone else meanwhile; nothing was stored")]
+    Stale { entity: &'static str, key: String },
     #[error("{entity} {key} not found")]
     NotFound { entity: &'static str, key: String },
     /// A record of an import was refused; nothing of the import was stored. `row` is the

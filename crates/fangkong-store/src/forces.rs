@@ -8,7 +8,8 @@ use fangkong_geo::Area;
 use crate::{Store, StoreError};
 
 /// A member as stored: personal fields sealed by the engine, the identity number's keyed
-/// blind index for lookups.
+/// blind index for lookups (the engine's person index; rows written before it was one
+/// hold a 32-byte index until the engine re-keys them).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct SealedMember {
     pub id: i64,
@@ -17,7 +18,7 @@ pub struct SealedMember {
     pub unit: Option<String>,
     pub name_sealed: Vec<u8>,
     pub id_number_sealed: Vec<u8>,
-    pub id_number_index: [u8; 32],
+    pub id_number_index: Vec<u8>,
     pub phone_sealed: Option<Vec<u8>>,
     pub active: bool,
     pub created_at: Timestamp,
@@ -108,6 +109,12 @@ impl Store {
     pub async fn list_members(&self) -> Result<Vec<SealedMember>, StoreError> {
         dispatch!(self.list_members())
     }
+
+    /// Replaces the identity index and the sealed fields of members (by id), all in one
+    /// transaction: the engine's re-key of rows sealed under an older index.
+    pub async fn rekey_members(&self, members: Vec<SealedMember>) -> Result<(), StoreError> {
+        dispatch!(self.rekey_members(members))
+    }
 }
 
 pub(crate) fn category(text: &str) -> Result<ForceCategory, StoreError> {
@@ -129,8 +136,4 @@ pub(crate) fn equipment_text(items: &[String]) -> String {
 
 pub(crate) fn equipment_list(text: &str) -> Vec<String> {
     text.lines().filter(|l| !l.is_empty()).map(str::to_string).collect()
-}
-
-pub(crate) fn index_bytes(bytes: &[u8]) -> Result<[u8; 32], StoreError> {
-    bytes.try_into().map_err(|_| StoreError::Corrupt("a member's identity index is not 32 bytes".into()))
 }

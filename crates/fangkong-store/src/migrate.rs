@@ -46,6 +46,11 @@ pub static SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0010_registry_key_buckets.sql"),
     },
     Migration { version: 11, name: "beat_presence", sql: include_str!("../migrations/sqlite/0011_beat_presence.sql") },
+    Migration {
+        version: 12,
+        name: "unit_revisions",
+        sql: include_str!("../migrations/sqlite/0012_unit_revisions.sql"),
+    },
 ];
 
 /// PostgreSQL migrations, in order, with the same versions and meaning as [`SQLITE`].
@@ -68,6 +73,11 @@ pub static POSTGRES: &[Migration] = &[
         version: 11,
         name: "beat_presence",
         sql: include_str!("../migrations/postgres/0011_beat_presence.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "unit_revisions",
+        sql: include_str!("../migrations/postgres/0012_unit_revisions.sql"),
     },
 ];
 

@@ -275,6 +275,17 @@ pub struct UnitState {
     pub since: Timestamp,
     /// The incident it is working, while dispatched, en route or on scene.
     pub incident: Option<i64>,
+    /// Counts the stored changes of the status (0: never stored, the unit is off duty). A
+    /// change is written as the next revision and stored only if the stored status is
+    /// still the one it was read from.
+    pub revision: i64,
+}
+
+impl UnitState {
+    /// The state that follows this one: the same unit, the next revision.
+    pub fn next(&self, status: UnitStatus, since: Timestamp, incident: Option<i64>) -> UnitState {
+        UnitState { unit: self.unit.clone(), status, since, incident, revision: self.revision + 1 }
+    }
 }
 
 /// Possible duplicates listed on a new incident, at most: the most recent ones.

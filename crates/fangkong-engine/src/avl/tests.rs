@@ -152,12 +152,22 @@ async fn a_panic_alarm_is_announced_with_its_position() {
     let mut events = fixture.engine.bus().subscribe();
     let mut sos = fix(0, 22.55, 114.05);
     sos.alarm = Some("sos".into());
-    fixture.engine.ingest_fix("T1", sos).await.unwrap();
-    let envelope = events.try_recv().unwrap();
+    let ingest = fixture.engine.ingest_fix("T1", sos);
+    let engine = &fixture.engine;
+    // When the alarm is heard, its fix is already stored, not only queued. (On this
+    // single-threaded runtime the writer cannot run between the publish and this look.)
+    let heard = async {
+        let envelope = events.recv().await.unwrap();
+        (envelope, engine.avl_stats().stored)
+    };
+    let (ingested, (envelope, stored)) = tokio::join!(ingest, heard);
+    ingested.unwrap();
+    assert_eq!(stored, 1, "the alarm was announced before its fix was stored");
     match &envelope.event {
-        Event::PanicAlarm { unique_id, unit, alarm, lat, lon, .. } => {
+        Event::PanicAlarm { unique_id, unit, alarm, lat, lon, chain, .. } => {
             assert_eq!((unique_id.as_str(), unit.as_deref(), alarm.as_str()), ("T1", Some("unit-T1"), "sos"));
             assert_eq!((*lat, *lon), (22.55, 114.05));
+            assert_eq!(chain, &engine.live_position_of(&Caller::system("test"), "T1").unwrap().chain);
         }
         other => panic!("{other:?}"),
     }

@@ -174,8 +174,13 @@ impl LiveUnits {
             }
             None => {
                 let i = self.units.len() as u32;
-                let state =
-                    UnitState { unit: unit.code.clone(), status: UnitStatus::OffDuty, since: at, incident: None };
+                let state = UnitState {
+                    unit: unit.code.clone(),
+                    status: UnitStatus::OffDuty,
+                    since: at,
+                    incident: None,
+                    revision: 0,
+                };
                 self.by_code.insert(unit.code.clone(), i);
                 self.units.push(LiveUnit {
                     mobility: Mobility::of(unit.mode),

@@ -148,6 +148,22 @@ pub struct Created {
     pub incident: Incident,
     /// The request was a retry: this is the incident the first one created.
     pub replayed: bool,
+    /// The best free units now, with their details, if the caller reads incidents there
+    /// (the call-taker sees them with the incident, in one call).
+    pub recommendations: Vec<Recommended>,
+}
+
+/// A recommended unit, with what a dispatcher needs to choose it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recommended {
+    pub unit: Unit,
+    pub distance_m: f64,
+    /// Estimated seconds to arrive (before any beat bonus).
+    pub eta_s: f64,
+    /// The place is inside the unit's beat.
+    pub owns_beat: bool,
+    /// The unit's categories suit the incident type.
+    pub suitable: bool,
 }
 
 /// The caller's details (personal data).
@@ -393,7 +409,7 @@ impl Engine {
         let created_by = caller.actor.name();
         let idempotency = new.idempotency_key.as_ref().map(|key| (key.clone(), self.request_hash(&new)));
         if let Some((key, hash)) = &idempotency
-            && let Some(found) = self.replay(&created_by, key, hash).await?
+            && let Some(found) = self.replay(caller, key, hash).await?
         {
             return Ok(found);
         }
@@ -464,14 +480,15 @@ impl Engine {
             Inserted::Existing { .. } => {
                 // A concurrent retry with the same key got there first.
                 let (key, hash) = idempotency.expect("only keyed inserts meet an existing key");
-                return self.replay(&created_by, &key, &hash).await?.ok_or_else(|| {
+                return self.replay(caller, &key, &hash).await?.ok_or_else(|| {
                     EngineError::Store(StoreError::Corrupt("an idempotency key without its incident".into()))
                 });
             }
         }
         self.dispatch.board.write().expect("board lock").put(incident.clone());
         self.publish_incident(now, &incident);
-        Ok(Created { incident, replayed: false })
+        let recommendations = self.recommendations_for(caller, &incident, None);
+        Ok(Created { incident, replayed: false, recommendations })
     }
 
     /// A hash of what a request asked for, so a reused key with another request is caught.
@@ -484,12 +501,13 @@ impl Engine {
         hmac_sha256(&self.config.keys.blind_index(), text.as_bytes())
     }
 
-    async fn replay(&self, created_by: &str, key: &str, hash: &[u8; 32]) -> Result<Option<Created>, EngineError> {
-        match self.store.incident_by_idempotency(created_by, key).await? {
+    async fn replay(&self, caller: &Caller, key: &str, hash: &[u8; 32]) -> Result<Option<Created>, EngineError> {
+        match self.store.incident_by_idempotency(&caller.actor.name(), key).await? {
             None => Ok(None),
             Some((id, request_hash)) if request_hash == hash.as_slice() => {
                 let incident = self.load_incident(id).await?;
-                Ok(Some(Created { incident, replayed: true }))
+                let recommendations = self.recommendations_for(caller, &incident, None);
+                Ok(Some(Created { incident, replayed: true, recommendations }))
             }
             Some(_) => Err(EngineError::IdempotencyKeyReused { key: key.to_string() }),
         }
@@ -513,6 +531,18 @@ impl Engine {
         self.board_incident(id).ok_or_else(|| EngineError::NotFound { entity: "open incident", key: id.to_string() })
     }
 
+    /// A unit's live dispatch state (off duty and never stored if the unit is unknown).
+    fn unit_state_of(&self, code: &str) -> UnitState {
+        let units = self.dispatch.units.read().expect("units lock");
+        units.get(code).map(|live| live.state.clone()).unwrap_or_else(|| UnitState {
+            unit: code.to_string(),
+            status: UnitStatus::OffDuty,
+            since: self.now(),
+            incident: None,
+            revision: 0,
+        })
+    }
+
     fn live_unit(&self, code: &str) -> Result<(Unit, UnitState), EngineError> {
         let units = self.dispatch.units.read().expect("units lock");
         let live = units.get(code).ok_or_else(|| EngineError::NotFound { entity: "unit", key: code.to_string() })?;
@@ -521,7 +551,14 @@ impl Engine {
 
     /// Writes a change, then applies it to the board and the units and announces it.
     async fn commit(&self, change: DispatchChange) -> Result<(), EngineError> {
-        self.store.write_dispatch(change.clone()).await?;
+        if let Err(error) = self.store.write_dispatch(change.clone()).await {
+            if matches!(error, StoreError::Stale { .. }) {
+                // Another server changed these records first: take what it stored, so the
+                // caller's retry starts from the records as they are.
+                self.reload_dispatch_records(&change).await;
+            }
+            return Err(error.into());
+        }
         let now = self.now();
         {
             let mut board = self.dispatch.board.write().expect("board lock");
@@ -545,6 +582,30 @@ impl Engine {
             self.publish_unit(now, state);
         }
         Ok(())
+    }
+
+    /// Reads the incidents and units of a refused change back from the store into the
+    /// live state (best effort: a failed read leaves the next attempt to find out).
+    async fn reload_dispatch_records(&self, change: &DispatchChange) {
+        for incident in &change.incidents {
+            match self.store.incident(incident.id).await {
+                Ok(Some(stored)) => self.dispatch.board.write().expect("board lock").put(stored),
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, incident = incident.id, "could not reload a changed incident"),
+            }
+        }
+        if change.units.is_empty() {
+            return;
+        }
+        match self.store.unit_statuses().await {
+            Ok(states) => {
+                let mut units = self.dispatch.units.write().expect("units lock");
+                for state in states.into_iter().filter(|s| change.units.iter().any(|u| u.unit == s.unit)) {
+                    units.set_state(state);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "could not reload changed unit statuses"),
+        }
     }
 
     fn bump(&self, incident: &mut Incident) {
@@ -592,12 +653,7 @@ impl Engine {
                 return Err(invalid("units", format!("{code} is listed twice")));
             }
             incident.assignments.push(Assignment::new(code.clone(), now));
-            change.units.push(UnitState {
-                unit: code.clone(),
-                status: UnitStatus::Dispatched,
-                since: now,
-                incident: Some(id),
-            });
+            change.units.push(state.next(UnitStatus::Dispatched, now, Some(id)));
             change.timeline.push(self.timeline(caller, id, TimelineKind::Dispatched, Some(code), String::new()));
         }
         incident.follow_units();
@@ -630,12 +686,7 @@ impl Engine {
             check_unit_transition(state.status, to)?;
             let now = self.now();
             let working = to.is_assigned();
-            let next = UnitState {
-                unit: code.to_string(),
-                status: to,
-                since: now,
-                incident: if working { state.incident } else { None },
-            };
+            let next = state.next(to, now, if working { state.incident } else { None });
             let mut change = DispatchChange { units: vec![next.clone()], ..DispatchChange::default() };
             if let Some(id) = state.incident
                 && let Some(mut incident) = self.board_incident(id)
@@ -722,12 +773,7 @@ impl Engine {
         if matches!(action, IncidentAction::Resolve | IncidentAction::Cancel) {
             for assignment in incident.assignments.iter_mut().filter(|a| a.is_active()) {
                 assignment.advance(released, now);
-                change.units.push(UnitState {
-                    unit: assignment.unit.clone(),
-                    status: released,
-                    since: now,
-                    incident: None,
-                });
+                change.units.push(self.unit_state_of(&assignment.unit).next(released, now, None));
             }
         }
         incident.status = next;
@@ -770,12 +816,7 @@ impl Engine {
         for assignment in duplicate.assignments.iter_mut().filter(|a| a.is_active()) {
             let moved = Assignment { cleared_at: None, ..assignment.clone() };
             assignment.cleared_at = Some(now);
-            change.units.push(UnitState {
-                unit: moved.unit.clone(),
-                status: moved.status,
-                since: now,
-                incident: Some(into),
-            });
+            change.units.push(self.unit_state_of(&moved.unit).next(moved.status, now, Some(into)));
             target.assignments.push(moved);
         }
         duplicate.status = IncidentStatus::Closed;
@@ -850,7 +891,7 @@ impl Engine {
         caller: &Caller,
         id: i64,
         limit: Option<usize>,
-    ) -> Result<Vec<Recommendation>, EngineError> {
+    ) -> Result<Vec<Recommended>, EngineError> {
         let incident = self.load_incident(id).await?;
         self.authorize(
             caller,
@@ -860,6 +901,15 @@ impl Engine {
             Some(("incident", &id.to_string())),
         )
         .await?;
+        Ok(self.recommendations_for(caller, &incident, limit))
+    }
+
+    /// The ranking for an incident, of the units the caller may see; none if the caller
+    /// does not read incidents where it is.
+    fn recommendations_for(&self, caller: &Caller, incident: &Incident, limit: Option<usize>) -> Vec<Recommended> {
+        if caller.actor.check_in(Action::ReadIncidents, &incident.chain).is_err() {
+            return Vec::new();
+        }
         let exclude: Vec<String> =
             incident.assignments.iter().filter(|a| a.is_active()).map(|a| a.unit.clone()).collect();
         let limit = limit.unwrap_or(self.config.dispatch.recommendations).clamp(1, 50);
@@ -869,11 +919,26 @@ impl Engine {
         loop {
             let ranked = self.recommend_at(incident.point, &incident.type_code, fetch, &exclude);
             let exhausted = ranked.len() < fetch;
-            let mut visible: Vec<Recommendation> =
-                ranked.into_iter().filter(|r| self.sees_unit(caller, &r.unit)).collect();
+            let mut visible: Vec<Recommended> = {
+                let units = self.dispatch.units.read().expect("units lock");
+                ranked
+                    .into_iter()
+                    .filter_map(|r| {
+                        let unit = &units.get(&r.unit)?.unit;
+                        let chain = self.chain_of(&unit.station)?;
+                        caller.actor.check_in(Action::ReadIncidents, &chain).is_ok().then(|| Recommended {
+                            unit: unit.clone(),
+                            distance_m: r.distance_m,
+                            eta_s: r.eta_s,
+                            owns_beat: r.owns_beat,
+                            suitable: r.suitable,
+                        })
+                    })
+                    .collect()
+            };
             if visible.len() >= limit || exhausted || fetch >= 400 {
                 visible.truncate(limit);
-                return Ok(visible);
+                return visible;
             }
             fetch *= 4;
         }
@@ -882,13 +947,6 @@ impl Engine {
     /// A unit's registry record (no authorisation: for naming units a caller was shown).
     pub fn unit(&self, code: &str) -> Option<Unit> {
         self.dispatch.units.read().expect("units lock").get(code).map(|u| u.unit.clone())
-    }
-
-    fn sees_unit(&self, caller: &Caller, code: &str) -> bool {
-        let station = self.dispatch.units.read().expect("units lock").get(code).map(|u| u.unit.station.clone());
-        station
-            .and_then(|s| self.chain_of(&s))
-            .is_some_and(|chain| caller.actor.check_in(Action::ReadIncidents, &chain).is_ok())
     }
 
     /// The recommendation for any point and type, straight from the live index (no

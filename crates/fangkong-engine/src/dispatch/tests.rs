@@ -92,8 +92,8 @@ fn call(type_code: &str, lat: f64, lon: f64) -> NewIncident {
     }
 }
 
-fn units_of(recommendations: &[fangkong_core::dispatch::Recommendation]) -> Vec<&str> {
-    recommendations.iter().map(|r| r.unit.as_str()).collect()
+fn units_of(recommendations: &[super::Recommended]) -> Vec<&str> {
+    recommendations.iter().map(|r| r.unit.code.as_str()).collect()
 }
 
 #[tokio::test]

@@ -328,6 +328,47 @@ async fn members_are_sealed_at_rest_found_by_blind_index_and_read_with_a_purpose
     assert!(reads.iter().all(|r| !r.entry.detail.as_deref().unwrap_or("").contains("王小明")), "no names in the trail");
 }
 
+/// Members stored before the person index existed (a 32-byte index of their own, seals
+/// bound to it) get the person index when the engine starts: the same index a resident
+/// with the same number has, so one person matches across registries.
+#[tokio::test]
+async fn members_indexed_apart_are_rekeyed_to_the_person_index_at_start() {
+    let fixture = Fixture::new().await;
+    let engine = &fixture.engine;
+    let number = "440524188001010014";
+    let old_index = fangkong_core::keys::hmac_sha256(&fixture.keys.blind_index(), number.as_bytes()).to_vec();
+    let key = fixture.keys.personal_data();
+    let seal =
+        |field: &str, value: &str| crypto::seal(&key, &Engine::member_context(&old_index, field), value.as_bytes());
+    let sealed = SealedMember {
+        id: 0,
+        category: ForceCategory::Volunteer,
+        station: STATION.into(),
+        unit: None,
+        name_sealed: seal("name", "李华"),
+        id_number_sealed: seal("id_number", number),
+        id_number_index: old_index.clone(),
+        phone_sealed: Some(seal("phone", "13800138000")),
+        active: true,
+        created_at: T0,
+        updated_at: T0,
+    };
+    let entry = system().entry(T0, "member.add", Outcome::Allowed);
+    engine.store.insert_member(&sealed, &entry).await.unwrap();
+    fixture.add_user("cmd", Role::Commander, FUTIAN).await;
+    let commander = fixture.caller("cmd").await;
+
+    let restarted = fixture.restart().await;
+    let stored = restarted.store.list_members().await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].id_number_index, restarted.person_index(number).to_vec(), "the person index");
+    assert_eq!(restarted.person_index(number), restarted.indexer().id_number(number), "a resident's index");
+    let found = restarted.member_by_id_number(&commander, number).await.unwrap();
+    assert_eq!((found.name.as_str(), found.phone.as_deref()), ("李华", Some("13800138000")));
+    // Done once: the next start finds nothing to re-key.
+    assert_eq!(restarted.rekey_members().await.unwrap(), 0);
+}
+
 /// A shift's minutes in an hour, worked out from its ends, are the minutes whose middle it
 /// covers, for shifts that start and end anywhere around the hour.
 #[test]

@@ -371,6 +371,17 @@ impl Engine {
         self.own_account(caller)
     }
 
+    /// What the signed-in caller's role may do, in the permission table's order (the
+    /// console shows only these screens).
+    pub fn permissions(&self, caller: &Caller) -> Result<Vec<Action>, EngineError> {
+        let user = self.own_account(caller)?;
+        Ok(fangkong_core::auth::PERMISSIONS
+            .iter()
+            .filter(|(_, roles)| roles.contains(&user.role))
+            .map(|(action, _)| *action)
+            .collect())
+    }
+
     fn own_account(&self, caller: &Caller) -> Result<User, EngineError> {
         caller.actor.check(Action::ManageOwnAccount).map_err(EngineError::Denied)?;
         let Actor::User(actor) = &caller.actor else { return Err(EngineError::Unauthenticated) };

@@ -26,10 +26,9 @@ use fangkong_core::registry::{
 use fangkong_store::StoreError;
 use fangkong_store::registry::{ImportFeed, RegistryChange, RegistryRecord};
 
-use super::{
-    Indexer, NewLandlord, NewResident, check_building_fields, check_unit_fields, seal_landlord, seal_resident,
-};
+use super::{NewLandlord, NewResident, check_building_fields, check_unit_fields, seal_landlord, seal_resident};
 use crate::guard::{Record, stored_place};
+use crate::person::Indexer;
 use crate::{Caller, Engine, EngineError};
 
 /// Bad rows listed in a report (the count covers all of them).

@@ -28,15 +28,14 @@ use fangkong_core::registry::{
     check_person, check_tenancy_dates, check_text, mask_id_number, mask_phone, permit_alert, pledge_alert,
 };
 use fangkong_store::registry::{
-    BlindIndex, Communities, INDEX_BYTES, RegistryChange, RegistryRecord, SealedLandlord, SealedResident,
+    BlindIndex, Communities, RegistryChange, RegistryRecord, SealedLandlord, SealedResident,
 };
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
 
 pub use files::{ExportFormat, ResidentWriter, write_residents};
 pub use import::{ImportError, ImportFormat, ImportKind, ImportProgress, ImportReport};
 
 use crate::guard::{Authorised, Record, Reference, Write};
+use crate::person::{Indexer, normal_id_number};
 use crate::{Caller, Engine, EngineError, crypto};
 
 /// The registry's rules that a deployment sets.
@@ -55,36 +54,6 @@ impl Default for RegistryConfig {
 
 /// Most results a search or alert list returns.
 pub const SEARCH_LIMIT: u32 = 200;
-
-/// Keys the blind indexes; cloned per value (the keyed state is computed once).
-#[derive(Clone)]
-pub(crate) struct Indexer {
-    mac: Hmac<Sha256>,
-}
-
-impl Indexer {
-    pub(crate) fn new(key: &[u8; 32]) -> Indexer {
-        Indexer { mac: Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length") }
-    }
-
-    fn index(&self, domain: &[u8], value: &str) -> BlindIndex {
-        let mut mac = self.mac.clone();
-        mac.update(domain);
-        mac.update(value.as_bytes());
-        let full = mac.finalize().into_bytes();
-        let mut out = [0u8; INDEX_BYTES];
-        out.copy_from_slice(&full[..INDEX_BYTES]);
-        out
-    }
-
-    pub(crate) fn id_number(&self, number: &str) -> BlindIndex {
-        self.index(b"registry-id:", number)
-    }
-
-    pub(crate) fn phone(&self, phone: &str) -> BlindIndex {
-        self.index(b"registry-phone:", phone)
-    }
-}
 
 fn resident_context(code: &str) -> Vec<u8> {
     [b"registry-resident:".as_slice(), code.as_bytes()].concat()
@@ -514,14 +483,32 @@ impl Engine {
         self.open_resident(caller, sealed)
     }
 
-    /// Which resident (code and community) holds this identity number, found by its blind
+    /// Which resident (code and community) holds this identity number, found by the person
     /// index without decrypting anything: for matching (a hotel guest, a checkpoint
-    /// inspection, a duplicate registration). Returns no personal data, so it is not a
-    /// read of a person; what the caller then reads is.
-    pub async fn match_id_number(&self, id_number: &str) -> Result<Option<(String, String)>, EngineError> {
-        let number = normal_id_number(id_number, self.today());
-        let found = self.store.resident_by_id_index(&self.indexer().id_number(&number)).await?;
-        Ok(found.map(|r| (r.code, r.community)))
+    /// inspection, a duplicate registration). A question about a person: the caller must
+    /// read residents and state a purpose, the match is audited (never the number), and a
+    /// resident outside the caller's jurisdiction is not found.
+    pub async fn match_id_number(
+        &self,
+        caller: &Caller,
+        id_number: &str,
+    ) -> Result<Option<(String, String)>, EngineError> {
+        self.authorize(caller, Action::ReadResidents, None, "registry.match", None).await?;
+        let found = self.store.resident_by_id_index(&self.person_index(id_number)).await?;
+        let seen = found.filter(|r| self.sees_community(caller, &r.community));
+        let detail = Some(if seen.is_some() { "found" } else { "not found" }.to_string());
+        self.audit_personal_read(caller, "registry.match", ("resident", "by identity number"), detail).await?;
+        Ok(seen.map(|r| (r.code, r.community)))
+    }
+
+    /// The person index of an identity number as typed (see [`crate::person`]).
+    pub(crate) fn person_index(&self, id_number: &str) -> BlindIndex {
+        self.indexer().id_number(&normal_id_number(id_number, self.today()))
+    }
+
+    /// Whether the caller's jurisdiction holds the community.
+    fn sees_community(&self, caller: &Caller, community: &str) -> bool {
+        self.chain_of(community).is_some_and(|chain| caller.actor.check_in(Action::ReadResidents, &chain).is_ok())
     }
 
     /// Finds residents (personal data: authorised, scoped and audited with the purpose).
@@ -1074,13 +1061,6 @@ pub(crate) fn check_unit_fields(unit: &HousingUnit) -> Result<(), EngineError> {
 
 /// The number as registered: 15-digit resident numbers become 18, case and spaces do not
 /// matter.
-pub(crate) fn normal_id_number(text: &str, today: Day) -> String {
-    fangkong_core::documents::check_resident_id(text, today).map_or_else(
-        |_| text.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_uppercase(),
-        |d| d.number,
-    )
-}
-
 #[cfg(test)]
 mod tests;
 

@@ -221,9 +221,17 @@ async fn reads_of_people_are_masked_by_role_scoped_by_community_and_audited() {
     );
     let text = format!("{trail:?}");
     assert!(!text.contains(&number) && !text.contains("13812345678"));
-    // The blind index needs no decryption to match.
-    assert_eq!(engine.match_id_number(&number).await.unwrap(), Some(("R1".into(), COMMUNITY.into())));
-    assert_eq!(engine.match_id_number(&id_number("43010219900307002")).await.unwrap(), None);
+    // The person index needs no decryption to match; a match is a question about a person:
+    // asked with a purpose, audited without the number, and silent outside the caller's
+    // jurisdiction.
+    assert_eq!(engine.match_id_number(&officer, &number).await.unwrap(), Some(("R1".into(), COMMUNITY.into())));
+    assert_eq!(engine.match_id_number(&officer, &id_number("43010219900307002")).await.unwrap(), None);
+    assert_eq!(engine.match_id_number(&luohu, &number).await.unwrap(), None, "another district's resident");
+    let no_purpose = Caller { purpose: None, ..officer.clone() };
+    assert!(matches!(engine.match_id_number(&no_purpose, &number).await, Err(EngineError::PurposeRequired)));
+    let matches: Vec<_> = fixture.audit().await.into_iter().filter(|r| r.entry.action == "registry.match").collect();
+    assert_eq!(matches.len(), 4, "every match is in the trail, the refused one too");
+    assert!(!format!("{matches:?}").contains(&number));
 }
 
 #[tokio::test]

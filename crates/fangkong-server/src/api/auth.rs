@@ -2,7 +2,6 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use fangkong_core::auth::{Action, PERMISSIONS};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -100,11 +99,7 @@ pub struct MeResponse {
 )]
 pub async fn me(State(state): State<AppState>, session: UserSession) -> Result<Json<MeResponse>, ApiError> {
     let user = state.engine.me(&session.caller)?;
-    let permissions = PERMISSIONS
-        .iter()
-        .filter(|(_, roles)| roles.contains(&user.role))
-        .map(|(action, _): &(Action, _)| action.as_str())
-        .collect();
+    let permissions = state.engine.permissions(&session.caller)?.into_iter().map(|action| action.as_str()).collect();
     Ok(Json(MeResponse { user: UserBody::from(&user), permissions, session_ends_at: rfc3339(session.session.ends_at) }))
 }
 

@@ -7,11 +7,10 @@ use axum::http::header::HeaderName;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use fangkong_core::dispatch::{
-    AreaClass, Assignment, GroupMeasures, Incident, IncidentAction, Recommendation, TimelineEntry, UnitState,
-    UnitStatus,
+    AreaClass, Assignment, GroupMeasures, Incident, IncidentAction, TimelineEntry, UnitState, UnitStatus,
 };
 use fangkong_core::jurisdiction::{Chain, JurisdictionKind};
-use fangkong_engine::{NewIncident, UnitOnBoard};
+use fangkong_engine::{NewIncident, Recommended, UnitOnBoard};
 use fangkong_geo::{Crs, LatLon};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -283,7 +282,7 @@ pub async fn create_incident(
         idempotency_key,
     };
     let created = state.engine.create_incident(&session.caller, new).await?;
-    let recommendations = recommendation_bodies(&state, &session, created.incident.id, None).await?;
+    let recommendations = created.recommendations.iter().map(recommendation_body).collect();
     let body = CreatedIncidentBody { incident: IncidentBody::new(&created.incident, crs), recommendations };
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     if created.replayed {
@@ -462,13 +461,12 @@ pub struct RecommendQuery {
     pub limit: Option<usize>,
 }
 
-fn recommendation_body(r: &Recommendation, units: &[fangkong_core::forces::Unit]) -> RecommendationBody {
-    let unit = units.iter().find(|u| u.code == r.unit);
+fn recommendation_body(r: &Recommended) -> RecommendationBody {
     RecommendationBody {
-        unit: r.unit.clone(),
-        call_sign: unit.map(|u| u.call_sign.clone()),
-        mode: unit.map(|u| u.mode.as_str()),
-        category: unit.map(|u| u.category.as_str()),
+        unit: r.unit.code.clone(),
+        call_sign: Some(r.unit.call_sign.clone()),
+        mode: Some(r.unit.mode.as_str()),
+        category: Some(r.unit.category.as_str()),
         distance_m: r.distance_m.round(),
         eta_s: r.eta_s.round(),
         owns_beat: r.owns_beat,
@@ -496,9 +494,7 @@ async fn recommendation_bodies(
     id: i64,
     limit: Option<usize>,
 ) -> Result<Vec<RecommendationBody>, ApiError> {
-    let ranked = state.engine.recommend(&session.caller, id, limit).await?;
-    let units: Vec<_> = ranked.iter().filter_map(|r| state.engine.unit(&r.unit)).collect();
-    Ok(ranked.iter().map(|r| recommendation_body(r, &units)).collect())
+    Ok(state.engine.recommend(&session.caller, id, limit).await?.iter().map(recommendation_body).collect())
 }
 
 // ---- commands -----------------------------------------------------------------------------
@@ -658,6 +654,8 @@ pub struct UnitStateBody {
     /// When the unit entered the status (its timer).
     pub since: String,
     pub incident: Option<i64>,
+    /// Counts the status's stored changes (newer states have higher revisions).
+    pub revision: i64,
 }
 
 impl From<&UnitState> for UnitStateBody {
@@ -667,6 +665,7 @@ impl From<&UnitState> for UnitStateBody {
             status: state.status.as_str(),
             since: rfc3339(state.since),
             incident: state.incident,
+            revision: state.revision,
         }
     }
 }

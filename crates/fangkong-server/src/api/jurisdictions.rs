@@ -326,6 +326,7 @@ pub struct ImportBody {
 #[utoipa::path(
     post,
     path = "/jurisdictions/import",
+    operation_id = "import_boundaries",
     tag = "jurisdictions",
     security(("bearer" = [])),
     params(ImportQuery),

@@ -761,7 +761,7 @@ const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.
 
 /// Imports a CSV (`text/csv`) or XLSX file of `residents`, `tenancies` or `properties`, all
 /// or nothing; a refusal (`import_refused`) lists each bad row in `details`.
-#[utoipa::path(post, path = "/registry/import/{kind}", tag = "registry", security(("bearer" = [])),
+#[utoipa::path(post, path = "/registry/import/{kind}", operation_id = "import_registry", tag = "registry", security(("bearer" = [])),
     params(("kind" = String, Path, description = "residents, tenancies or properties")),
     request_body(content = String, content_type = "text/csv", description = "the file (or XLSX)"),
     responses((status = 200, description = "imported", body = ImportResultBody), (status = 403, description = "forbidden", body = ErrorBody),

@@ -26,16 +26,14 @@ use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use fangkong_core::auth::{Action, Actor};
+use fangkong_core::auth::Actor;
 use fangkong_core::event::Event;
-use fangkong_core::jurisdiction::{Chain, Scope};
 use fangkong_engine::avl::LivePosition;
 use fangkong_engine::bus::Envelope;
-use fangkong_engine::{Caller, Engine};
-use serde::Deserialize;
-use serde_json::json;
+use fangkong_engine::{BoardView, Caller, Engine};
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::api::incidents::{IncidentBody, UnitOnBoardBody, UnitStateBody};
@@ -97,7 +95,7 @@ pub struct StreamQuery {
     security(("bearer" = [])),
     params(StreamQuery),
     responses(
-        (status = 101, description = "switching to the WebSocket"),
+        (status = 101, description = "switching to the WebSocket; then `StreamMessage`s, one per text frame"),
         (status = 401, description = "not signed in", body = ErrorBody),
         (status = 403, description = "your role does not read positions", body = ErrorBody),
         (status = 426, description = "not a WebSocket request (`upgrade_required`)", body = ErrorBody),
@@ -110,12 +108,8 @@ pub async fn stream(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let throttle = Duration::from_millis(query.throttle_ms.unwrap_or(1_000).max(100));
-    // The snapshot also checks the role and `within`.
-    let snapshot = state.engine.live_positions(&session.caller, query.within.as_deref()).await?;
-    let within = match &query.within {
-        Some(code) => Some(state.engine.scope(code)?),
-        None => None,
-    };
+    // The engine checks the role and `within`, and decides what the view admits.
+    let view = state.engine.board_view(&session.caller, query.within.as_deref()).await?;
     let Ok(upgrade) = upgrade else {
         return Err(ApiError::new(
             StatusCode::UPGRADE_REQUIRED,
@@ -128,90 +122,110 @@ pub async fn stream(
         (Some(seq), Some(epoch)) => Some((seq, epoch)),
         _ => None,
     };
-    Ok(upgrade
-        .on_upgrade(move |socket| run(socket, engine, session, within, throttle, snapshot, resume))
-        .into_response())
+    Ok(upgrade.on_upgrade(move |socket| run(socket, engine, session, view, throttle, resume)).into_response())
 }
 
-/// Whether a dispatch event concerns the caller, and the message that says it.
-fn dispatch_message(
-    engine: &Engine,
-    caller: &Caller,
-    within: Option<&Scope>,
-    envelope: &Envelope,
-) -> Option<serde_json::Value> {
-    let sees = |chain: &Chain| {
-        caller.actor.check_in(Action::ReadIncidents, chain).is_ok() && within.is_none_or(|scope| scope.covers(chain))
-    };
-    let station = |code: &str| engine.chain_of(code).filter(|chain| sees(chain));
+/// A message on the live stream (JSON, one per WebSocket text frame, named by `type`).
+/// Messages that follow an event carry its `seq`; resume after the last one received.
+#[derive(Serialize, ToSchema, Debug)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StreamMessage {
+    /// Everything the client may see now, current to `seq` of the bus `epoch`; `reload`
+    /// when it replaces what the client held (it could not be resumed, or fell behind).
+    Snapshot {
+        epoch: String,
+        seq: u64,
+        reload: bool,
+        positions: Vec<LivePositionBody>,
+        incidents: Vec<IncidentBody>,
+        units: Vec<UnitOnBoardBody>,
+    },
+    /// The stream resumed after `after`: the `missed` events follow (those the client may
+    /// see), then live ones.
+    Resumed { epoch: String, after: Option<u64>, missed: usize },
+    /// An incident was created or changed: its new state.
+    Incident { seq: u64, incident: IncidentBody },
+    /// A unit's dispatch status changed.
+    Unit { seq: u64, state: UnitStateBody },
+    /// A unit has been in its status longer than its limit.
+    UnitOverdue {
+        seq: u64,
+        unit: String,
+        /// The status it is overdue in.
+        status: &'static str,
+        since: String,
+        limit_s: i64,
+    },
+    /// A tracker raised an alarm (`sos`…): someone on patrol needs help at the point. Sent
+    /// once the fix is stored.
+    Panic { seq: u64, device: String, unit: Option<String>, alarm: String, lat: f64, lon: f64, fixed_at: String },
+    /// The latest fix of each tracker that moved since the last such message.
+    Positions { positions: Vec<LivePositionBody> },
+}
+
+/// The message for an event the view admitted (the engine decided it may be seen).
+fn event_message(envelope: &Envelope) -> Option<StreamMessage> {
     let seq = envelope.seq;
     match &envelope.event {
-        Event::IncidentChanged(incident) if sees(&incident.chain) => {
-            Some(json!({"type": "incident", "seq": seq, "incident": IncidentBody::from(incident.as_ref())}))
+        Event::IncidentChanged(incident) => {
+            Some(StreamMessage::Incident { seq, incident: IncidentBody::from(incident.as_ref()) })
         }
-        Event::UnitStatusChanged { state, station: code } if station(code).is_some() => {
-            Some(json!({"type": "unit", "seq": seq, "state": UnitStateBody::from(state)}))
-        }
-        Event::UnitOverdue { unit, station: code, status, since, limit_ms } if station(code).is_some() => Some(json!({
-            "type": "unit_overdue", "seq": seq, "unit": unit, "status": status.as_str(),
-            "since": crate::api::rfc3339(*since), "limit_s": limit_ms / 1000,
-        })),
+        Event::UnitStatusChanged { state, .. } => Some(StreamMessage::Unit { seq, state: UnitStateBody::from(state) }),
+        Event::UnitOverdue { unit, status, since, limit_ms, .. } => Some(StreamMessage::UnitOverdue {
+            seq,
+            unit: unit.clone(),
+            status: status.as_str(),
+            since: crate::api::rfc3339(*since),
+            limit_s: limit_ms / 1000,
+        }),
+        Event::PanicAlarm { unique_id, unit, alarm, lat, lon, fixed_at, .. } => Some(StreamMessage::Panic {
+            seq,
+            device: unique_id.clone(),
+            unit: unit.clone(),
+            alarm: alarm.clone(),
+            lat: *lat,
+            lon: *lon,
+            fixed_at: crate::api::rfc3339(*fixed_at),
+        }),
         _ => None,
     }
 }
 
 /// The full picture for a (re)connecting client.
-async fn snapshot_message(
-    engine: &Engine,
-    caller: &Caller,
-    within: Option<&Scope>,
-    within_code: Option<&str>,
-    seq: u64,
-    reload: bool,
-) -> serde_json::Value {
-    let positions: Vec<LivePositionBody> = engine
-        .live_positions(caller, within_code)
-        .await
-        .unwrap_or_default()
-        .iter()
-        .map(LivePositionBody::from)
-        .collect();
-    let incidents: Vec<IncidentBody> =
-        engine.open_incidents(caller, within_code).await.unwrap_or_default().iter().map(IncidentBody::from).collect();
-    let units: Vec<UnitOnBoardBody> = engine
-        .unit_board(caller)
-        .await
-        .unwrap_or_default()
-        .iter()
-        .filter(|u| within.is_none_or(|scope| engine.chain_of(&u.unit.station).is_some_and(|c| scope.covers(&c))))
-        .map(UnitOnBoardBody::from)
-        .collect();
-    json!({"type": "snapshot", "epoch": engine.epoch(), "seq": seq, "reload": reload,
-        "positions": positions, "incidents": incidents, "units": units})
+async fn snapshot_message(engine: &Engine, view: &BoardView, reload: bool) -> StreamMessage {
+    let snapshot = engine.board_snapshot(view).await;
+    StreamMessage::Snapshot {
+        epoch: snapshot.epoch,
+        seq: snapshot.seq,
+        reload,
+        positions: snapshot.positions.iter().map(LivePositionBody::from).collect(),
+        incidents: snapshot.incidents.iter().map(IncidentBody::from).collect(),
+        units: snapshot.units.iter().map(UnitOnBoardBody::from).collect(),
+    }
 }
 
-fn visible(caller: &Caller, within: Option<&Scope>, live: &LivePosition) -> bool {
-    caller.actor.check_in(Action::ReadPositions, &live.chain).is_ok()
-        && within.is_none_or(|scope| scope.covers(&live.chain))
+async fn send(socket: &mut WebSocket, message: StreamMessage) -> bool {
+    let text = serde_json::to_string(&message).expect("stream messages always serialise");
+    socket.send(Message::Text(text.into())).await.is_ok()
 }
 
-async fn send(socket: &mut WebSocket, message: serde_json::Value) -> bool {
-    socket.send(Message::Text(message.to_string().into())).await.is_ok()
+/// Sends an event if the view admits it; false when the socket is gone.
+async fn relay(socket: &mut WebSocket, engine: &Engine, view: &BoardView, envelope: &Envelope) -> bool {
+    match engine.board_admits(view, envelope).then(|| event_message(envelope)).flatten() {
+        Some(message) => send(socket, message).await,
+        None => true,
+    }
 }
 
 async fn run(
     mut socket: WebSocket,
     engine: Arc<Engine>,
     session: StreamSession,
-    within: Option<Scope>,
+    view: BoardView,
     throttle: Duration,
-    snapshot: Vec<LivePosition>,
     resume: Option<(u64, String)>,
 ) {
-    drop(snapshot); // the checks are done; the snapshot below is taken after subscribing
     let mut feed = engine.position_feed();
-    let caller = &session.caller;
-    let within_code = within.as_ref().map(|s| s.code.clone());
     // Subscribe before reading the state, so nothing published in between is lost (an
     // event may then repeat what the snapshot shows: its revision tells).
     let resumed = resume
@@ -219,19 +233,16 @@ async fn run(
         .and_then(|(seq, epoch)| (epoch == engine.epoch()).then(|| engine.bus().resume(*seq).ok()).flatten());
     let mut events = match resumed {
         Some(resumed) => {
-            if !send(
-                &mut socket,
-                json!({"type": "resumed", "epoch": engine.epoch(), "after": resume.as_ref().map(|r| r.0),
-                "missed": resumed.missed.len()}),
-            )
-            .await
-            {
+            let message = StreamMessage::Resumed {
+                epoch: engine.epoch().to_string(),
+                after: resume.as_ref().map(|r| r.0),
+                missed: resumed.missed.len(),
+            };
+            if !send(&mut socket, message).await {
                 return;
             }
             for envelope in &resumed.missed {
-                if let Some(message) = dispatch_message(&engine, caller, within.as_ref(), envelope)
-                    && !send(&mut socket, message).await
-                {
+                if !relay(&mut socket, &engine, &view, envelope).await {
                     return;
                 }
             }
@@ -239,10 +250,7 @@ async fn run(
         }
         None => {
             let live = engine.bus().subscribe();
-            let seq = engine.bus().last_seq();
-            let message =
-                snapshot_message(&engine, caller, within.as_ref(), within_code.as_deref(), seq, resume.is_some()).await;
-            if !send(&mut socket, message).await {
+            if !send(&mut socket, snapshot_message(&engine, &view, resume.is_some()).await).await {
                 return;
             }
             live
@@ -257,7 +265,7 @@ async fn run(
         tokio::select! {
             received = feed.recv() => match received {
                 Ok(live) => {
-                    if visible(&session.caller, within.as_ref(), &live) {
+                    if view.admits_position(&live) {
                         pending.insert(live.device_id, live);
                     }
                 }
@@ -266,31 +274,15 @@ async fn run(
             },
             received = events.recv() => match received {
                 Ok(envelope) => {
-                    if let Some(message) = dispatch_message(&engine, caller, within.as_ref(), &envelope)
-                        && !send(&mut socket, message).await
-                    {
+                    if !relay(&mut socket, &engine, &view, &envelope).await {
                         break;
-                    }
-                    if let Event::PanicAlarm { unique_id, unit, alarm, lat, lon, fixed_at } = &envelope.event {
-                        // The alarm's position was just accepted: its chain is in the live index.
-                        let shown = engine
-                            .live_position_of(&session.caller, unique_id)
-                            .is_some_and(|live| visible(&session.caller, within.as_ref(), &live));
-                        if shown
-                            && !send(&mut socket, json!({"type": "panic", "device": unique_id, "unit": unit, "alarm": alarm,
-                                "lat": lat, "lon": lon, "fixed_at": crate::api::rfc3339(*fixed_at)})).await
-                        {
-                            break;
-                        }
                     }
                 }
                 Err(RecvError::Lagged(count)) => {
                     // Fell behind: start afresh from the current state.
                     engine.bus().record_lag(count);
                     events = events.resubscribe();
-                    let seq = engine.bus().last_seq();
-                    let message = snapshot_message(&engine, caller, within.as_ref(), within_code.as_deref(), seq, true).await;
-                    if !send(&mut socket, message).await {
+                    if !send(&mut socket, snapshot_message(&engine, &view, true).await).await {
                         break;
                     }
                 }
@@ -301,7 +293,7 @@ async fn run(
                     let mut batch: Vec<Arc<LivePosition>> = pending.drain().map(|(_, live)| live).collect();
                     batch.sort_by_key(|live| live.device_id);
                     let positions: Vec<LivePositionBody> = batch.iter().map(|live| LivePositionBody::from(live.as_ref())).collect();
-                    if !send(&mut socket, json!({"type": "positions", "positions": positions})).await {
+                    if !send(&mut socket, StreamMessage::Positions { positions }).await {
                         break;
                     }
                 }

@@ -5,6 +5,7 @@ mod support;
 
 mod auth;
 mod codes;
+mod concurrency;
 mod crossing;
 mod eido;
 mod errors;

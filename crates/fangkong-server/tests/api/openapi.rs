@@ -26,6 +26,34 @@ async fn the_document_is_valid_openapi_3_1() {
     }
 }
 
+/// The console's TypeScript types for the REST API and the live stream are generated from
+/// `web/openapi.json` (`npm run types` writes `web/src/api.gen.ts`, which CI checks is
+/// current). This keeps that file the document the server serves.
+#[test]
+fn the_consoles_copy_of_the_document_is_current() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/openapi.json");
+    let current = serde_json::to_string_pretty(&fangkong_server::openapi()).unwrap() + "\n";
+    if std::env::var("FANGKONG_UPDATE_OPENAPI").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, &current).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == current,
+        "web/openapi.json is not the served document: run\n  FANGKONG_UPDATE_OPENAPI=1 cargo test -p fangkong-server \
+         --test api openapi\nthen `npm run types` in web/, and commit both files"
+    );
+    // The stream's messages are part of it.
+    let document: serde_json::Value = serde_json::from_str(&current).unwrap();
+    let kinds: Vec<&str> = document["components"]["schemas"]["StreamMessage"]["oneOf"]
+        .as_array()
+        .expect("StreamMessage is a oneOf")
+        .iter()
+        .filter_map(|variant| variant["properties"]["type"]["enum"][0].as_str())
+        .collect();
+    assert_eq!(kinds, ["snapshot", "resumed", "incident", "unit", "unit_overdue", "panic", "positions"]);
+}
+
 #[tokio::test]
 async fn the_validation_catches_a_broken_document() {
     // Guard against a validator that accepts anything.
@@ -45,6 +73,18 @@ async fn every_api_route_is_documented_with_its_error_shape() {
         assert!(paths.iter().any(|p| p.as_str() == expected), "{expected} missing from {paths:?}");
     }
     let json = serde_json::to_value(&document).unwrap();
+    // Operation ids are unique (OpenAPI requires it; generated clients name calls by them).
+    let mut ids: Vec<&str> = json["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .filter_map(|operation| operation["operationId"].as_str())
+        .collect();
+    let all = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), all, "an operationId is used twice");
     assert!(json["components"]["schemas"]["ErrorBody"].is_object(), "the error shape is a named schema");
     assert_eq!(json["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     assert_eq!(json["paths"]["/api/v1/users"]["get"]["security"][0]["bearer"], serde_json::json!([]));

@@ -185,18 +185,36 @@ async fn stream_resume(db: fangkong_store::testing::TestDatabase) {
     let seen = message["seq"].as_u64().unwrap();
     drop(socket);
 
-    // While disconnected: the unit is sent and the incident changes.
+    // While disconnected: the unit is sent and the incident changes, and a patrol officer
+    // in Futian raises a panic alarm (one in Luohu too, which is not this board's).
     server.engine.assign_units(&Caller::system("test"), second, &["CAR1".into()]).await.unwrap();
+    tracker(&server, "F9", FUTIAN).await;
+    tracker(&server, "L9", LUOHU).await;
+    for (device, lat, lon) in [("F9", 22.541, 114.05), ("L9", 22.55, 114.15)] {
+        let mut sos = fix(50, lat, lon);
+        sos.alarm = Some("sos".into());
+        server.engine.ingest_fix(device, sos).await.unwrap();
+    }
     let resume = format!("{url}&resume_after={seen}&epoch={epoch}");
     let (mut socket, _) = tokio_tungstenite::connect_async(&resume).await.unwrap();
     let resumed = next(&mut socket).await;
     assert_eq!(resumed["type"], "resumed", "{resumed}");
-    let missed = [next_event(&mut socket).await, next_event(&mut socket).await];
+    let mut missed = Vec::new();
+    for _ in 0..4 {
+        missed.push(next_event(&mut socket).await);
+    }
     let kinds: Vec<&str> = missed.iter().map(|m| m["type"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["incident", "unit"], "{missed:?}");
+    // The assignment (incident, unit), then the alarm and the incident it became.
+    assert_eq!(kinds, ["incident", "unit", "panic", "incident"], "{missed:?}");
     assert_eq!(missed[0]["incident"]["status"], "dispatched");
     assert_eq!(missed[1]["state"]["status"], "dispatched");
     assert!(missed[0]["seq"].as_u64().unwrap() > seen);
+    assert_eq!((missed[2]["device"].as_str(), missed[2]["alarm"].as_str()), (Some("F9"), Some("sos")));
+    assert!(missed[2]["seq"].as_u64().unwrap() > missed[1]["seq"].as_u64().unwrap());
+    assert_eq!(missed[3]["incident"]["description"], "sos: panic alarm from F9", "{}", missed[3]);
+    // Nothing of Luohu's alarm follows.
+    let more = tokio::time::timeout(Duration::from_millis(500), next_event(&mut socket)).await;
+    assert!(more.is_err(), "{more:?}");
     drop(socket);
 
     // Another epoch (a restarted server) cannot be resumed: a fresh snapshot says reload.
@@ -204,7 +222,7 @@ async fn stream_resume(db: fangkong_store::testing::TestDatabase) {
     let (mut socket, _) = tokio_tungstenite::connect_async(&stale).await.unwrap();
     let reload = next(&mut socket).await;
     assert_eq!((reload["type"].as_str(), reload["reload"].as_bool()), (Some("snapshot"), Some(true)));
-    assert_eq!(reload["incidents"].as_array().unwrap().len(), 2);
+    assert_eq!(reload["incidents"].as_array().unwrap().len(), 3, "two reports and the alarm");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

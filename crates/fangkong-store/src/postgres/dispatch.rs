@@ -70,7 +70,7 @@ async fn update_incident(tx: &impl GenericClient, incident: &Incident) -> Result
             "UPDATE incidents SET source = $2, type_code = $3, priority = $4, status = $5, disposition = $6,
                  address = $7, description = $8, possible_duplicates = $9, merged_into = $10, updated_at = $11,
                  revision = $12, dispatched_at = $13, arrived_at = $14, resolved_at = $15, closed_at = $16
-             WHERE id = $1",
+             WHERE id = $1 AND revision + 1 = $12",
         )
         .await?;
     let changed = tx
@@ -97,7 +97,12 @@ async fn update_incident(tx: &impl GenericClient, incident: &Incident) -> Result
         )
         .await?;
     if changed == 0 {
-        return Err(StoreError::NotFound { entity: "incident", key: incident.id.to_string() });
+        let exists = tx.query_opt("SELECT 1 FROM incidents WHERE id = $1", &[&incident.id]).await?.is_some();
+        let key = incident.id.to_string();
+        return Err(match exists {
+            true => StoreError::Stale { entity: "incident", key },
+            false => StoreError::NotFound { entity: "incident", key },
+        });
     }
     let upsert = tx
         .prepare_cached(
@@ -257,15 +262,29 @@ impl PgStore {
             update_incident(&tx, incident).await?;
         }
         if !change.units.is_empty() {
-            let upsert = tx
+            // A unit's first status is inserted; every later one replaces the revision it
+            // was read at, and only that one.
+            let insert = tx
                 .prepare_cached(
-                    "INSERT INTO unit_statuses (unit, status, since, incident_id) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (unit) DO UPDATE SET status = excluded.status, since = excluded.since,
-                         incident_id = excluded.incident_id",
+                    "INSERT INTO unit_statuses (unit, status, since, incident_id, revision) VALUES ($1, $2, $3, $4, 1)
+                     ON CONFLICT (unit) DO NOTHING",
+                )
+                .await?;
+            let update = tx
+                .prepare_cached(
+                    "UPDATE unit_statuses SET status = $2, since = $3, incident_id = $4, revision = $5
+                     WHERE unit = $1 AND revision + 1 = $5",
                 )
                 .await?;
             for u in &change.units {
-                tx.execute(&upsert, &[&u.unit, &u.status.as_str(), &u.since.as_millis(), &u.incident]).await?;
+                let (status, since) = (u.status.as_str(), u.since.as_millis());
+                let changed = match u.revision {
+                    1 => tx.execute(&insert, &[&u.unit, &status, &since, &u.incident]).await?,
+                    _ => tx.execute(&update, &[&u.unit, &status, &since, &u.incident, &u.revision]).await?,
+                };
+                if changed == 0 {
+                    return Err(StoreError::Stale { entity: "unit", key: u.unit.clone() });
+                }
             }
         }
         insert_timeline(&tx, &change.timeline, None).await?;
@@ -392,9 +411,10 @@ impl PgStore {
 
     pub async fn unit_statuses(&self) -> Result<Vec<UnitState>, StoreError> {
         let client = self.client().await?;
-        let rows =
-            client.query("SELECT unit, status, since, incident_id FROM unit_statuses ORDER BY unit", &[]).await?;
-        rows.iter().map(|r| unit_state(r.get(0), r.get(1), r.get(2), r.get(3))).collect()
+        let rows = client
+            .query("SELECT unit, status, since, incident_id, revision FROM unit_statuses ORDER BY unit", &[])
+            .await?;
+        rows.iter().map(|r| unit_state(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))).collect()
     }
 
     pub async fn area_classes(&self) -> Result<Vec<(String, AreaClass)>, StoreError> {

@@ -8,7 +8,7 @@ use super::PgStore;
 use super::audit::append_in;
 use crate::StoreError;
 use crate::error::is_postgres_unique_violation;
-use crate::forces::{SealedMember, category, equipment_list, equipment_text, index_bytes, mode, shape};
+use crate::forces::{SealedMember, category, equipment_list, equipment_text, mode, shape};
 
 impl PgStore {
     pub async fn save_beats(
@@ -241,6 +241,27 @@ impl PgStore {
         Ok(row.get(0))
     }
 
+    pub async fn rekey_members(&self, members: Vec<SealedMember>) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let update = tx
+            .prepare_cached(
+                "UPDATE force_members SET id_number_index = $2, name_sealed = $3, id_number_sealed = $4,
+                     phone_sealed = $5 WHERE id = $1",
+            )
+            .await?;
+        for m in &members {
+            let changed = tx
+                .execute(&update, &[&m.id, &m.id_number_index, &m.name_sealed, &m.id_number_sealed, &m.phone_sealed])
+                .await?;
+            if changed == 0 {
+                return Err(StoreError::NotFound { entity: "member", key: m.id.to_string() });
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn list_members(&self) -> Result<Vec<SealedMember>, StoreError> {
         let client = self.client().await?;
         let rows = client
@@ -259,7 +280,7 @@ impl PgStore {
                     unit: r.get(3),
                     name_sealed: r.get(4),
                     id_number_sealed: r.get(5),
-                    id_number_index: index_bytes(r.get::<_, &[u8]>(6))?,
+                    id_number_index: r.get(6),
                     phone_sealed: r.get(7),
                     active: r.get(8),
                     created_at: Timestamp::from_millis(r.get(9)),

@@ -69,7 +69,7 @@ fn update_incident(conn: &Connection, incident: &Incident) -> Result<(), StoreEr
             "UPDATE incidents SET source = ?2, type_code = ?3, priority = ?4, status = ?5, disposition = ?6,
                  address = ?7, description = ?8, possible_duplicates = ?9, merged_into = ?10, updated_at = ?11,
                  revision = ?12, dispatched_at = ?13, arrived_at = ?14, resolved_at = ?15, closed_at = ?16
-             WHERE id = ?1",
+             WHERE id = ?1 AND revision + 1 = ?12",
         )?
         .execute(params![
             incident.id,
@@ -90,7 +90,16 @@ fn update_incident(conn: &Connection, incident: &Incident) -> Result<(), StoreEr
             millis(incident.closed_at),
         ])?;
     if changed == 0 {
-        return Err(StoreError::NotFound { entity: "incident", key: incident.id.to_string() });
+        let exists = conn
+            .prepare_cached("SELECT 1 FROM incidents WHERE id = ?1")?
+            .query_row([incident.id], |_| Ok(()))
+            .optional()?
+            .is_some();
+        let key = incident.id.to_string();
+        return Err(match exists {
+            true => StoreError::Stale { entity: "incident", key },
+            false => StoreError::NotFound { entity: "incident", key },
+        });
     }
     let mut upsert = conn.prepare_cached(
         "INSERT INTO incident_units (incident_id, unit, dispatched_at, status, en_route_at, on_scene_at, cleared_at)
@@ -226,13 +235,25 @@ impl SqliteStore {
             for incident in &change.incidents {
                 update_incident(conn, incident)?;
             }
-            let mut upsert = conn.prepare_cached(
-                "INSERT INTO unit_statuses (unit, status, since, incident_id) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (unit) DO UPDATE SET status = excluded.status, since = excluded.since,
-                     incident_id = excluded.incident_id",
+            // A unit's first status is inserted; every later one replaces the revision it
+            // was read at, and only that one.
+            let mut insert = conn.prepare_cached(
+                "INSERT INTO unit_statuses (unit, status, since, incident_id, revision) VALUES (?1, ?2, ?3, ?4, 1)
+                 ON CONFLICT (unit) DO NOTHING",
+            )?;
+            let mut update = conn.prepare_cached(
+                "UPDATE unit_statuses SET status = ?2, since = ?3, incident_id = ?4, revision = ?5
+                 WHERE unit = ?1 AND revision + 1 = ?5",
             )?;
             for u in &change.units {
-                upsert.execute(params![u.unit, u.status.as_str(), u.since.as_millis(), u.incident])?;
+                let (status, since) = (u.status.as_str(), u.since.as_millis());
+                let changed = match u.revision {
+                    1 => insert.execute(params![u.unit, status, since, u.incident])?,
+                    _ => update.execute(params![u.unit, status, since, u.incident, u.revision])?,
+                };
+                if changed == 0 {
+                    return Err(StoreError::Stale { entity: "unit", key: u.unit.clone() });
+                }
             }
             insert_timeline(conn, &change.timeline, None)
         })
@@ -386,10 +407,12 @@ impl SqliteStore {
     pub async fn unit_statuses(&self) -> Result<Vec<UnitState>, StoreError> {
         self.read(|conn| {
             let rows = conn
-                .prepare_cached("SELECT unit, status, since, incident_id FROM unit_statuses ORDER BY unit")?
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-                .collect::<Result<Vec<(String, String, i64, Option<i64>)>, _>>()?;
-            rows.into_iter().map(|(unit, status, since, incident)| unit_state(unit, status, since, incident)).collect()
+                .prepare_cached("SELECT unit, status, since, incident_id, revision FROM unit_statuses ORDER BY unit")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+                .collect::<Result<Vec<(String, String, i64, Option<i64>, i64)>, _>>()?;
+            rows.into_iter()
+                .map(|(unit, status, since, incident, revision)| unit_state(unit, status, since, incident, revision))
+                .collect()
         })
         .await
     }

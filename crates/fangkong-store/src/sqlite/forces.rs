@@ -9,7 +9,7 @@ use super::SqliteStore;
 use super::audit::append_in;
 use crate::StoreError;
 use crate::error::is_sqlite_unique_violation;
-use crate::forces::{SealedMember, category, equipment_list, equipment_text, index_bytes, mode, shape};
+use crate::forces::{SealedMember, category, equipment_list, equipment_text, mode, shape};
 
 impl SqliteStore {
     pub async fn save_beats(
@@ -269,6 +269,29 @@ impl SqliteStore {
         .await
     }
 
+    pub async fn rekey_members(&self, members: Vec<SealedMember>) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            let mut update = conn.prepare_cached(
+                "UPDATE force_members SET id_number_index = ?2, name_sealed = ?3, id_number_sealed = ?4,
+                     phone_sealed = ?5 WHERE id = ?1",
+            )?;
+            for m in &members {
+                let changed = update.execute(params![
+                    m.id,
+                    m.id_number_index,
+                    m.name_sealed,
+                    m.id_number_sealed,
+                    m.phone_sealed
+                ])?;
+                if changed == 0 {
+                    return Err(StoreError::NotFound { entity: "member", key: m.id.to_string() });
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
     pub async fn list_members(&self) -> Result<Vec<SealedMember>, StoreError> {
         self.read(|conn| {
             let mut statement = conn.prepare_cached(
@@ -301,7 +324,7 @@ impl SqliteStore {
                         unit,
                         name_sealed: name,
                         id_number_sealed: number,
-                        id_number_index: index_bytes(&index)?,
+                        id_number_index: index,
                         phone_sealed: phone,
                         active,
                         created_at: Timestamp::from_millis(created),

@@ -10,7 +10,7 @@ use fangkong_core::forces::{ForceCategory, PatrolMode, Unit};
 use fangkong_core::jurisdiction::{Chain, Jurisdiction, JurisdictionKind};
 use fangkong_core::time::Timestamp;
 use fangkong_geo::LatLon;
-use fangkong_store::{DispatchChange, HISTORY_CELL_RESOLUTION, Inserted, NewIncident};
+use fangkong_store::{DispatchChange, HISTORY_CELL_RESOLUTION, Inserted, NewIncident, StoreError};
 
 use crate::support::TestDb;
 
@@ -19,6 +19,7 @@ conformance!(
     an_idempotency_key_finds_the_first_incident_and_writes_nothing,
     dispatch_changes_write_incidents_assignments_units_and_timeline_together,
     a_failed_dispatch_change_leaves_nothing_behind,
+    a_change_from_a_stale_revision_is_refused,
     timelines_are_append_only,
     incidents_are_found_by_history_cell_and_by_period,
     area_classes_are_set_and_cleared,
@@ -153,8 +154,8 @@ async fn dispatch_changes_write_incidents_assignments_units_and_timeline_togethe
     changed.revision = 2;
     changed.possible_duplicates.clear();
     let units = vec![
-        UnitState { unit: "U1".into(), status: UnitStatus::EnRoute, since: t1, incident: Some(id) },
-        UnitState { unit: "U2".into(), status: UnitStatus::Dispatched, since: t1, incident: Some(id) },
+        UnitState { unit: "U1".into(), status: UnitStatus::EnRoute, since: t1, incident: Some(id), revision: 1 },
+        UnitState { unit: "U2".into(), status: UnitStatus::Dispatched, since: t1, incident: Some(id), revision: 1 },
     ];
     let sent = TimelineEntry {
         incident: id,
@@ -179,7 +180,8 @@ async fn dispatch_changes_write_incidents_assignments_units_and_timeline_togethe
     changed.status = IncidentStatus::Closed;
     changed.disposition = Some("resolved_on_scene".into());
     changed.closed_at = Some(t1.plus_seconds(700));
-    let freed = UnitState { unit: "U1".into(), status: UnitStatus::Available, since: t1, incident: None };
+    changed.revision = 3;
+    let freed = UnitState { unit: "U1".into(), status: UnitStatus::Available, since: t1, incident: None, revision: 2 };
     let change = DispatchChange { incidents: vec![changed.clone()], units: vec![freed.clone()], timeline: Vec::new() };
     db.store.write_dispatch(change).await.unwrap();
     assert_eq!(db.store.incident(id).await.unwrap().unwrap(), changed);
@@ -194,7 +196,13 @@ async fn a_failed_dispatch_change_leaves_nothing_behind(db: &TestDb) {
     changed.status = IncidentStatus::Dispatched;
     changed.assignments = vec![Assignment::new("U1", T0)];
     // A unit that does not exist breaks the change after the incident was updated.
-    let ghost = UnitState { unit: "no-such-unit".into(), status: UnitStatus::Dispatched, since: T0, incident: None };
+    let ghost = UnitState {
+        unit: "no-such-unit".into(),
+        status: UnitStatus::Dispatched,
+        since: T0,
+        incident: None,
+        revision: 1,
+    };
     let change = DispatchChange { incidents: vec![changed], units: vec![ghost], timeline: Vec::new() };
     assert!(db.store.write_dispatch(change).await.is_err());
     let stored = db.store.incident(id).await.unwrap().unwrap();
@@ -203,6 +211,49 @@ async fn a_failed_dispatch_change_leaves_nothing_behind(db: &TestDb) {
     let missing = Incident { id: id + 1, ..incident("d2", 22.5, T0) };
     let change = DispatchChange { incidents: vec![missing], ..DispatchChange::default() };
     assert!(db.store.write_dispatch(change).await.is_err(), "an unknown incident is an error");
+}
+
+/// A change read at an older revision than the stored one is refused whole as stale: for
+/// an incident, for a unit's status, and for a unit's first status when one was stored.
+async fn a_change_from_a_stale_revision_is_refused(db: &TestDb) {
+    city(db).await;
+    let Inserted::New(id) = insert(db, incident("s1", 22.54, T0), None).await else { panic!() };
+    let read = db.store.incident(id).await.unwrap().unwrap();
+    let sent = |unit: &str, revision: i64| UnitState {
+        unit: unit.into(),
+        status: UnitStatus::Dispatched,
+        since: T0,
+        incident: Some(id),
+        revision,
+    };
+    let mut first = read.clone();
+    first.revision += 1;
+    first.status = IncidentStatus::Dispatched;
+    let change = DispatchChange { incidents: vec![first.clone()], units: vec![sent("U1", 1)], timeline: Vec::new() };
+    db.store.write_dispatch(change).await.unwrap();
+    // Another writer read the same revision of the incident.
+    let mut second = read.clone();
+    second.revision += 1;
+    second.description = "stale".into();
+    let change = DispatchChange { incidents: vec![second], ..DispatchChange::default() };
+    let refused = db.store.write_dispatch(change).await;
+    assert!(matches!(refused, Err(StoreError::Stale { entity: "incident", .. })), "{refused:?}");
+    // …or the unit's status before the first one was stored.
+    let mut third = first.clone();
+    third.revision += 1;
+    let change = DispatchChange { incidents: vec![third.clone()], units: vec![sent("U1", 1)], timeline: Vec::new() };
+    let refused = db.store.write_dispatch(change).await;
+    assert!(matches!(refused, Err(StoreError::Stale { entity: "unit", .. })), "{refused:?}");
+    // …or at an older revision of it.
+    let change = DispatchChange { incidents: vec![third.clone()], units: vec![sent("U1", 3)], timeline: Vec::new() };
+    assert!(matches!(db.store.write_dispatch(change).await, Err(StoreError::Stale { entity: "unit", .. })));
+    // Nothing of the refused changes was stored (the incident's update went back too).
+    assert_eq!(db.store.incident(id).await.unwrap().unwrap(), first);
+    assert_eq!(db.store.unit_statuses().await.unwrap(), [sent("U1", 1)]);
+    // The next revision is taken.
+    let change = DispatchChange { incidents: vec![third.clone()], units: vec![sent("U1", 2)], timeline: Vec::new() };
+    db.store.write_dispatch(change).await.unwrap();
+    assert_eq!(db.store.unit_statuses().await.unwrap(), [sent("U1", 2)]);
 }
 
 async fn timelines_are_append_only(db: &TestDb) {

@@ -156,7 +156,7 @@ fn member(index: u8) -> SealedMember {
         unit: None,
         name_sealed: vec![1, 2, 3, index],
         id_number_sealed: vec![4, 5, 6, index],
-        id_number_index: [index; 32],
+        id_number_index: vec![index; 32],
         phone_sealed: Some(vec![7, 8]),
         active: true,
         created_at: T0,
@@ -177,4 +177,11 @@ async fn members_round_trip_sealed_and_identity_numbers_are_unique(db: &TestDb) 
     );
     let duplicate = db.store.insert_member(&member(1), &entry("member.add")).await;
     assert!(matches!(duplicate, Err(StoreError::Conflict { entity: "force member", .. })), "{duplicate:?}");
+    // Re-keyed: a new (16-byte) index and new seals replace the old ones, all or none.
+    let rekeyed = SealedMember { id: first, id_number_index: vec![9; 16], name_sealed: vec![9], ..member(1) };
+    let unknown = SealedMember { id: second + 100, ..member(3) };
+    assert!(db.store.rekey_members(vec![rekeyed.clone(), unknown]).await.is_err());
+    assert_eq!(db.store.list_members().await.unwrap()[0], SealedMember { id: first, ..member(1) }, "none");
+    db.store.rekey_members(vec![rekeyed.clone()]).await.unwrap();
+    assert_eq!(db.store.list_members().await.unwrap()[0], rekeyed);
 }
