@@ -104,7 +104,7 @@ async fn engine_with_trackers(dir: &std::path::Path, trackers: usize) -> anyhow:
     let url = format!("sqlite://{}", dir.join("avl.db").display());
     let config =
         EngineConfig { avl: AvlConfig::default(), ..EngineConfig::new(fangkong_engine::keys::KeyRing::generate()) };
-    let engine = Arc::new(Engine::open(&url, config).await?);
+    let engine = Engine::open(&url, config).await?;
     let system = Caller::system("bench");
     let city = Jurisdiction {
         code: "440300".into(),

@@ -147,7 +147,7 @@ fn temp_dir(options: &DispatchBenchOptions) -> anyhow::Result<tempfile::TempDir>
 /// An engine with the city (one district over the whole box, one station) and a dispatcher.
 async fn engine_on(url: &str) -> anyhow::Result<Arc<Engine>> {
     let config = EngineConfig::new(fangkong_engine::keys::KeyRing::generate());
-    let engine = Arc::new(Engine::open(url, config).await?);
+    let engine = Engine::open(url, config).await?;
     let system = Caller::system("bench");
     let node = |code: &str, kind, parent: Option<&str>| Jurisdiction {
         code: code.into(),

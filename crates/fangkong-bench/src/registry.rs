@@ -28,7 +28,6 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -229,7 +228,7 @@ pub async fn run(options: &RegistryBenchOptions, out: &mut dyn Write) -> anyhow:
     // reset the peak (Linux: writing 5 to clear_refs resets VmHWM).
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let url = format!("sqlite://{}", dir.path().join("registry.db").display());
-    let engine = Arc::new(Engine::open(&url, EngineConfig::new(fangkong_engine::keys::KeyRing::generate())).await?);
+    let engine = Engine::open(&url, EngineConfig::new(fangkong_engine::keys::KeyRing::generate())).await?;
     let system = Caller::system("bench").with_purpose("benchmark");
     let city = shenzhen(&CityOptions::default());
     engine.import_jurisdictions(&system, city.nodes).await?;

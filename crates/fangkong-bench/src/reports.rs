@@ -265,7 +265,7 @@ pub async fn run(options: &ReportsBenchOptions, out: &mut dyn Write) -> anyhow::
     if let Some(peer) = &peer {
         peer.settle().await?;
     }
-    let engine = Arc::new(Engine::open(&url, config).await?);
+    let engine = Engine::open(&url, config).await?;
     let fixes = live_fixes(&engine, &force, &shifts, live_start).await?;
     engine.store_settled().await;
     eprintln!(

@@ -13,6 +13,7 @@ use crate::auth::account::{Device, User};
 use crate::auth::{DeviceKind, Role};
 use crate::codes::CodeEntry;
 use crate::dispatch::{Incident, UnitState, UnitStatus};
+use crate::forces::{Beat, ForceCategory, Shift, Unit};
 use crate::jurisdiction::{Chain, Jurisdiction};
 use crate::time::Timestamp;
 
@@ -108,6 +109,17 @@ pub enum Event {
     UnitStatusChanged { state: UnitState, station: String },
     /// A unit has been in its status longer than the configured limit.
     UnitOverdue { unit: String, station: String, status: UnitStatus, since: Timestamp, limit_ms: i64 },
+    /// Units were added or changed (one command saves one or many): their new state.
+    UnitsSaved(Vec<Unit>),
+    /// Beats were added or changed: their new state, shapes included.
+    BeatsSaved(Vec<Beat>),
+    /// Shifts were added to the roster, with their ids.
+    ShiftsAdded(Vec<(i64, Shift)>),
+    /// A shift was removed from the roster.
+    ShiftDeleted { id: i64, shift: Shift },
+    /// A member of the force was registered or marked serving or not: who and where by
+    /// category, station and unit only (never a name or a number).
+    MemberChanged { id: i64, category: ForceCategory, station: String, unit: Option<String>, active: bool },
     /// A record of the residence and rental-housing registry changed (named by code and
     /// community only; an import is one event). The durable stream is `registry_changes`.
     RegistryChanged { entity: String, code: String, community: String, change: String },
@@ -132,6 +144,11 @@ impl Event {
             Event::UnitStatusChanged { .. } => "unit.status",
             Event::UnitOverdue { .. } => "unit.overdue",
             Event::RegistryChanged { .. } => "registry.changed",
+            Event::UnitsSaved(_) => "unit.saved",
+            Event::BeatsSaved(_) => "beat.saved",
+            Event::ShiftsAdded(_) => "roster.added",
+            Event::ShiftDeleted { .. } => "roster.deleted",
+            Event::MemberChanged { .. } => "member.changed",
         }
     }
 
@@ -152,6 +169,11 @@ impl Event {
             Event::UnitStatusChanged { state, .. } => format!("unit/{}", state.unit),
             Event::UnitOverdue { unit, .. } => format!("unit/{unit}"),
             Event::RegistryChanged { entity, code, .. } => format!("registry/{entity}/{code}"),
+            Event::UnitsSaved(units) => format!("unit/{}", units.first().map_or("", |u| u.code.as_str())),
+            Event::BeatsSaved(beats) => format!("beat/{}", beats.first().map_or("", |b| b.code.as_str())),
+            Event::ShiftsAdded(shifts) => format!("shift/{}", shifts.first().map_or(0, |(id, _)| *id)),
+            Event::ShiftDeleted { id, .. } => format!("shift/{id}"),
+            Event::MemberChanged { id, .. } => format!("member/{id}"),
         }
     }
 }

@@ -13,7 +13,8 @@
 //! Positions are telemetry, not domain events: they travel on their own broadcast channel
 //! (subscribers that fall behind skip to the newest), not on the event bus. A fix with an
 //! alarm (`sos`) is the exception: the history writer publishes its `PanicAlarm` event once
-//! the fix is stored, and only then does the ingest turn the alarm into an incident.
+//! the fix is stored, and only then does the alarm become an incident (a reaction, see
+//! `reactions`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -339,16 +340,13 @@ impl Engine {
             avl.presence.mark(unit, previous.fix.point, previous.fix.fixed_at, live.fix.fixed_at);
         }
         avl.counters.accepted.fetch_add(1, Ordering::Relaxed);
-        if let Some(unit) = &live.unit {
-            self.dispatch_position(unit, live.fix.point, live.fix.fixed_at);
-        }
+        self.apply_position(&live);
+        let _ = avl.feed.send(Arc::clone(&live));
         if let Some(published) = published {
-            // The writer announces the alarm once its fix is stored; the incident follows.
+            // The writer announces the alarm once its fix is stored (the reaction task then
+            // raises the incident); the device is answered after that.
             published.await.map_err(|_| StoreError::Closed)?;
-            let alarm = live.fix.alarm.clone().unwrap_or_default();
-            self.raise_panic(&live.unique_id, live.unit.as_deref(), live.fix.point, &alarm).await;
         }
-        let _ = avl.feed.send(live);
         Ok(Ingested::Accepted)
     }
 

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use fangkong_core::audit::Outcome;
 use fangkong_core::auth::Action;
+use fangkong_core::event::Event;
 use fangkong_core::forces::{Beat, ForceCategory, HourCoverage, Member, Shift, Trace, Unit, check_shift};
 use fangkong_core::jurisdiction::{Chain, JurisdictionKind};
 use fangkong_core::time::Timestamp;
@@ -132,6 +133,16 @@ impl ForceState {
     pub(crate) fn unit_station(&self, code: &str) -> Option<String> {
         self.units.get(code).map(|u| u.station.clone())
     }
+
+    /// Applies a saved unit (see `reactions`).
+    pub(crate) fn put_unit(&mut self, unit: Unit) {
+        self.units.insert(unit.code.clone(), unit);
+    }
+
+    /// Applies a saved beat (see `reactions`).
+    pub(crate) fn put_beat(&mut self, beat: Beat) {
+        self.beats.insert(beat.code.clone(), beat);
+    }
 }
 
 impl Engine {
@@ -214,15 +225,7 @@ impl Engine {
             many => entry.detail(format!("{} beats", many.len())),
         };
         self.store.save_beats(&beats, self.now(), &entry).await?;
-        {
-            let mut state = self.forces.write().expect("forces lock");
-            for beat in &beats {
-                state.beats.insert(beat.code.clone(), beat.clone());
-            }
-            let all: Vec<Beat> = state.beats.values().cloned().collect();
-            self.avl.presence.set_beats(&all);
-        }
-        self.dispatch_beats_changed();
+        self.publish(self.now(), Event::BeatsSaved(beats.clone()));
         Ok(beats)
     }
 
@@ -303,10 +306,7 @@ impl Engine {
             many => entry.detail(format!("{} units", many.len())),
         };
         self.store.save_units(&units, self.now(), &entry).await?;
-        for unit in &units {
-            self.forces.write().expect("forces lock").units.insert(unit.code.clone(), unit.clone());
-            self.dispatch_unit_saved(unit);
-        }
+        self.publish(self.now(), Event::UnitsSaved(units.clone()));
         Ok(units)
     }
 
@@ -399,7 +399,9 @@ impl Engine {
             from,
             to
         ));
-        Ok(self.store.insert_shifts(&shifts, &entry).await?)
+        let ids = self.store.insert_shifts(&shifts, &entry).await?;
+        self.publish(self.now(), Event::ShiftsAdded(ids.iter().copied().zip(shifts).collect()));
+        Ok(ids)
     }
 
     /// Removes a shift from the roster (a unit's station in the caller's jurisdiction).
@@ -420,7 +422,9 @@ impl Engine {
             .entry(self.now(), "roster.delete", Outcome::Allowed)
             .target("shift", &target)
             .detail(format!("{} on {} from {} to {}", shift.unit, shift.beat, shift.starts_at, shift.ends_at));
-        Ok(self.store.delete_shift(id, &entry).await?)
+        self.store.delete_shift(id, &entry).await?;
+        self.publish(self.now(), Event::ShiftDeleted { id, shift });
+        Ok(())
     }
 
     /// The shifts running in `from..to` of the units the caller may see.
@@ -685,6 +689,16 @@ impl Engine {
             new.station
         ));
         let id = self.store.insert_member(&sealed, &entry).await?;
+        self.publish(
+            now,
+            Event::MemberChanged {
+                id,
+                category: new.category,
+                station: new.station.clone(),
+                unit: new.unit.clone(),
+                active: true,
+            },
+        );
         Ok(Member {
             id,
             category: new.category,
@@ -741,15 +755,18 @@ impl Engine {
         let target = id.to_string();
         // The role first: a caller who may not change members learns nothing of their ids.
         self.authorize(caller, Action::ManageForces, None, "member.update", Some(("member", &target))).await?;
-        let station = self.store.list_members().await?.into_iter().find(|m| m.id == id).map(|m| m.station);
-        let station = station.ok_or_else(|| EngineError::NotFound { entity: "member", key: id.to_string() })?;
-        let place = self.chain_of(&station).unwrap_or_default();
+        let member = self.store.list_members().await?.into_iter().find(|m| m.id == id);
+        let member = member.ok_or_else(|| EngineError::NotFound { entity: "member", key: id.to_string() })?;
+        let place = self.chain_of(&member.station).unwrap_or_default();
         self.authorize(caller, Action::ManageForces, Some(&place), "member.update", Some(("member", &target))).await?;
         let entry = caller
             .entry(self.now(), "member.update", Outcome::Allowed)
             .target("member", &target)
             .detail(if active { "active" } else { "inactive" }.to_string());
-        Ok(self.store.set_member_active(id, active, self.now(), &entry).await?)
+        self.store.set_member_active(id, active, self.now(), &entry).await?;
+        let (category, station, unit) = (member.category, member.station, member.unit);
+        self.publish(self.now(), Event::MemberChanged { id, category, station, unit, active });
+        Ok(())
     }
 
     /// The member with this identity number, found by its blind index (audited).

@@ -27,6 +27,7 @@ mod identity;
 mod jurisdictions;
 pub mod keys;
 mod person;
+mod reactions;
 pub mod registry;
 mod reports;
 mod stream;
@@ -231,6 +232,7 @@ pub struct Engine {
     forces: RwLock<forces::ForceState>,
     dispatch: dispatch::DispatchState,
     reports: reports::ReportState,
+    reactions: reactions::ReactionState,
 }
 
 const KEY_CHECK: &str = "key.check";
@@ -238,19 +240,20 @@ const KEY_CHECK: &str = "key.check";
 impl Engine {
     /// Opens the store at `db_url`, migrates it and starts with the system clock and an
     /// in-process bus.
-    pub async fn open(db_url: &str, config: EngineConfig) -> Result<Engine, EngineError> {
+    pub async fn open(db_url: &str, config: EngineConfig) -> Result<Arc<Engine>, EngineError> {
         let store = Store::open(db_url).await?;
         Engine::start(store, Arc::new(InProcessBus::default()), Arc::new(SystemClock), config).await
     }
 
     /// Starts the engine over an opened store: migrates it, checks the key, seeds the
-    /// built-in defaults into a new database and loads the live state.
+    /// built-in defaults into a new database, loads the live state and starts the reaction
+    /// task (see [`reactions`]), which lives as long as the engine.
     pub async fn start(
         store: Store,
         bus: Arc<dyn EventBus>,
         clock: Arc<dyn Clock>,
         config: EngineConfig,
-    ) -> Result<Engine, EngineError> {
+    ) -> Result<Arc<Engine>, EngineError> {
         let report = store.migrate().await?;
         let given = config.keys.check_value();
         match store.meta_get(KEY_CHECK).await? {
@@ -281,6 +284,7 @@ impl Engine {
             forces: RwLock::default(),
             dispatch: dispatch::DispatchState::default(),
             reports,
+            reactions: reactions::ReactionState::default(),
         };
         engine.seed_defaults().await?;
         engine.load_codes().await?;
@@ -295,6 +299,8 @@ impl Engine {
             codes = engine.codes.read().expect("codes lock").len(),
             "engine started"
         );
+        let engine = Arc::new(engine);
+        reactions::spawn(&engine);
         Ok(engine)
     }
 
@@ -378,7 +384,10 @@ impl Engine {
         tracing::info!("engine stopped; all accepted writes are stored");
     }
 
+    /// The last step of every command, after its change is stored: the event is applied to
+    /// the live state of every feature that follows it (`reactions`), then published.
     fn publish(&self, at: Timestamp, event: fangkong_core::event::Event) {
+        self.apply(&event);
         self.bus.publish(at, event);
     }
 }

@@ -280,7 +280,7 @@ mod tests {
     use crate::keys::KeyRing;
     use crate::test_support::{T0, config, start};
 
-    async fn engine(reports: ReportConfig) -> (Engine, tempfile::TempDir) {
+    async fn engine(reports: ReportConfig) -> (Arc<Engine>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("fk.db").display());
         let keys = KeyRing::generate();
@@ -316,7 +316,6 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_report_waits_for_a_place_then_is_refused_as_busy() {
         let (engine, _dir) = engine(config_of(1, 100, 5_000)).await;
-        let engine = Arc::new(engine);
         let (release, released) = std_mpsc::channel::<()>();
         let (started, has_started) = tokio::sync::oneshot::channel();
         let holder = tokio::spawn({

@@ -29,7 +29,11 @@ pub(crate) fn config(keys: &KeyRing) -> EngineConfig {
     EngineConfig { password_cost: PasswordCost { memory_kib: 256, iterations: 1 }, ..EngineConfig::new(keys.clone()) }
 }
 
-pub(crate) async fn start(url: &str, clock: &ManualClock, config: EngineConfig) -> Result<Engine, crate::EngineError> {
+pub(crate) async fn start(
+    url: &str,
+    clock: &ManualClock,
+    config: EngineConfig,
+) -> Result<Arc<Engine>, crate::EngineError> {
     let store = Store::open(url).await.unwrap();
     Engine::start(store, Arc::new(InProcessBus::default()), Arc::new(clock.clone()), config).await
 }
@@ -66,7 +70,7 @@ impl Fixture {
             node("PS440304-01", PoliceStation, Some(FUTIAN)),
         ];
         engine.import_jurisdictions(&Caller::system("test"), tree).await.unwrap();
-        Fixture { engine: Arc::new(engine), clock, url, keys, dir }
+        Fixture { engine, clock, url, keys, dir }
     }
 
     /// With `admin.futian` and `admin.luohu`, each administering their district.
@@ -95,7 +99,7 @@ impl Fixture {
     }
 
     /// Stops this engine and starts another on the same database and key.
-    pub async fn restart(&self) -> Engine {
+    pub async fn restart(&self) -> Arc<Engine> {
         self.engine.shutdown().await;
         start(&self.url, &self.clock, config(&self.keys)).await.unwrap()
     }

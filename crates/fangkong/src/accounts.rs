@@ -119,7 +119,7 @@ pub(crate) fn terminal_caller() -> Caller {
     Caller::system(format!("cli:{who}"))
 }
 
-pub(crate) async fn open(config: &ConfigArgs) -> anyhow::Result<Engine> {
+pub(crate) async fn open(config: &ConfigArgs) -> anyhow::Result<std::sync::Arc<Engine>> {
     let config = Config::load(config)?;
     init_logging(if config.log == "info" { "warn" } else { &config.log })?;
     serve::open_engine(&config.db, config.engine()?).await

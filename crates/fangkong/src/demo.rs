@@ -128,7 +128,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     };
     let store = fangkong_engine::Store::open(&config.db).await.context("opening the demo database")?;
     let bus = Arc::new(fangkong_engine::bus::InProcessBus::default());
-    let engine = Arc::new(Engine::start(store, bus, clock.clone(), engine_config).await?);
+    let engine = Engine::start(store, bus, clock.clone(), engine_config).await?;
     let city = Arc::new(fangkong_sim::city::shenzhen(&fangkong_sim::city::CityOptions::default()));
     let created = seed(&engine, &city, args.admin_password.as_deref()).await?;
     anyhow::ensure!((0.0..=1.0).contains(&args.registry_scale), "--registry-scale must be 0–1");

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::print_line;
 
 /// Opens the engine on `config.db` with the configured key.
-pub async fn open_engine(db: &str, engine_config: EngineConfig) -> anyhow::Result<Engine> {
+pub async fn open_engine(db: &str, engine_config: EngineConfig) -> anyhow::Result<Arc<Engine>> {
     Engine::open(db, engine_config).await.with_context(|| format!("opening {}", fangkong_store::redact_url(db)))
 }
 
@@ -33,7 +33,7 @@ pub async fn serve_with_banner(
         .with_context(|| format!("--listen {:?} is not an address like 127.0.0.1:8080", config.listen))?;
     let engine = match engine {
         Some(engine) => engine,
-        None => Arc::new(open_engine(&config.db, config.engine()?).await?),
+        None => open_engine(&config.db, config.engine()?).await?,
     };
     let listener = match tokio::net::TcpListener::bind(address).await {
         Ok(listener) => listener,

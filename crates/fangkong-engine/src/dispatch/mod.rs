@@ -257,10 +257,9 @@ impl Engine {
         self.dispatch.units.write().expect("units lock").put_unit(unit.clone(), self.now());
     }
 
-    /// Takes in the beats after one was saved.
-    pub(crate) fn dispatch_beats_changed(&self) {
-        let beats: Vec<_> = self.forces.read().expect("forces lock").beats().cloned().collect();
-        self.dispatch.units.write().expect("units lock").set_beats(&beats);
+    /// Takes in the beats (all of them) after some were saved.
+    pub(crate) fn dispatch_beats(&self, beats: &[fangkong_core::forces::Beat]) {
+        self.dispatch.units.write().expect("units lock").set_beats(beats);
     }
 
     /// Takes in a unit's newest position (from the AVL pipeline).

@@ -356,6 +356,8 @@ async fn a_panic_alarm_raises_one_priority_incident_at_the_trackers_position() {
     fixture.clock.advance_millis(1000 * (5));
     sos.fixed_at = engine.now();
     engine.ingest_fix("trk-CAR", sos).await.unwrap();
+    // The incident is a reaction to the stored alarm: it follows on the reaction task.
+    engine.reactions_settled().await;
     let open = engine.open_incidents(&system(), None).await.unwrap();
     assert_eq!(open.len(), 1, "one incident for repeated alarms");
     let panic = &open[0];

@@ -3,6 +3,7 @@
 
 use fangkong_core::auth::{DeviceKind, Role};
 use fangkong_core::avl::Fix;
+use fangkong_core::event::Event;
 use fangkong_core::forces::{PatrolMode, Shift};
 use fangkong_geo::{Crs, LatLon};
 
@@ -97,6 +98,40 @@ async fn beats_are_drawn_or_made_of_grids_under_a_station() {
     ));
     assert_eq!(engine.beats(&dispatcher).await.unwrap().len(), 2, "but a dispatcher reads them");
     assert!(engine.beats(&fixture.caller("cmd.luohu").await).await.unwrap().is_empty(), "outside Luohu");
+}
+
+/// Every change of the force registry is an event (the live state of the features that
+/// follow it is applied from it); member events name no one.
+#[tokio::test]
+async fn every_change_of_the_force_is_an_event_and_members_stay_nameless() {
+    let fixture = Fixture::new().await;
+    let engine = &fixture.engine;
+    let mut events = engine.bus().subscribe();
+    engine.save_beat(&system(), drawn("B1", square(114.0, 22.5, 0.01))).await.unwrap();
+    engine.save_unit(&system(), unit("U1", Some("B1"))).await.unwrap();
+    let start = T0.plus_seconds(3_600);
+    let shift = Shift { unit: "U1".into(), beat: "B1".into(), starts_at: start, ends_at: start.plus_seconds(3_600) };
+    let ids = engine.add_shifts(&system(), vec![shift.clone()]).await.unwrap();
+    engine.delete_shift(&system(), ids[0]).await.unwrap();
+    let added = engine.add_member(&system(), member("王小明", "11010519491231002X")).await.unwrap();
+    engine.set_member_active(&system(), added.id, false).await.unwrap();
+    let mut seen = Vec::new();
+    while let Ok(envelope) = events.try_recv() {
+        seen.push(envelope.event.clone());
+    }
+    let names: Vec<&str> = seen.iter().map(Event::name).collect();
+    assert_eq!(
+        names,
+        ["beat.saved", "unit.saved", "roster.added", "roster.deleted", "member.changed", "member.changed"]
+    );
+    assert!(matches!(&seen[1], Event::UnitsSaved(units) if units[0].beat.as_deref() == Some("B1")));
+    assert_eq!(seen[2], Event::ShiftsAdded(vec![(ids[0], shift.clone())]));
+    assert_eq!(seen[3], Event::ShiftDeleted { id: ids[0], shift });
+    assert!(matches!(seen[5], Event::MemberChanged { active: false, .. }));
+    let text = format!("{seen:?}");
+    assert!(!text.contains("王小明") && !text.contains("11010519491231002X"), "no name or number: {text}");
+    // The unit reached dispatch through its event: it is on the board (off duty).
+    assert!(engine.unit_board(&system()).await.unwrap().iter().any(|u| u.unit.code == "U1"));
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ fn system() -> Caller {
 }
 
 /// An engine whose tree is only the city of Shenzhen.
-async fn city_only() -> (Engine, tempfile::TempDir) {
+async fn city_only() -> (std::sync::Arc<Engine>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("fk.db").display());
     let engine = start(&url, &ManualClock::new(T0), config(&KeyRing::generate())).await.unwrap();

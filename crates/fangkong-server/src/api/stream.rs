@@ -144,7 +144,7 @@ pub enum StreamMessage {
     /// see), then live ones.
     Resumed { epoch: String, after: Option<u64>, missed: usize },
     /// An incident was created or changed: its new state.
-    Incident { seq: u64, incident: IncidentBody },
+    Incident { seq: u64, incident: Box<IncidentBody> },
     /// A unit's dispatch status changed.
     Unit { seq: u64, state: UnitStateBody },
     /// A unit has been in its status longer than its limit.
@@ -168,7 +168,7 @@ fn event_message(envelope: &Envelope) -> Option<StreamMessage> {
     let seq = envelope.seq;
     match &envelope.event {
         Event::IncidentChanged(incident) => {
-            Some(StreamMessage::Incident { seq, incident: IncidentBody::from(incident.as_ref()) })
+            Some(StreamMessage::Incident { seq, incident: Box::new(IncidentBody::from(incident.as_ref())) })
         }
         Event::UnitStatusChanged { state, .. } => Some(StreamMessage::Unit { seq, state: UnitStateBody::from(state) }),
         Event::UnitOverdue { unit, status, since, limit_ms, .. } => Some(StreamMessage::UnitOverdue {

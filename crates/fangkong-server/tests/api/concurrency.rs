@@ -2,8 +2,6 @@
 //! incidents, whichever server is asked. Neither server hears of the other's changes (no
 //! bus between them here), so only the store's revision check keeps them apart.
 
-use std::sync::Arc;
-
 use fangkong_core::forces::PatrolMode;
 use fangkong_engine::{Caller, EngineError, NewIncident, StoreError};
 use fangkong_geo::LatLon;
@@ -29,7 +27,7 @@ async fn a_unit_is_sent_once_by_two_servers(db: TestDatabase) {
     }
     // The second server starts on the same database: it loads the free unit and the open
     // incidents from the store.
-    let other = Arc::new(start_engine(&server.db.url, &server.clock, &server.keys).await);
+    let other = start_engine(&server.db.url, &server.clock, &server.keys).await;
     let engines = [server.engine.clone(), other.clone()];
     let mut attempts = JoinSet::new();
     for (n, id) in incidents.iter().copied().enumerate() {

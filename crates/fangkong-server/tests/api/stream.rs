@@ -195,6 +195,7 @@ async fn stream_resume(db: fangkong_store::testing::TestDatabase) {
         sos.alarm = Some("sos".into());
         server.engine.ingest_fix(device, sos).await.unwrap();
     }
+    server.engine.reactions_settled().await; // the alarms' incidents
     let resume = format!("{url}&resume_after={seen}&epoch={epoch}");
     let (mut socket, _) = tokio_tungstenite::connect_async(&resume).await.unwrap();
     let resumed = next(&mut socket).await;

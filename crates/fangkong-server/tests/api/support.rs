@@ -131,7 +131,7 @@ impl TestServer {
     pub async fn on(db: TestDatabase) -> TestServer {
         let keys = KeyRing::generate();
         let clock = ManualClock::new(fangkong_core::time::Timestamp::from_millis(T0_MILLIS));
-        let engine = Arc::new(start_engine(&db.url, &clock, &keys).await);
+        let engine = start_engine(&db.url, &clock, &keys).await;
         use JurisdictionKind::*;
         let tree = vec![
             node(CITY, City, None, "深圳市"),
@@ -283,7 +283,7 @@ impl TestServer {
     }
 }
 
-pub async fn start_engine(db_url: &str, clock: &ManualClock, keys: &KeyRing) -> Engine {
+pub async fn start_engine(db_url: &str, clock: &ManualClock, keys: &KeyRing) -> Arc<Engine> {
     let store = fangkong_engine::Store::open(db_url).await.unwrap();
     Engine::start(store, Arc::new(InProcessBus::default()), Arc::new(clock.clone()), test_config(keys)).await.unwrap()
 }
