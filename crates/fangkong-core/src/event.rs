@@ -69,6 +69,32 @@ impl From<&Device> for DeviceSummary {
     }
 }
 
+/// The person index (人员索引): a keyed blind index of a person's identity number, the same
+/// for every registry (the engine computes it; see `engine/src/person.rs`).
+pub type PersonIndex = [u8; 16];
+
+/// How a person came to be seen at a place.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SeenHow {
+    /// A resident was registered (or their record changed).
+    ResidentRegistered,
+    /// A tenancy began with the person as its lessee or a co-resident.
+    TenancyBegan,
+}
+
+impl SeenHow {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SeenHow::ResidentRegistered => "resident_registered",
+            SeenHow::TenancyBegan => "tenancy_began",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<SeenHow> {
+        [SeenHow::ResidentRegistered, SeenHow::TenancyBegan].into_iter().find(|s| s.as_str() == text)
+    }
+}
+
 #[derive(Clone, PartialEq, Debug)]
 pub enum Event {
     /// A code was added to a code table.
@@ -120,6 +146,11 @@ pub enum Event {
     /// A member of the force was registered or marked serving or not: who and where by
     /// category, station and unit only (never a name or a number).
     MemberChanged { id: i64, category: ForceCategory, station: String, unit: Option<String>, active: bool },
+    /// A person was seen at a place (a resident registered, a tenancy began; later a hotel
+    /// guest, a checkpoint inspection): the person index, how, the record (by code) and its
+    /// community. For matching (the wanted list), never shown: it carries no number, name
+    /// or phone, and no relay of the live board passes it on.
+    PersonSeen { person: PersonIndex, how: SeenHow, record: String, community: String },
     /// A record of the residence and rental-housing registry changed (named by code and
     /// community only; an import is one event). The durable stream is `registry_changes`.
     RegistryChanged { entity: String, code: String, community: String, change: String },
@@ -149,6 +180,7 @@ impl Event {
             Event::ShiftsAdded(_) => "roster.added",
             Event::ShiftDeleted { .. } => "roster.deleted",
             Event::MemberChanged { .. } => "member.changed",
+            Event::PersonSeen { .. } => "person.seen",
         }
     }
 
@@ -174,6 +206,7 @@ impl Event {
             Event::ShiftsAdded(shifts) => format!("shift/{}", shifts.first().map_or(0, |(id, _)| *id)),
             Event::ShiftDeleted { id, .. } => format!("shift/{id}"),
             Event::MemberChanged { id, .. } => format!("member/{id}"),
+            Event::PersonSeen { record, .. } => format!("registry/{record}"),
         }
     }
 }

@@ -20,7 +20,7 @@ pub mod import;
 use fangkong_core::audit::Outcome;
 use fangkong_core::auth::{Action, Actor};
 use fangkong_core::documents::{DocumentKind, check_document, check_phone};
-use fangkong_core::event::Event;
+use fangkong_core::event::{Event, SeenHow};
 use fangkong_core::jurisdiction::{Chain, JurisdictionKind};
 use fangkong_core::registry::{
     Alert, AlertKind, Building, Day, HousingUnit, Landlord, LandlordKind, OccupancyLimits, Permit, PermitKind,
@@ -480,6 +480,15 @@ impl Engine {
             change,
         )
         .await?;
+        self.publish(
+            self.now(),
+            Event::PersonSeen {
+                person: sealed.id_index,
+                how: SeenHow::ResidentRegistered,
+                record: sealed.code.clone(),
+                community: community.clone(),
+            },
+        );
         self.open_resident(caller, sealed)
     }
 
@@ -675,6 +684,18 @@ impl Engine {
             "moved_in",
         )
         .await?;
+        // Each person of the tenancy was seen there (by the person index their record holds).
+        for member in &tenancy.members {
+            if let Some(resident) = self.store.resident(member).await? {
+                let seen = Event::PersonSeen {
+                    person: resident.id_index,
+                    how: SeenHow::TenancyBegan,
+                    record: tenancy.code.clone(),
+                    community: tenancy.community.clone(),
+                };
+                self.publish(self.now(), seen);
+            }
+        }
         Ok(tenancy)
     }
 

@@ -163,13 +163,30 @@ async fn residents_move_in_and_out_with_dates_in_order_and_every_change_streamed
         ]
     );
     assert!(changes.iter().all(|c| c.community == COMMUNITY && c.actor == "coordinator"));
-    let mut names = Vec::new();
+    let (mut names, mut seen) = (Vec::new(), Vec::new());
     while let Ok(envelope) = events.try_recv() {
-        if let Event::RegistryChanged { code, change, .. } = &envelope.event {
-            names.push(format!("{code}:{change}"));
+        match &envelope.event {
+            Event::RegistryChanged { code, change, .. } => names.push(format!("{code}:{change}")),
+            Event::PersonSeen { person, how, record, community } => {
+                assert_eq!(community, COMMUNITY);
+                seen.push((*person, how.as_str(), record.clone()));
+            }
+            _ => {}
         }
     }
     assert_eq!(names, ["B1:saved", "R1:registered", "R2:registered", "T1:moved_in", "T1:moved_out"]);
+    // Each person was seen (for the wanted list's matching) by the person index, never the
+    // number: registered, then in the tenancy.
+    let (zhang_index, li_index) = (engine.person_index(&zhang), engine.person_index(&li));
+    assert_eq!(
+        seen,
+        [
+            (zhang_index, "resident_registered", "R1".to_string()),
+            (li_index, "resident_registered", "R2".to_string()),
+            (zhang_index, "tenancy_began", "T1".to_string()),
+            (li_index, "tenancy_began", "T1".to_string()),
+        ]
+    );
 }
 
 #[tokio::test]
