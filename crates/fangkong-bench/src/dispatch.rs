@@ -309,7 +309,7 @@ async fn recommendation(
     let mut ladders = Vec::new();
     if let Some(address) = &options.redis_address {
         for ladder in [&["0.5", "2", "10", "100"][..], &["2", "10", "100"][..]] {
-            match redis_peer(address, options, &queries, ladder).await {
+            match crate::report::on_own_thread(redis_peer(address, options, &queries, ladder)) {
                 Ok(figures) => ladders.push((ladder.join("/"), figures)),
                 Err(error) => eprintln!("bench dispatch: Redis at {address} not measured: {error:#}"),
             }
@@ -330,7 +330,7 @@ async fn recommendation(
     }
     let redis = ladders.iter().min_by(|a, b| a.1[0].total_cmp(&b.1[0])).cloned();
     let postgis = match &options.postgres_url {
-        Some(url) => Some(postgis_peer(url, options, &queries).await?),
+        Some(url) => Some(crate::report::on_own_thread(postgis_peer(url, options, &queries))?),
         None => None,
     };
     for (metric, value, pick) in [("recommend_p50", p50, 0), ("recommend_p99", p99, 1)] {
@@ -353,8 +353,13 @@ async fn recommendation(
 
 // ---- Redis, spoken directly (RESP) -------------------------------------------------------
 
+/// A minimal Redis client, blocking, as `redis-benchmark` or a plain C client talks to
+/// Redis: one buffered write and a buffered read per command on a TCP connection with
+/// Nagle off (on its own thread: see `report::on_own_thread`). An async client on the
+/// shared runtime measured GEOSEARCH at twice what `redis-benchmark` gets by hand.
 struct Redis {
-    stream: tokio::io::BufStream<tokio::net::TcpStream>,
+    reader: std::io::BufReader<std::net::TcpStream>,
+    writer: std::io::BufWriter<std::net::TcpStream>,
 }
 
 /// A reply; only arrays are looked into (to count the units found).
@@ -365,37 +370,32 @@ enum Reply {
 }
 
 impl Redis {
-    async fn connect(address: &str) -> anyhow::Result<Redis> {
-        let stream = tokio::net::TcpStream::connect(address).await?;
+    fn connect(address: &str) -> anyhow::Result<Redis> {
+        let stream = std::net::TcpStream::connect(address)?;
         stream.set_nodelay(true)?;
-        Ok(Redis { stream: tokio::io::BufStream::new(stream) })
+        Ok(Redis { reader: std::io::BufReader::new(stream.try_clone()?), writer: std::io::BufWriter::new(stream) })
     }
 
-    async fn send(&mut self, args: &[&str]) -> anyhow::Result<()> {
-        let mut command = format!("*{}\r\n", args.len());
+    fn call(&mut self, args: &[&str]) -> anyhow::Result<Reply> {
+        use std::io::Write as _;
+        write!(self.writer, "*{}\r\n", args.len())?;
         for arg in args {
-            command.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+            write!(self.writer, "${}\r\n{arg}\r\n", arg.len())?;
         }
-        self.stream.write_all(command.as_bytes()).await?;
-        Ok(())
+        self.writer.flush()?;
+        self.reply()
     }
 
-    async fn call(&mut self, args: &[&str]) -> anyhow::Result<Reply> {
-        self.send(args).await?;
-        self.stream.flush().await?;
-        self.reply().await
-    }
-
-    async fn line(&mut self) -> anyhow::Result<String> {
+    fn line(&mut self) -> anyhow::Result<String> {
         let mut line = String::new();
-        tokio::io::AsyncBufReadExt::read_line(&mut self.stream, &mut line).await?;
+        std::io::BufRead::read_line(&mut self.reader, &mut line)?;
         anyhow::ensure!(line.ends_with("\r\n"), "Redis closed the connection");
         line.truncate(line.len() - 2);
         Ok(line)
     }
 
-    async fn reply(&mut self) -> anyhow::Result<Reply> {
-        let line = self.line().await?;
+    fn reply(&mut self) -> anyhow::Result<Reply> {
+        let line = self.line()?;
         let (kind, rest) = line.split_at(1);
         Ok(match kind {
             "+" | ":" => Reply::Scalar,
@@ -404,7 +404,7 @@ impl Redis {
                 let length: i64 = rest.parse()?;
                 if length >= 0 {
                     let mut data = vec![0; length as usize + 2];
-                    self.stream.read_exact(&mut data).await?;
+                    std::io::Read::read_exact(&mut self.reader, &mut data)?;
                 }
                 Reply::Scalar
             }
@@ -412,7 +412,7 @@ impl Redis {
                 let count: i64 = rest.parse()?;
                 let mut items = Vec::with_capacity(count.max(0) as usize);
                 for _ in 0..count.max(0) {
-                    items.push(Box::pin(self.reply()).await?);
+                    items.push(self.reply()?);
                 }
                 Reply::Array(items)
             }
@@ -428,9 +428,9 @@ async fn redis_peer(
     queries: &[(LatLon, &str)],
     ladder: &[&str],
 ) -> anyhow::Result<[f64; 2]> {
-    let mut redis = Redis::connect(address).await?;
+    let mut redis = Redis::connect(address)?;
     let key = format!("fangkong:bench:units:{}", std::process::id());
-    redis.call(&["DEL", &key]).await?;
+    redis.call(&["DEL", &key])?;
     for chunk in (0..options.units).collect::<Vec<_>>().chunks(1_000) {
         let mut args = vec!["GEOADD".to_string(), key.clone()];
         for &n in chunk {
@@ -438,7 +438,7 @@ async fn redis_peer(
             args.extend([format!("{:.6}", point.lon()), format!("{:.6}", point.lat()), unit(n).code]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        redis.call(&args).await?;
+        redis.call(&args)?;
     }
     let mut latencies = Vec::new();
     let mut found = 0;
@@ -449,22 +449,20 @@ async fn redis_peer(
             let at = Instant::now();
             let mut count = 0;
             for &radius in ladder {
-                let reply = redis
-                    .call(&[
-                        "GEOSEARCH",
-                        &key,
-                        "FROMLONLAT",
-                        &lon,
-                        &lat,
-                        "BYRADIUS",
-                        radius,
-                        "km",
-                        "ASC",
-                        "COUNT",
-                        "5",
-                        "WITHDIST",
-                    ])
-                    .await?;
+                let reply = redis.call(&[
+                    "GEOSEARCH",
+                    &key,
+                    "FROMLONLAT",
+                    &lon,
+                    &lat,
+                    "BYRADIUS",
+                    radius,
+                    "km",
+                    "ASC",
+                    "COUNT",
+                    "5",
+                    "WITHDIST",
+                ])?;
                 count = if let Reply::Array(items) = reply { items.len() } else { 0 };
                 if count == 5 {
                     break;
@@ -474,7 +472,7 @@ async fn redis_peer(
             found += count;
         }
     }
-    redis.call(&["DEL", &key]).await?;
+    redis.call(&["DEL", &key])?;
     anyhow::ensure!(found == latencies.len() * 5.min(options.units), "Redis found {found}");
     Ok([percentile(&latencies, 50.0), percentile(&latencies, 99.0)])
 }

@@ -159,7 +159,7 @@ pub async fn run(options: &GeoBenchOptions, out: &mut dyn Write) -> anyhow::Resu
         Figure::new(BENCH, "point_to_named_chain", named, "lookups/s", Better::Higher).print(out)?;
         return Ok(());
     };
-    let peer = postgis(url, &setup, options).await?;
+    let peer = crate::report::on_own_thread(postgis(url, &setup, options))?;
     // The headline peer is PostGIS as an expert sets it up; the plain setup is printed too.
     Figure::new(BENCH, "point_to_chain", ours, "lookups/s", Better::Higher)
         .with_peer(EXPERT_JOIN, peer.expert_join_rate)

@@ -17,3 +17,4 @@ pub mod registry;
 pub mod report;
 pub mod reports;
 pub mod store;
+mod store_peer;

@@ -291,7 +291,9 @@ pub async fn run(options: &RegistryBenchOptions, out: &mut dyn Write) -> anyhow:
     }
 
     let peer = match &options.postgres_url {
-        Some(url) => Some(postgres_peer(url, &dir.path().join("residents.csv"), &sample).await?),
+        Some(url) => {
+            Some(crate::report::on_own_thread(postgres_peer(url, &dir.path().join("residents.csv"), &sample))?)
+        }
         None => {
             eprintln!("bench registry: no PostgreSQL URL (--postgres); no peer figures");
             None

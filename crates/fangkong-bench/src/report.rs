@@ -104,6 +104,25 @@ pub fn percentile(values: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// Runs a peer's client as a C client (`pgbench`, `redis-benchmark`, a libpq program) runs:
+/// on a thread of its own with a single-threaded runtime. On the multi-threaded runtime
+/// each request is handed between worker threads (the caller, the connection's task),
+/// which on a 2-core machine cost more than the loopback round trip: the peer measured so
+/// was up to twice as slow as the same requests by hand. Call it from a multi-threaded
+/// runtime (it blocks this worker while the peer runs).
+pub(crate) fn on_own_thread<T: Send>(
+    work: impl std::future::Future<Output = anyhow::Result<T>> + Send,
+) -> anyhow::Result<T> {
+    tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(work))
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

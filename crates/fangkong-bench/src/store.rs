@@ -10,8 +10,10 @@
 //!
 //! Every write goes through the same [`Store`] methods the engine uses, with the same
 //! durability settings (SQLite WAL + `synchronous=FULL`; PostgreSQL `synchronous_commit=on`).
-//! PostgreSQL is measured in the same run when a URL is given; SQLite's figures then carry
-//! it as their peer.
+//! PostgreSQL is measured in the same run when a URL is given, two ways: through the same
+//! `Store` methods (its backend: a transaction around every write), and as an expert's
+//! client would write the same rows (`store_peer`: autocommit single statements, 16 or 64
+//! connections). SQLite's figures carry both, each labelled; the headline the better.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -79,12 +81,12 @@ impl StoreBenchOptions {
 type Metric = (&'static str, &'static str, Better, fn(&BackendFigures) -> f64);
 
 #[derive(Clone, Debug, Default)]
-struct BackendFigures {
-    single_rate: f64,
-    single_p50_us: f64,
-    single_p99_us: f64,
-    concurrent_rate: f64,
-    batch_rate: f64,
+pub(crate) struct BackendFigures {
+    pub(crate) single_rate: f64,
+    pub(crate) single_p50_us: f64,
+    pub(crate) single_p99_us: f64,
+    pub(crate) concurrent_rate: f64,
+    pub(crate) batch_rate: f64,
 }
 
 /// Runs the benchmark and prints its figures to `out` as they are known.
@@ -105,8 +107,13 @@ pub async fn run(options: &StoreBenchOptions, out: &mut dyn Write) -> anyhow::Re
             eprintln!("bench store: PostgreSQL at {} (schema {})", redact(url), schema.name);
             let (store, _) = Store::open_and_migrate(&schema.url).await.context("opening PostgreSQL")?;
             let figures = measure(Arc::new(store), options).await;
+            // The same rows as an expert's client would write them, into the same table.
+            let expert = match &figures {
+                Ok(_) => crate::store_peer::measure(&schema.url, options),
+                Err(_) => Ok(BackendFigures::default()),
+            };
             schema.drop().await;
-            Some(figures?)
+            Some((figures?, expert?))
         }
         None => {
             eprintln!(
@@ -126,23 +133,41 @@ pub async fn run(options: &StoreBenchOptions, out: &mut dyn Write) -> anyhow::Re
     ];
     for (name, unit, better, value) in metrics {
         let mut figure = Figure::new(BENCH, format!("sqlite.{name}"), value(&sqlite), unit, better);
-        if let Some(postgres) = &postgres {
-            figure = figure.with_peer(PEER, value(postgres));
+        if let Some((store_backend, expert)) = &postgres {
+            // Both peers, each labelled; the headline takes the better of the two.
+            for (suffix, label, peer) in
+                [("vs_store_backend", PEER, store_backend), ("vs_expert_client", crate::store_peer::LABEL, expert)]
+            {
+                let line = Figure::new(BENCH, format!("sqlite.{name}_{suffix}"), value(&sqlite), unit, better)
+                    .with_peer(label, value(peer));
+                line.print(out)?;
+                figures.push(line);
+            }
+            let expert_better = match better {
+                Better::Higher => value(expert) >= value(store_backend),
+                Better::Lower => value(expert) <= value(store_backend),
+            };
+            figure = match expert_better {
+                true => figure.with_peer(crate::store_peer::LABEL, value(expert)),
+                false => figure.with_peer(PEER, value(store_backend)),
+            };
         }
         figure.print(out)?;
         figures.push(figure);
     }
-    if let Some(postgres) = &postgres {
-        for (name, unit, better, value) in metrics {
-            let figure = Figure::new(BENCH, format!("postgres.{name}"), value(postgres), unit, better);
-            figure.print(out)?;
-            figures.push(figure);
+    if let Some((store_backend, expert)) = &postgres {
+        for (prefix, peer) in [("postgres", store_backend), ("postgres_expert", expert)] {
+            for (name, unit, better, value) in metrics {
+                let figure = Figure::new(BENCH, format!("{prefix}.{name}"), value(peer), unit, better);
+                figure.print(out)?;
+                figures.push(figure);
+            }
         }
     }
     Ok(figures)
 }
 
-fn row(round: usize, phase: &str, n: usize) -> CodeEntry {
+pub(crate) fn row(round: usize, phase: &str, n: usize) -> CodeEntry {
     CodeEntry {
         kind: CodeKind::Disposition,
         code: format!("b{round}_{phase}_{n}"),
@@ -261,7 +286,10 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_quick_run_prints_every_figure_as_json_lines() {
         let mut out = Vec::new();
-        let figures = run(&StoreBenchOptions::quick(), &mut out).await.unwrap();
+        // With the test PostgreSQL when there is one: both of its peers too.
+        let postgres_url = std::env::var("FANGKONG_TEST_POSTGRES_URL").ok();
+        let options = StoreBenchOptions { postgres_url: postgres_url.clone(), ..StoreBenchOptions::quick() };
+        let figures = run(&options, &mut out).await.unwrap();
         let lines: Vec<serde_json::Value> =
             String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines.len(), figures.len());
@@ -270,6 +298,13 @@ mod tests {
         for line in &lines {
             assert_eq!(line["bench"], "store");
             assert!(line["value"].as_f64().unwrap() > 0.0, "{line}");
+        }
+        if postgres_url.is_some() {
+            for metric in ["sqlite.single_insert_vs_expert_client", "sqlite.batch_insert_vs_store_backend"] {
+                let line = lines.iter().find(|l| l["metric"] == metric).unwrap_or_else(|| panic!("{metric}"));
+                assert!(line["peer_value"].as_f64().unwrap() > 0.0, "{line}");
+            }
+            assert!(metrics.contains(&"postgres_expert.concurrent_single_insert"), "{metrics:?}");
         }
     }
 }
