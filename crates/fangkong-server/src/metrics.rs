@@ -76,6 +76,7 @@ pub struct Metrics {
     events_published: Gauge,
     event_subscribers: Gauge,
     events_lagged: Gauge,
+    reactions_lost: Gauge,
     fixes_accepted: Gauge,
     fixes_refused: Family<ReasonLabels, Gauge>,
     fixes_stored: Gauge,
@@ -122,6 +123,7 @@ impl Metrics {
             events_published: Gauge::default(),
             event_subscribers: Gauge::default(),
             events_lagged: Gauge::default(),
+            reactions_lost: Gauge::default(),
             fixes_accepted: Gauge::default(),
             fixes_refused: Family::default(),
             fixes_stored: Gauge::default(),
@@ -153,6 +155,11 @@ impl Metrics {
             "events_lagged",
             "Events slow subscribers missed because they fell behind",
             metrics.events_lagged.clone(),
+        );
+        registry.register(
+            "reactions_lost",
+            "Events the reaction task could not react to because the bus no longer held them",
+            metrics.reactions_lost.clone(),
         );
         registry.register("fixes_accepted", "Tracker fixes accepted since start", metrics.fixes_accepted.clone());
         registry.register(
@@ -217,6 +224,7 @@ impl Metrics {
         self.events_published.set(stats.bus.published as i64);
         self.event_subscribers.set(stats.bus.subscribers as i64);
         self.events_lagged.set(stats.bus.lagged as i64);
+        self.reactions_lost.set(engine.reactions_lost() as i64);
         let avl = engine.avl_stats();
         self.fixes_accepted.set(avl.accepted as i64);
         for (reason, count) in &avl.rejected {

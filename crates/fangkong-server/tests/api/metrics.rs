@@ -66,6 +66,7 @@ async fn domain_gauges_come_from_the_engine() {
         Some(1.0)
     );
     assert!(sample(&text, "fangkong_events_published").unwrap() > 0.0);
+    assert_eq!(sample(&text, "fangkong_reactions_lost"), Some(0.0), "every reaction ran");
     assert_eq!(sample(&text, "fangkong_jurisdictions"), Some(11.0));
     assert_eq!(sample(&text, "fangkong_users"), Some(0.0));
 }
