@@ -26,10 +26,6 @@ pub struct BoardView {
 }
 
 impl BoardView {
-    pub fn caller(&self) -> &Caller {
-        &self.caller
-    }
-
     /// The node the view is narrowed to, if any.
     pub fn within(&self) -> Option<&str> {
         self.within.as_ref().map(|scope| scope.code.as_str())
