@@ -380,7 +380,7 @@ async fn history(options: &AvlBenchOptions, out: &mut dyn Write) -> anyhow::Resu
                 fix,
             });
             if batch.len() == batch.capacity() {
-                written += store.write_positions(std::mem::take(&mut batch), Vec::new()).await?;
+                written += store.write_positions(std::mem::take(&mut batch), Vec::new(), Default::default()).await?;
                 batch.reserve(50_000);
                 if written % 10_000_000 < 50_000 {
                     eprintln!("bench avl: {written} rows in {:.0} s", started.elapsed().as_secs_f64());
@@ -388,7 +388,7 @@ async fn history(options: &AvlBenchOptions, out: &mut dyn Write) -> anyhow::Resu
             }
         }
     }
-    written += store.write_positions(batch, Vec::new()).await?;
+    written += store.write_positions(batch, Vec::new(), Default::default()).await?;
     let load_rate = written as f64 / started.elapsed().as_secs_f64();
     let size = std::fs::metadata(dir.path().join("history.db")).map(|m| m.len()).unwrap_or(0);
     eprintln!("bench avl: {written} rows stored ({:.1} GB file)", size as f64 / 1e9);

@@ -5,6 +5,7 @@
 //! not dropped silently: the engine records each with its [`Rejection`], so an operator can
 //! see why a unit "stood still" or "jumped".
 
+use crate::jurisdiction::Chain;
 use crate::time::Timestamp;
 use fangkong_geo::LatLon;
 
@@ -31,6 +32,23 @@ pub struct Fix {
     pub alarm: Option<String>,
     /// Every other key the device sent, kept as given.
     pub attributes: Vec<(String, String)>,
+}
+
+/// A fix the screen accepted: whose, when it came, and where it was placed when it came
+/// (so that whoever applies it later places it the same, whatever shapes it holds).
+#[derive(Clone, PartialEq, Debug)]
+pub struct AcceptedFix {
+    pub device_id: i64,
+    /// The tracker's unique id.
+    pub unique_id: String,
+    /// The unit the tracker was with when the fix came.
+    pub unit: Option<String>,
+    pub received_at: Timestamp,
+    pub fix: Fix,
+    /// The jurisdictions holding the point (empty outside the city).
+    pub chain: Chain,
+    /// The point's H3 cell at the engine's resolution.
+    pub h3: Option<u64>,
 }
 
 impl Fix {

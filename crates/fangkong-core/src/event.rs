@@ -5,12 +5,17 @@
 //! could take back. Events carry the new state, not a diff, so a subscriber that joins late
 //! needs no history to apply them.
 //!
-//! Events carry no secrets and no personal data: account events name the account, its role
-//! and status, never its holder's name, password hash or second factor. Whoever relays
-//! events to clients still filters them by the client's permissions and jurisdiction.
+//! Events carry the full new state a live picture needs, so that applying them rebuilds it
+//! (another node, a replay of the outbox) — and nothing more: account events name the
+//! account, its role and status, never its holder's name, password hash or second factor; a
+//! session is its token's hash, never the token; an incident carries the caller's *masked*
+//! phone only (as every reader of incidents sees it); a person is their blind index.
+//! Events are the engine's own: whoever relays them to clients (the live stream) passes
+//! only the kinds meant for clients, filtered by the client's permissions and jurisdiction.
 
-use crate::auth::account::{Device, User};
+use crate::auth::account::{Device, Session, User};
 use crate::auth::{DeviceKind, Role};
+use crate::avl::AcceptedFix;
 use crate::codes::CodeEntry;
 use crate::dispatch::{Incident, UnitState, UnitStatus};
 use crate::forces::{Beat, ForceCategory, Shift, Unit};
@@ -108,10 +113,11 @@ pub enum Event {
     JurisdictionsChanged(Vec<Jurisdiction>),
     /// An account was created, or its role, jurisdiction, status or lock changed.
     AccountChanged(AccountSummary),
-    /// A user signed in (one more open session).
-    SignedIn { user_id: i64 },
+    /// A user signed in: the new session (its token's hash, never the token). Not relayed
+    /// to clients.
+    SignedIn(Session),
     /// One of a user's sessions ended by sign-out.
-    SignedOut { user_id: i64 },
+    SignedOut { user_id: i64, token_hash: [u8; 32] },
     /// All of a user's sessions were ended (lock, disable, password change or reset).
     SessionsEnded { user_id: i64 },
     /// A device was registered or its credential revoked.
@@ -129,7 +135,7 @@ pub enum Event {
         fixed_at: Timestamp,
         chain: Chain,
     },
-    /// An incident was created or changed: its new state (without the caller's details).
+    /// An incident was created or changed: its new state (the caller: the masked phone only).
     IncidentChanged(Box<Incident>),
     /// A unit's dispatch status changed.
     UnitStatusChanged { state: UnitState, station: String },
@@ -146,6 +152,10 @@ pub enum Event {
     /// A member of the force was registered or marked serving or not: who and where by
     /// category, station and unit only (never a name or a number).
     MemberChanged { id: i64, category: ForceCategory, station: String, unit: Option<String>, active: bool },
+    /// Tracker fixes were accepted and stored (one event per stored batch). Telemetry: the
+    /// live board has its own feed of positions, so the bus does not carry these; the
+    /// outbox does, so that another node or a replay knows every tracker's last fix.
+    FixesAccepted(Vec<AcceptedFix>),
     /// A person was seen at a place (a resident registered, a tenancy began; later a hotel
     /// guest, a checkpoint inspection): the person index, how, the record (by code) and its
     /// community. For matching (the wanted list), never shown: it carries no number, name
@@ -165,7 +175,7 @@ impl Event {
             Event::JurisdictionsAdded(_) => "jurisdiction.added",
             Event::JurisdictionsChanged(_) => "jurisdiction.changed",
             Event::AccountChanged(_) => "account.changed",
-            Event::SignedIn { .. } => "session.signed_in",
+            Event::SignedIn(_) => "session.signed_in",
             Event::SignedOut { .. } => "session.signed_out",
             Event::SessionsEnded { .. } => "session.ended_all",
             Event::DeviceChanged(_) => "device.changed",
@@ -181,6 +191,7 @@ impl Event {
             Event::ShiftDeleted { .. } => "roster.deleted",
             Event::MemberChanged { .. } => "member.changed",
             Event::PersonSeen { .. } => "person.seen",
+            Event::FixesAccepted(_) => "position.accepted",
         }
     }
 
@@ -192,9 +203,9 @@ impl Event {
                 format!("jurisdiction/{}", nodes.first().map_or("", |node| node.code.as_str()))
             }
             Event::AccountChanged(account) => format!("user/{}", account.username),
-            Event::SignedIn { user_id } | Event::SignedOut { user_id } | Event::SessionsEnded { user_id } => {
-                format!("user/{user_id}")
-            }
+            Event::SignedIn(Session { user_id, .. })
+            | Event::SignedOut { user_id, .. }
+            | Event::SessionsEnded { user_id } => format!("user/{user_id}"),
             Event::DeviceChanged(device) => format!("device/{}", device.unique_id),
             Event::DeviceSeen { unique_id, .. } | Event::PanicAlarm { unique_id, .. } => format!("device/{unique_id}"),
             Event::IncidentChanged(incident) => format!("incident/{}", incident.id),
@@ -207,6 +218,7 @@ impl Event {
             Event::ShiftDeleted { id, .. } => format!("shift/{id}"),
             Event::MemberChanged { id, .. } => format!("member/{id}"),
             Event::PersonSeen { record, .. } => format!("registry/{record}"),
+            Event::FixesAccepted(fixes) => format!("device/{}", fixes.first().map_or("", |f| f.unique_id.as_str())),
         }
     }
 }

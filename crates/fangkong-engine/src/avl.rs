@@ -10,11 +10,15 @@
 //! write time; see `docs/benchmarks.md`). A crash loses at most the queued, unwritten
 //! fixes — never a stored one.
 //!
-//! Positions are telemetry, not domain events: they travel on their own broadcast channel
-//! (subscribers that fall behind skip to the newest), not on the event bus. A fix with an
-//! alarm (`sos`) is the exception: the history writer publishes its `PanicAlarm` event once
-//! the fix is stored, and only then does the alarm become an incident (a reaction, see
-//! `reactions`).
+//! Positions are telemetry, not bus events: they travel on their own broadcast channel
+//! (subscribers that fall behind skip to the newest), and a fix is applied to the live
+//! picture when it is accepted, before it is stored — the board shows the newest fix at
+//! once. The history writer stores each batch with one `FixesAccepted` event in the
+//! outbox (its transaction), from which another node or a replay applies the same fixes
+//! ([`Engine::apply_fix`]: placed, indexed and handed to dispatch as ingest does). A fix with an alarm
+//! (`sos`) is the exception: the writer stores its `PanicAlarm` event with the batch and
+//! publishes it on the bus once the batch is stored, and only then does the alarm become an
+//! incident (a reaction, see `reactions`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,11 +26,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use fangkong_core::auth::{Action, DeviceKind};
-use fangkong_core::avl::{FilterPolicy, Fix, Rejection, screen};
+use fangkong_core::avl::{AcceptedFix, FilterPolicy, Fix, Rejection, screen};
 use fangkong_core::event::Event;
 use fangkong_core::jurisdiction::Chain;
 use fangkong_core::time::Timestamp;
-use fangkong_store::{RejectedFix, Store, StoreError, StoredFix};
+use fangkong_store::{Outbox, RejectedFix, Store, StoreError, StoredFix};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::bus::EventBus;
@@ -108,9 +112,13 @@ pub struct AvlStats {
 }
 
 enum HistoryItem {
-    /// An accepted fix, with the alarm it raises: the writer publishes the alarm once the
-    /// fix is durable, and then tells the ingest that it was.
-    Accepted(StoredFix, Option<Box<Alarm>>),
+    /// An accepted fix (the live position itself, shared with the feed: the queue holds a
+    /// pointer a fix) and the alarm it raises: the writer publishes the alarm once the fix
+    /// is durable, and then tells the ingest that it was.
+    Accepted {
+        live: Arc<LivePosition>,
+        alarm: Option<Box<Alarm>>,
+    },
     Rejected(RejectedFix),
 }
 
@@ -204,19 +212,44 @@ async fn write_history(
 ) {
     let mut items = Vec::with_capacity(batch);
     while queue.recv_many(&mut items, batch).await > 0 {
-        let (mut accepted, mut rejected, mut waiting) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut accepted, mut rejected, mut waiting, mut fixes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut at = Timestamp::from_millis(0);
         for item in items.drain(..) {
             match item {
-                HistoryItem::Accepted(fix, alarm) => {
-                    waiting.extend(alarm.map(|alarm| (fix.received_at, alarm)));
-                    accepted.push(fix);
+                HistoryItem::Accepted { live, alarm } => {
+                    at = at.max(live.received_at);
+                    waiting.extend(alarm.map(|alarm| (live.received_at, alarm)));
+                    accepted.push(StoredFix {
+                        device_id: live.device_id,
+                        received_at: live.received_at,
+                        h3: live.h3,
+                        fix: live.fix.clone(),
+                    });
+                    let live = Arc::unwrap_or_clone(live);
+                    fixes.push(AcceptedFix {
+                        device_id: live.device_id,
+                        unique_id: live.unique_id,
+                        unit: live.unit,
+                        received_at: live.received_at,
+                        fix: live.fix,
+                        chain: live.chain,
+                        h3: live.h3,
+                    });
                 }
                 HistoryItem::Rejected(fix) => rejected.push(fix),
             }
         }
+        // The batch's events, stored with it: the fixes, then the alarms they raise.
+        let mut outbox = Outbox::default();
+        if !fixes.is_empty() {
+            outbox.push(at, &Event::FixesAccepted(fixes));
+        }
+        for (received_at, alarm) in &waiting {
+            outbox.push(*received_at, &alarm.event);
+        }
         let mut pause = Duration::from_millis(100);
         loop {
-            match store.write_positions(accepted.clone(), rejected.clone()).await {
+            match store.write_positions(accepted.clone(), rejected.clone(), outbox.clone()).await {
                 Ok(stored) => {
                     counters.stored.fetch_add(stored, Ordering::Relaxed);
                     // Announced only now that the fixes are durable: a subscriber never hears
@@ -329,7 +362,7 @@ impl Engine {
                 }
                 false => (None, None),
             };
-            permit.send(HistoryItem::Accepted(StoredFix { device_id, received_at, h3, fix: live.fix.clone() }, alarm));
+            permit.send(HistoryItem::Accepted { live: Arc::clone(&live), alarm });
             (live, previous, published)
         };
         // The previous fix's time in place is now known: until this one (marked outside the
@@ -348,6 +381,29 @@ impl Engine {
             published.await.map_err(|_| StoreError::Closed)?;
         }
         Ok(Ingested::Accepted)
+    }
+
+    /// Applies a stored fix from the outbox (another node's, or a replay) to the live
+    /// picture, placed where ingest placed it: it becomes the tracker's position unless a
+    /// newer one is already there.
+    pub(crate) fn apply_fix(&self, accepted: &AcceptedFix) {
+        let live = LivePosition {
+            device_id: accepted.device_id,
+            unique_id: accepted.unique_id.clone(),
+            unit: accepted.unit.clone(),
+            fix: accepted.fix.clone(),
+            received_at: accepted.received_at,
+            chain: accepted.chain.clone(),
+            h3: accepted.h3,
+        };
+        {
+            let mut shard = self.avl.shard(live.device_id).lock().expect("live shard");
+            if shard.get(&live.device_id).is_some_and(|known| known.fix.fixed_at >= live.fix.fixed_at) {
+                return;
+            }
+            shard.insert(live.device_id, live.clone());
+        }
+        self.apply_position(&live);
     }
 
     fn refuse(

@@ -5,6 +5,7 @@ use fangkong_core::audit::Outcome;
 use fangkong_core::auth::Action;
 use fangkong_core::codes::{CodeEntry, CodeError, CodeKind, CodeTable};
 use fangkong_core::event::Event;
+use fangkong_store::{Audited, Outbox};
 
 use crate::{Caller, Engine, EngineError};
 
@@ -69,9 +70,10 @@ impl Engine {
         };
         self.codes.read().expect("codes lock").check_insert(&entry)?;
         let audit = caller.entry(entry.updated_at, "code.create", Outcome::Allowed).target("code", &target);
-        self.store.insert_codes(std::slice::from_ref(&entry), Some(&audit)).await?;
-        self.codes.write().expect("codes lock").apply(entry.clone());
-        self.publish(entry.updated_at, Event::CodeCreated(entry.clone()));
+        let created = Event::CodeCreated(entry.clone());
+        let outbox = Outbox::new(entry.updated_at, [&created]);
+        self.store.insert_codes(std::slice::from_ref(&entry), Some(Audited::new(audit, outbox))).await?;
+        self.publish(entry.updated_at, created);
         Ok(entry)
     }
 
@@ -99,9 +101,9 @@ impl Engine {
         };
         self.codes.read().expect("codes lock").check_update(&entry)?;
         let audit = caller.entry(entry.updated_at, "code.update", Outcome::Allowed).target("code", &target);
-        self.store.update_code(&entry, Some(&audit)).await?;
-        self.codes.write().expect("codes lock").apply(entry.clone());
-        self.publish(entry.updated_at, Event::CodeUpdated(entry.clone()));
+        let updated = Event::CodeUpdated(entry.clone());
+        self.store.update_code(&entry, Some(Audited::new(audit, Outbox::new(entry.updated_at, [&updated])))).await?;
+        self.publish(entry.updated_at, updated);
         Ok(entry)
     }
 }

@@ -6,7 +6,7 @@
 use fangkong_core::codes::{CodeEntry, CodeKind, CodeTable};
 use fangkong_core::event::Event;
 use fangkong_core::time::Timestamp;
-use fangkong_store::StoreError;
+use fangkong_store::{Audited, Outbox, StoreError};
 
 use crate::{Engine, EngineError};
 
@@ -59,10 +59,11 @@ impl Engine {
         let audit = crate::Caller::system("defaults")
             .entry(at, "code.seed", fangkong_core::audit::Outcome::Allowed)
             .detail(format!("{} built-in codes", entries.len()));
-        match self.store.insert_codes(&entries, Some(&audit)).await {
+        let events: Vec<Event> = entries.iter().cloned().map(Event::CodeCreated).collect();
+        match self.store.insert_codes(&entries, Some(Audited::new(audit, Outbox::new(at, &events)))).await {
             Ok(()) => {
-                for entry in entries {
-                    self.publish(at, Event::CodeCreated(entry));
+                for event in events {
+                    self.publish(at, event);
                 }
             }
             // Another node seeded first, or a seed was stored but its marker was not: the

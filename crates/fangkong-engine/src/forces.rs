@@ -17,7 +17,7 @@ use fangkong_core::forces::{Beat, ForceCategory, HourCoverage, Member, Shift, Tr
 use fangkong_core::jurisdiction::{Chain, JurisdictionKind};
 use fangkong_core::time::Timestamp;
 use fangkong_geo::Area;
-use fangkong_store::SealedMember;
+use fangkong_store::{Audited, Outbox, SealedMember};
 use geo::BooleanOps;
 
 use crate::guard::{Record, Reference, Write};
@@ -224,8 +224,10 @@ impl Engine {
             [one] => entry.target("beat", &one.code),
             many => entry.detail(format!("{} beats", many.len())),
         };
-        self.store.save_beats(&beats, self.now(), &entry).await?;
-        self.publish(self.now(), Event::BeatsSaved(beats.clone()));
+        let now = self.now();
+        let saved = Event::BeatsSaved(beats.clone());
+        self.store.save_beats(&beats, now, Audited::new(entry, Outbox::new(now, [&saved]))).await?;
+        self.publish(now, saved);
         Ok(beats)
     }
 
@@ -305,8 +307,10 @@ impl Engine {
             [one] => entry.target("unit", &one.code),
             many => entry.detail(format!("{} units", many.len())),
         };
-        self.store.save_units(&units, self.now(), &entry).await?;
-        self.publish(self.now(), Event::UnitsSaved(units.clone()));
+        let now = self.now();
+        let saved = Event::UnitsSaved(units.clone());
+        self.store.save_units(&units, now, Audited::new(entry, Outbox::new(now, [&saved]))).await?;
+        self.publish(now, saved);
         Ok(units)
     }
 
@@ -399,8 +403,13 @@ impl Engine {
             from,
             to
         ));
-        let ids = self.store.insert_shifts(&shifts, &entry).await?;
-        self.publish(self.now(), Event::ShiftsAdded(ids.iter().copied().zip(shifts).collect()));
+        let now = self.now();
+        let added = shifts.clone();
+        let outbox = Outbox::of_new_rows(now, move |ids| {
+            vec![Event::ShiftsAdded(ids.iter().copied().zip(added.iter().cloned()).collect())]
+        });
+        let ids = self.store.insert_shifts(&shifts, Audited::new(entry, outbox)).await?;
+        self.publish(now, Event::ShiftsAdded(ids.iter().copied().zip(shifts).collect()));
         Ok(ids)
     }
 
@@ -422,8 +431,10 @@ impl Engine {
             .entry(self.now(), "roster.delete", Outcome::Allowed)
             .target("shift", &target)
             .detail(format!("{} on {} from {} to {}", shift.unit, shift.beat, shift.starts_at, shift.ends_at));
-        self.store.delete_shift(id, &entry).await?;
-        self.publish(self.now(), Event::ShiftDeleted { id, shift });
+        let now = self.now();
+        let deleted = Event::ShiftDeleted { id, shift };
+        self.store.delete_shift(id, Audited::new(entry, Outbox::new(now, [&deleted]))).await?;
+        self.publish(now, deleted);
         Ok(())
     }
 
@@ -688,7 +699,12 @@ impl Engine {
             new.category.as_str(),
             new.station
         ));
-        let id = self.store.insert_member(&sealed, &entry).await?;
+        let (category, station, unit) = (new.category, new.station.clone(), new.unit.clone());
+        let outbox = Outbox::of_new_rows(now, move |ids| {
+            let (station, unit) = (station.clone(), unit.clone());
+            vec![Event::MemberChanged { id: ids[0], category, station, unit, active: true }]
+        });
+        let id = self.store.insert_member(&sealed, Audited::new(entry, outbox)).await?;
         self.publish(
             now,
             Event::MemberChanged {
@@ -763,9 +779,11 @@ impl Engine {
             .entry(self.now(), "member.update", Outcome::Allowed)
             .target("member", &target)
             .detail(if active { "active" } else { "inactive" }.to_string());
-        self.store.set_member_active(id, active, self.now(), &entry).await?;
+        let now = self.now();
         let (category, station, unit) = (member.category, member.station, member.unit);
-        self.publish(self.now(), Event::MemberChanged { id, category, station, unit, active });
+        let changed = Event::MemberChanged { id, category, station, unit, active };
+        self.store.set_member_active(id, active, now, Audited::new(entry, Outbox::new(now, [&changed]))).await?;
+        self.publish(now, changed);
         Ok(())
     }
 

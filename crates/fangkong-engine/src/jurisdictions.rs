@@ -11,7 +11,7 @@ use fangkong_core::jurisdiction::{
     Atlas, Chain, Jurisdiction, JurisdictionError, JurisdictionKind, JurisdictionTree, Scope,
 };
 use fangkong_geo::{Area, LatLon};
-use fangkong_store::NodeWrite;
+use fangkong_store::{Audited, NodeWrite, Outbox};
 
 use crate::boundaries::{self, BoundaryImport};
 use crate::{Caller, Engine, EngineError};
@@ -160,10 +160,14 @@ impl Engine {
         self.authorize_tree_change(caller, &tree, &nodes).await?;
         let entry =
             caller.entry(self.now(), "jurisdiction.import", Outcome::Allowed).detail(format!("{} nodes", nodes.len()));
-        self.store.save_jurisdictions(&nodes, &[], self.now(), &entry).await?;
+        let added = Event::JurisdictionsAdded(nodes.iter().map(|w| w.node.clone()).collect());
+        let now = self.now();
+        self.store.save_jurisdictions(&nodes, &[], now, Audited::new(entry, Outbox::new(now, [&added]))).await?;
         let count = nodes.len();
+        // The tree and the shapes (which no event carries) are installed by the command; a
+        // follower re-reads the shapes from the store.
         self.install(tree, &nodes);
-        self.publish(self.now(), Event::JurisdictionsAdded(nodes.into_iter().map(|w| w.node).collect()));
+        self.publish(now, added);
         Ok(count)
     }
 
@@ -211,17 +215,23 @@ impl Engine {
             summary.added,
             summary.updated
         ));
-        self.store.save_jurisdictions(&plan.added, &plan.changed, self.now(), &entry).await?;
+        let at = self.now();
+        let nodes = |writes: &[NodeWrite]| writes.iter().map(|w| w.node.clone()).collect::<Vec<_>>();
+        let mut events = Vec::new();
+        if !plan.added.is_empty() {
+            events.push(Event::JurisdictionsAdded(nodes(&plan.added)));
+        }
+        if !plan.changed.is_empty() {
+            events.push(Event::JurisdictionsChanged(nodes(&plan.changed)));
+        }
+        let audited = Audited::new(entry, Outbox::new(at, &events));
+        self.store.save_jurisdictions(&plan.added, &plan.changed, at, audited).await?;
         for write in &plan.changed {
             tree.rename(&write.node);
         }
         self.install(tree, &touched);
-        let at = self.now();
-        if !plan.added.is_empty() {
-            self.publish(at, Event::JurisdictionsAdded(plan.added.into_iter().map(|w| w.node).collect()));
-        }
-        if !plan.changed.is_empty() {
-            self.publish(at, Event::JurisdictionsChanged(plan.changed.into_iter().map(|w| w.node).collect()));
+        for event in events {
+            self.publish(at, event);
         }
         Ok(summary)
     }

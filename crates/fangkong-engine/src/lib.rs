@@ -29,6 +29,7 @@ pub mod keys;
 mod person;
 mod reactions;
 pub mod registry;
+mod replay;
 mod reports;
 mod stream;
 
@@ -62,6 +63,7 @@ pub use fangkong_store::NodeWrite;
 pub use forces::{BeatCoverage, HotspotCoverage, NewBeat, NewMember, OnDuty};
 pub use identity::{Authenticated, LoginSuccess, NewDevice, Site, TotpSetup, UserChange};
 pub use jurisdictions::{ImportSummary, Location, Placed};
+pub use replay::LivePicture;
 pub use reports::{Budget, ReportConfig, ReportCounters};
 pub use stream::{BoardSnapshot, BoardView};
 
@@ -168,6 +170,9 @@ pub struct EngineConfig {
     pub password_cost: PasswordCost,
     /// Audit records older than this are purged (behind a seal).
     pub audit_retention_days: u32,
+    /// Events older than this are purged from the outbox (the tables stay the record; a
+    /// node away for longer reloads from them).
+    pub outbox_retention_days: u32,
     /// The H3 resolution of located records' cells (0–15; 9 ≈ 0.1 km² hexagons).
     pub h3_resolution: u8,
     /// The position pipeline.
@@ -188,6 +193,7 @@ impl EngineConfig {
             lockout: LockoutPolicy::default(),
             password_cost: PasswordCost::default(),
             audit_retention_days: 730,
+            outbox_retention_days: 3,
             h3_resolution: 9,
             avl: avl::AvlConfig::default(),
             dispatch: DispatchConfig::default(),
@@ -364,6 +370,17 @@ impl Engine {
         self.refresh_identity().await?;
         self.enforce_audit_retention().await?;
         self.enforce_position_retention().await?;
+        self.enforce_outbox_retention().await?;
+        Ok(())
+    }
+
+    /// Purges events older than the outbox's retention.
+    async fn enforce_outbox_retention(&self) -> Result<(), EngineError> {
+        let days = i64::from(self.config.outbox_retention_days.max(1));
+        let purged = self.store.purge_outbox(self.now().plus_seconds(-days * 86_400)).await?;
+        if purged > 0 {
+            tracing::info!(purged, retention_days = days, "outbox purged");
+        }
         Ok(())
     }
 
@@ -384,10 +401,11 @@ impl Engine {
         tracing::info!("engine stopped; all accepted writes are stored");
     }
 
-    /// The last step of every command, after its change is stored: the event is applied to
-    /// the live state of every feature that follows it (`reactions`), then published.
+    /// The last step of every command, after its change and its events are stored (the
+    /// outbox, in the change's transaction): the event is applied to the live state of
+    /// every feature that follows it (`reactions`), then published.
     fn publish(&self, at: Timestamp, event: fangkong_core::event::Event) {
-        self.apply(&event);
+        self.apply(at, &event);
         self.bus.publish(at, event);
     }
 }

@@ -25,6 +25,7 @@ use std::sync::{Arc, Weak};
 
 use fangkong_core::event::Event;
 use fangkong_core::forces::Beat;
+use fangkong_core::time::Timestamp;
 use fangkong_geo::LatLon;
 use tokio::sync::{broadcast, watch};
 
@@ -47,14 +48,26 @@ impl Default for ReactionState {
 }
 
 impl Engine {
-    /// Applies an event to the live state of every feature that follows it (memory only).
-    pub(crate) fn apply(&self, event: &Event) {
+    /// Applies an event to the live state of every feature that follows it (memory only):
+    /// the one way live state changes, the same for this node's commands, another node's
+    /// events and a replay of the outbox (see the table above for what each kind touches).
+    pub(crate) fn apply(&self, at: Timestamp, event: &Event) {
         match event {
+            Event::SignedIn(_) | Event::SignedOut { .. } | Event::SessionsEnded { .. } => self.apply_session(event),
+            Event::CodeCreated(entry) | Event::CodeUpdated(entry) => {
+                self.codes.write().expect("codes lock").apply(entry.clone());
+            }
+            Event::IncidentChanged(_) | Event::UnitStatusChanged { .. } => self.apply_dispatch(event),
+            Event::FixesAccepted(fixes) => {
+                for fix in fixes {
+                    self.apply_fix(fix);
+                }
+            }
             Event::UnitsSaved(units) => {
                 let mut forces = self.forces.write().expect("forces lock");
                 for unit in units {
                     forces.put_unit(unit.clone());
-                    self.dispatch_unit_saved(unit);
+                    self.dispatch_unit_saved(unit, at);
                 }
             }
             Event::BeatsSaved(beats) => {

@@ -5,10 +5,11 @@
 //! and the timeline entries saying so — in one transaction ([`DispatchChange`]), so the
 //! record never shows a unit sent without the timeline saying who sent it.
 
-use fangkong_core::audit::AuditEntry;
+use crate::outbox::{Audited, Outbox};
 use fangkong_core::dispatch::{
     AreaClass, Assignment, Incident, IncidentStatus, TimelineEntry, TimelineKind, UnitState, UnitStatus,
 };
+use fangkong_core::event::Event;
 use fangkong_core::jurisdiction::{Chain, JurisdictionKind};
 use fangkong_core::time::Timestamp;
 use fangkong_geo::LatLon;
@@ -30,6 +31,12 @@ pub struct NewIncident {
     pub timeline: Vec<TimelineEntry>,
 }
 
+/// How a new incident is announced in the outbox: `incident.changed` with the id the
+/// store gave it (the engine publishes the same event once the insert has committed).
+pub(crate) fn announce_new(incident: &Incident, id: i64) -> Outbox {
+    Outbox::new(incident.updated_at, [&Event::IncidentChanged(Box::new(Incident { id, ..incident.clone() }))])
+}
+
 /// What became of an insert.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Inserted {
@@ -47,6 +54,8 @@ pub struct DispatchChange {
     pub incidents: Vec<Incident>,
     pub units: Vec<UnitState>,
     pub timeline: Vec<TimelineEntry>,
+    /// The events the change announces, stored with it.
+    pub outbox: Outbox,
 }
 
 /// The columns of `incidents` in the order [`IncidentRow`] reads them.
@@ -339,9 +348,10 @@ impl Store {
         code: &str,
         class: Option<AreaClass>,
         at: Timestamp,
-        entry: &AuditEntry,
+        entry: impl Into<Audited>,
     ) -> Result<(), StoreError> {
         let key = self.audit_key()?;
+        let entry = &entry.into();
         dispatch!(self.save_area_class(key, code.to_string(), class, at, entry))
     }
 }

@@ -1,6 +1,8 @@
 //! The force registry in the store: beats, units, the roster, members (sealed).
 
-use fangkong_core::audit::{AuditEntry, AuditRecord};
+use fangkong_core::audit::AuditRecord;
+
+use crate::outbox::Audited;
 use fangkong_core::forces::{Beat, ForceCategory, PatrolMode, Shift, Unit};
 use fangkong_core::time::Timestamp;
 use fangkong_geo::Area;
@@ -27,7 +29,12 @@ pub struct SealedMember {
 
 impl Store {
     /// Inserts or replaces a beat, with its audit record.
-    pub async fn save_beat(&self, beat: &Beat, at: Timestamp, entry: &AuditEntry) -> Result<AuditRecord, StoreError> {
+    pub async fn save_beat(
+        &self,
+        beat: &Beat,
+        at: Timestamp,
+        entry: impl Into<Audited>,
+    ) -> Result<AuditRecord, StoreError> {
         self.save_beats(std::slice::from_ref(beat), at, entry).await
     }
 
@@ -36,9 +43,10 @@ impl Store {
         &self,
         beats: &[Beat],
         at: Timestamp,
-        entry: &AuditEntry,
+        entry: impl Into<Audited>,
     ) -> Result<AuditRecord, StoreError> {
         let key = self.audit_key()?;
+        let entry = &entry.into();
         dispatch!(self.save_beats(key, beats.to_vec(), at, entry))
     }
 
@@ -47,7 +55,12 @@ impl Store {
     }
 
     /// Inserts or replaces a unit, with its audit record.
-    pub async fn save_unit(&self, unit: &Unit, at: Timestamp, entry: &AuditEntry) -> Result<AuditRecord, StoreError> {
+    pub async fn save_unit(
+        &self,
+        unit: &Unit,
+        at: Timestamp,
+        entry: impl Into<Audited>,
+    ) -> Result<AuditRecord, StoreError> {
         self.save_units(std::slice::from_ref(unit), at, entry).await
     }
 
@@ -56,9 +69,10 @@ impl Store {
         &self,
         units: &[Unit],
         at: Timestamp,
-        entry: &AuditEntry,
+        entry: impl Into<Audited>,
     ) -> Result<AuditRecord, StoreError> {
         let key = self.audit_key()?;
+        let entry = &entry.into();
         dispatch!(self.save_units(key, units.to_vec(), at, entry))
     }
 
@@ -67,8 +81,9 @@ impl Store {
     }
 
     /// Adds shifts to the roster (all or none) with one audit record; returns their ids.
-    pub async fn insert_shifts(&self, shifts: &[Shift], entry: &AuditEntry) -> Result<Vec<i64>, StoreError> {
+    pub async fn insert_shifts(&self, shifts: &[Shift], entry: impl Into<Audited>) -> Result<Vec<i64>, StoreError> {
         let key = self.audit_key()?;
+        let entry = &entry.into();
         dispatch!(self.insert_shifts(key, shifts.to_vec(), entry))
     }
 
@@ -89,20 +104,23 @@ impl Store {
         id: i64,
         active: bool,
         at: Timestamp,
-        entry: &AuditEntry,
+        entry: impl Into<Audited>,
     ) -> Result<(), StoreError> {
         let key = self.audit_key()?;
+        let entry = &entry.into();
         dispatch!(self.set_member_active(key, id, active, at, entry))
     }
 
-    pub async fn delete_shift(&self, id: i64, entry: &AuditEntry) -> Result<(), StoreError> {
+    pub async fn delete_shift(&self, id: i64, entry: impl Into<Audited>) -> Result<(), StoreError> {
         let key = self.audit_key()?;
+        let entry = &entry.into();
         dispatch!(self.delete_shift(key, id, entry))
     }
 
     /// Inserts a member (its id is assigned); a taken identity number is a conflict.
-    pub async fn insert_member(&self, member: &SealedMember, entry: &AuditEntry) -> Result<i64, StoreError> {
+    pub async fn insert_member(&self, member: &SealedMember, entry: impl Into<Audited>) -> Result<i64, StoreError> {
         let key = self.audit_key()?;
+        let entry = &entry.into();
         dispatch!(self.insert_member(key, member.clone(), entry))
     }
 

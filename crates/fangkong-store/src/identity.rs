@@ -1,7 +1,11 @@
 //! Jurisdictions, users, sessions and devices in the store. Every change that an audit
 //! record describes is written in the same transaction as that record: both or neither.
 
-use fangkong_core::audit::{AuditEntry, AuditRecord};
+use fangkong_core::audit::AuditRecord;
+
+use fangkong_core::audit::AuditEntry;
+
+use crate::outbox::{Audited, Outbox};
 use fangkong_core::auth::account::{Device, Session, User};
 use fangkong_core::auth::lockout::LoginState;
 use fangkong_core::auth::{DeviceKind, Role};
@@ -21,7 +25,7 @@ impl Store {
         &self,
         nodes: &[Jurisdiction],
         at: Timestamp,
-        entry: &AuditEntry,
+        entry: impl Into<Audited>,
     ) -> Result<AuditRecord, StoreError> {
         let added: Vec<_> = nodes.iter().map(|node| NodeWrite { node: node.clone(), shape: None }).collect();
         self.save_jurisdictions(&added, &[], at, entry).await
@@ -35,13 +39,14 @@ impl Store {
         added: &[NodeWrite],
         changed: &[NodeWrite],
         at: Timestamp,
-        entry: &AuditEntry,
+        entry: impl Into<Audited>,
     ) -> Result<AuditRecord, StoreError> {
         let key = self.audit_key()?;
         let encode = |writes: &[NodeWrite]| -> Vec<EncodedNode> {
             writes.iter().map(|w| (w.node.clone(), w.shape.as_ref().map(Area::to_wkb))).collect()
         };
         let (added, changed) = (encode(added), encode(changed));
+        let entry = &entry.into();
         dispatch!(self.save_jurisdictions(key, added, changed, at, entry))
     }
 
@@ -67,8 +72,9 @@ impl Store {
 
     /// Inserts a user (its `id` is assigned) with its audit record; returns the stored user.
     /// A taken username is [`StoreError::Conflict`].
-    pub async fn insert_user(&self, user: &User, entry: &AuditEntry) -> Result<User, StoreError> {
+    pub async fn insert_user(&self, user: &User, entry: impl Into<Audited>) -> Result<User, StoreError> {
         let key = self.audit_key()?;
+        let entry = &entry.into();
         dispatch!(self.insert_user(key, user, entry))
     }
 
@@ -85,8 +91,14 @@ impl Store {
         expected_updated_at: Timestamp,
         revoke_sessions_at: Option<Timestamp>,
         entries: &[AuditEntry],
+        outbox: Outbox,
     ) -> Result<(), StoreError> {
         let key = self.audit_key()?;
+        // The events go with the first record (all are written in one transaction).
+        let mut outbox = Some(outbox);
+        let entries: Vec<Audited> =
+            entries.iter().map(|entry| Audited::new(entry.clone(), outbox.take().unwrap_or_default())).collect();
+        let entries = entries.as_slice();
         dispatch!(self.update_user(key, user, expected_updated_at, revoke_sessions_at, entries))
     }
 
@@ -96,8 +108,9 @@ impl Store {
         dispatch!(self.list_live_sessions(created_after))
     }
 
-    pub async fn insert_session(&self, session: &Session, entry: &AuditEntry) -> Result<(), StoreError> {
+    pub async fn insert_session(&self, session: &Session, entry: impl Into<Audited>) -> Result<(), StoreError> {
         let key = self.audit_key()?;
+        let entry = &entry.into();
         dispatch!(self.insert_session(key, session, entry))
     }
 
@@ -111,9 +124,10 @@ impl Store {
         &self,
         token_hash: [u8; 32],
         at: Timestamp,
-        entry: &AuditEntry,
+        entry: impl Into<Audited>,
     ) -> Result<(), StoreError> {
         let key = self.audit_key()?;
+        let entry = &entry.into();
         dispatch!(self.revoke_session(key, token_hash, at, entry))
     }
 
@@ -123,13 +137,15 @@ impl Store {
 
     /// Inserts a device (its `id` is assigned) with its audit record. A taken unique id is
     /// [`StoreError::Conflict`].
-    pub async fn insert_device(&self, device: &Device, entry: &AuditEntry) -> Result<Device, StoreError> {
+    pub async fn insert_device(&self, device: &Device, entry: impl Into<Audited>) -> Result<Device, StoreError> {
         let key = self.audit_key()?;
+        let entry = &entry.into();
         dispatch!(self.insert_device(key, device, entry))
     }
 
-    pub async fn update_device(&self, device: &Device, entry: Option<&AuditEntry>) -> Result<(), StoreError> {
+    pub async fn update_device(&self, device: &Device, entry: Option<Audited>) -> Result<(), StoreError> {
         let key = self.audit_key()?;
+        let entry = entry.as_ref();
         dispatch!(self.update_device(key, device, entry))
     }
 

@@ -25,7 +25,6 @@ mod url;
 
 use std::sync::OnceLock;
 
-use fangkong_core::audit::AuditEntry;
 use fangkong_core::codes::{CodeEntry, CodeKind};
 
 pub use error::StoreError;
@@ -95,6 +94,7 @@ mod audit;
 mod dispatch;
 mod forces;
 mod identity;
+mod outbox;
 mod positions;
 pub mod registry;
 
@@ -102,6 +102,7 @@ pub use audit::{AuditHead, AuditQuery};
 pub use dispatch::{DispatchChange, HISTORY_CELL_RESOLUTION, Inserted, NewIncident, chain_column};
 pub use forces::SealedMember;
 pub use identity::NodeWrite;
+pub use outbox::{Audited, Outbox, OutboxRecord};
 pub use positions::{HOUR_MINUTES, Presence, RejectedFix, StoredFix};
 
 impl Store {
@@ -206,21 +207,21 @@ impl Store {
 
     /// Inserts many codes in one transaction, with the audit record if given: all of them,
     /// or (on any error) none.
-    pub async fn insert_codes(&self, entries: &[CodeEntry], audit: Option<&AuditEntry>) -> Result<(), StoreError> {
+    pub async fn insert_codes(&self, entries: &[CodeEntry], audit: Option<Audited>) -> Result<(), StoreError> {
         let audit = self.keyed(audit)?;
         dispatch!(self.insert_codes(entries, audit))
     }
 
     /// Replaces an existing code's fields (with the audit record if given);
     /// [`StoreError::NotFound`] if it does not exist.
-    pub async fn update_code(&self, entry: &CodeEntry, audit: Option<&AuditEntry>) -> Result<(), StoreError> {
+    pub async fn update_code(&self, entry: &CodeEntry, audit: Option<Audited>) -> Result<(), StoreError> {
         let audit = self.keyed(audit)?;
         dispatch!(self.update_code(entry, audit))
     }
 
     /// An audit entry with the key that chains it, for backends.
-    fn keyed(&self, audit: Option<&AuditEntry>) -> Result<Option<([u8; 32], AuditEntry)>, StoreError> {
-        audit.map(|entry| Ok((self.audit_key()?, entry.clone()))).transpose()
+    fn keyed(&self, audit: Option<Audited>) -> Result<Option<([u8; 32], Audited)>, StoreError> {
+        audit.map(|entry| Ok((self.audit_key()?, entry))).transpose()
     }
 }
 

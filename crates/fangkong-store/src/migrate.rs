@@ -51,6 +51,7 @@ pub static SQLITE: &[Migration] = &[
         name: "unit_revisions",
         sql: include_str!("../migrations/sqlite/0012_unit_revisions.sql"),
     },
+    Migration { version: 13, name: "outbox", sql: include_str!("../migrations/sqlite/0013_outbox.sql") },
 ];
 
 /// PostgreSQL migrations, in order, with the same versions and meaning as [`SQLITE`].
@@ -79,6 +80,7 @@ pub static POSTGRES: &[Migration] = &[
         name: "unit_revisions",
         sql: include_str!("../migrations/postgres/0012_unit_revisions.sql"),
     },
+    Migration { version: 13, name: "outbox", sql: include_str!("../migrations/postgres/0013_outbox.sql") },
 ];
 
 /// A row of `schema_migrations`.

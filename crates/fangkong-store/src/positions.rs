@@ -63,13 +63,15 @@ impl Store {
 
     /// Writes a batch of accepted and refused fixes in one transaction. A fix whose device
     /// and time are already stored is skipped (a batch retried after a crash writes nothing
-    /// twice). Returns the number of accepted fixes newly stored.
+    /// twice) — but `outbox` is always stored with the batch. Returns the number of accepted
+    /// fixes newly stored.
     pub async fn write_positions(
         &self,
         accepted: Vec<StoredFix>,
         rejected: Vec<RejectedFix>,
+        outbox: crate::Outbox,
     ) -> Result<u64, StoreError> {
-        dispatch!(self.write_positions(accepted, rejected))
+        dispatch!(self.write_positions(accepted, rejected, outbox))
     }
 
     /// A device's fixes with `from <= fixed_at < to`, oldest first, at most `limit`.

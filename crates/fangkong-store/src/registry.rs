@@ -9,7 +9,7 @@
 //! Residents arrive sealed ([`SealedResident`]): the identity number and phone are
 //! encrypted by the engine and found by keyed blind indexes; the store never sees them.
 
-use fangkong_core::audit::AuditEntry;
+use crate::outbox::Audited;
 use fangkong_core::documents::DocumentKind;
 use fangkong_core::registry::{
     Building, BuildingKind, Day, HousingUnit, LandlordKind, Permit, PermitKind, Sex, Sighting, Tenancy, UnitUse, Visit,
@@ -150,22 +150,25 @@ impl Store {
         &self,
         records: Vec<RegistryRecord>,
         changes: Vec<RegistryChange>,
-        entry: &AuditEntry,
+        entry: impl Into<Audited>,
     ) -> Result<(), StoreError> {
         let key = self.audit_key()?;
+        let entry = &entry.into();
         dispatch!(self.write_registry(key, records, changes, entry))
     }
 
     /// Applies everything `feed` sends in one transaction, then `change` and the audit
-    /// record; commits only if the feed ends without [`ImportFeed::Abort`] and every record
+    /// record (whose events, if made by [`crate::Outbox::of_new_rows`], are given the number
+    /// of rows stored as their one "id"); commits only if the feed ends without [`ImportFeed::Abort`] and every record
     /// applied. A refused record fails the whole import with [`StoreError::Rejected`].
     pub async fn import_registry(
         &self,
         feed: tokio::sync::mpsc::Receiver<ImportFeed>,
         change: RegistryChange,
-        entry: &AuditEntry,
+        entry: impl Into<Audited>,
     ) -> Result<ImportCounts, StoreError> {
         let key = self.audit_key()?;
+        let entry = &entry.into();
         dispatch!(self.import_registry(key, feed, change, entry))
     }
 

@@ -16,7 +16,9 @@
 
 use std::collections::BTreeMap;
 
+use fangkong_core::auth::account::Session;
 use fangkong_core::auth::{DeviceKind, Role};
+use fangkong_core::avl::{AcceptedFix, Fix};
 use fangkong_core::codes::{CodeEntry, CodeKind};
 use fangkong_core::dispatch::{AreaClass, Assignment, Incident, IncidentStatus, UnitState, UnitStatus};
 use fangkong_core::event::{AccountSummary, DeviceSummary, Event, SeenHow};
@@ -83,9 +85,9 @@ enum WireEvent {
     #[serde(rename = "account.changed")]
     AccountChanged { account: WireAccount },
     #[serde(rename = "session.signed_in")]
-    SignedIn { user_id: i64 },
+    SignedIn { session: WireSession },
     #[serde(rename = "session.signed_out")]
-    SignedOut { user_id: i64 },
+    SignedOut { user_id: i64, token_hash: String },
     #[serde(rename = "session.ended_all")]
     SessionsEnded { user_id: i64 },
     #[serde(rename = "device.changed")]
@@ -122,6 +124,54 @@ enum WireEvent {
     PersonSeen { person: String, how: String, record: String, community: String },
     #[serde(rename = "registry.changed")]
     RegistryChanged { entity: String, code: String, community: String, change: String },
+    #[serde(rename = "position.accepted")]
+    FixesAccepted { fixes: Vec<WireFix> },
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+struct WireSession {
+    /// The SHA-256 of the token, in hex (the token itself is never stored or sent).
+    token_hash: String,
+    user_id: i64,
+    created_at: i64,
+    last_used_at: i64,
+    revoked_at: Option<i64>,
+    ip: Option<String>,
+}
+
+/// An accepted fix: compact, since a stored batch of fixes is one event of many of these.
+/// Absent optional readings are left out.
+#[derive(Serialize, Deserialize, Debug)]
+struct WireFix {
+    device_id: i64,
+    unique_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unit: Option<String>,
+    received_at: i64,
+    fixed_at: i64,
+    lat: f64,
+    lon: f64,
+    valid: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    speed_mps: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    course_deg: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    altitude_m: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    accuracy_m: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hdop: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    battery_pct: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    alarm: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    attributes: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    chain: WireChain,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    h3: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -369,8 +419,44 @@ impl From<&Event> for WireEvent {
                     second_factor: a.second_factor,
                 },
             },
-            Event::SignedIn { user_id } => WireEvent::SignedIn { user_id: *user_id },
-            Event::SignedOut { user_id } => WireEvent::SignedOut { user_id: *user_id },
+            Event::SignedIn(session) => WireEvent::SignedIn {
+                session: WireSession {
+                    token_hash: hex::encode(session.token_hash),
+                    user_id: session.user_id,
+                    created_at: millis(session.created_at),
+                    last_used_at: millis(session.last_used_at),
+                    revoked_at: session.revoked_at.map(millis),
+                    ip: session.ip.clone(),
+                },
+            },
+            Event::SignedOut { user_id, token_hash } => {
+                WireEvent::SignedOut { user_id: *user_id, token_hash: hex::encode(token_hash) }
+            }
+            Event::FixesAccepted(fixes) => WireEvent::FixesAccepted {
+                fixes: fixes
+                    .iter()
+                    .map(|a| WireFix {
+                        device_id: a.device_id,
+                        unique_id: a.unique_id.clone(),
+                        unit: a.unit.clone(),
+                        received_at: millis(a.received_at),
+                        fixed_at: millis(a.fix.fixed_at),
+                        lat: a.fix.point.lat(),
+                        lon: a.fix.point.lon(),
+                        valid: a.fix.valid,
+                        speed_mps: a.fix.speed_mps,
+                        course_deg: a.fix.course_deg,
+                        altitude_m: a.fix.altitude_m,
+                        accuracy_m: a.fix.accuracy_m,
+                        hdop: a.fix.hdop,
+                        battery_pct: a.fix.battery_pct,
+                        alarm: a.fix.alarm.clone(),
+                        attributes: a.fix.attributes.clone(),
+                        chain: chain_out(&a.chain),
+                        h3: a.h3,
+                    })
+                    .collect(),
+            },
             Event::SessionsEnded { user_id } => WireEvent::SessionsEnded { user_id: *user_id },
             Event::DeviceChanged(d) => WireEvent::DeviceChanged {
                 device: WireDevice {
@@ -465,6 +551,12 @@ impl From<&Event> for WireEvent {
 
 fn parsed<T>(field: &'static str, text: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, WireError> {
     parse(text).ok_or_else(|| WireError::Invalid { field, value: text.to_string() })
+}
+
+/// A 32-byte hash from its hex form.
+fn hash32(field: &'static str, text: &str) -> Result<[u8; 32], WireError> {
+    let invalid = || WireError::Invalid { field, value: text.to_string() };
+    hex::decode(text).map_err(|_| invalid())?.try_into().map_err(|_| invalid())
 }
 
 fn at(ms: i64) -> Timestamp {
@@ -581,8 +673,45 @@ impl TryFrom<WireEvent> for Event {
                 locked_until: a.locked_until.map(at),
                 second_factor: a.second_factor,
             }),
-            WireEvent::SignedIn { user_id } => Event::SignedIn { user_id },
-            WireEvent::SignedOut { user_id } => Event::SignedOut { user_id },
+            WireEvent::SignedIn { session: s } => Event::SignedIn(Session {
+                token_hash: hash32("session.token_hash", &s.token_hash)?,
+                user_id: s.user_id,
+                created_at: at(s.created_at),
+                last_used_at: at(s.last_used_at),
+                revoked_at: s.revoked_at.map(at),
+                ip: s.ip,
+            }),
+            WireEvent::SignedOut { user_id, token_hash } => {
+                Event::SignedOut { user_id, token_hash: hash32("token_hash", &token_hash)? }
+            }
+            WireEvent::FixesAccepted { fixes } => Event::FixesAccepted(
+                fixes
+                    .into_iter()
+                    .map(|f| {
+                        Ok(AcceptedFix {
+                            device_id: f.device_id,
+                            unique_id: f.unique_id,
+                            unit: f.unit,
+                            received_at: at(f.received_at),
+                            fix: Fix {
+                                fixed_at: at(f.fixed_at),
+                                point: point(f.lat, f.lon)?,
+                                valid: f.valid,
+                                speed_mps: f.speed_mps,
+                                course_deg: f.course_deg,
+                                altitude_m: f.altitude_m,
+                                accuracy_m: f.accuracy_m,
+                                hdop: f.hdop,
+                                battery_pct: f.battery_pct,
+                                alarm: f.alarm,
+                                attributes: f.attributes,
+                            },
+                            chain: chain_in(f.chain)?,
+                            h3: f.h3,
+                        })
+                    })
+                    .collect::<Result<_, WireError>>()?,
+            ),
             WireEvent::SessionsEnded { user_id } => Event::SessionsEnded { user_id },
             WireEvent::DeviceChanged { device: d } => Event::DeviceChanged(DeviceSummary {
                 kind: parsed("device.kind", &d.kind, DeviceKind::parse)?,

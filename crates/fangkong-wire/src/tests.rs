@@ -1,4 +1,6 @@
+use fangkong_core::auth::account::Session;
 use fangkong_core::auth::{DeviceKind, Role};
+use fangkong_core::avl::{AcceptedFix, Fix};
 use fangkong_core::codes::{CodeEntry, CodeKind};
 use fangkong_core::dispatch::{AreaClass, Assignment, Incident, IncidentStatus, UnitState, UnitStatus};
 use fangkong_core::event::{AccountSummary, DeviceSummary, Event, SeenHow};
@@ -107,8 +109,15 @@ fn every_kind() -> Vec<Event> {
             locked_until: Some(T0),
             second_factor: true,
         }),
-        Event::SignedIn { user_id: 4 },
-        Event::SignedOut { user_id: 4 },
+        Event::SignedIn(Session {
+            token_hash: [0x5a; 32],
+            user_id: 4,
+            created_at: T0,
+            last_used_at: T0.plus_seconds(60),
+            revoked_at: None,
+            ip: Some("10.1.2.3".into()),
+        }),
+        Event::SignedOut { user_id: 4, token_hash: [0x5a; 32] },
         Event::SessionsEnded { user_id: 4 },
         Event::DeviceChanged(DeviceSummary {
             device_id: 9,
@@ -175,6 +184,33 @@ fn every_kind() -> Vec<Event> {
             community: "440304001001".into(),
             change: "moved_in".into(),
         },
+        Event::FixesAccepted(vec![
+            AcceptedFix {
+                device_id: 9,
+                unique_id: "862118020000001".into(),
+                unit: Some("CAR1".into()),
+                received_at: T0.plus_seconds(1),
+                fix: Fix {
+                    speed_mps: Some(8.5),
+                    course_deg: Some(271.0),
+                    battery_pct: Some(64.0),
+                    alarm: Some("sos".into()),
+                    attributes: vec![("ignition".into(), "true".into())],
+                    ..Fix::new(T0, LatLon::new(22.5431, 114.0579).unwrap())
+                },
+                chain: chain(),
+                h3: Some(0x8940_0000_0000_0000),
+            },
+            AcceptedFix {
+                device_id: 10,
+                unique_id: "862118020000002".into(),
+                unit: None,
+                received_at: T0.plus_seconds(2),
+                fix: Fix { valid: false, ..Fix::new(T0, LatLon::new(22.6, 114.1).unwrap()) },
+                chain: Chain::default(),
+                h3: None,
+            },
+        ]),
     ]
 }
 
@@ -203,6 +239,7 @@ fn kind_of(event: &Event) -> usize {
         Event::MemberChanged { .. } => 18,
         Event::PersonSeen { .. } => 19,
         Event::RegistryChanged { .. } => 20,
+        Event::FixesAccepted(_) => 21,
     }
 }
 
@@ -211,7 +248,7 @@ fn every_kind_of_event_comes_back_as_it_went() {
     let events = every_kind();
     let mut kinds: Vec<usize> = events.iter().map(kind_of).collect();
     kinds.dedup();
-    assert_eq!(kinds, (0..=20).collect::<Vec<_>>(), "one event of every kind, in order");
+    assert_eq!(kinds, (0..=21).collect::<Vec<_>>(), "one event of every kind, in order");
     for event in events {
         let bytes = encode(&event);
         let text = std::str::from_utf8(&bytes).unwrap();
@@ -223,15 +260,16 @@ fn every_kind_of_event_comes_back_as_it_went() {
 
 #[test]
 fn a_newer_version_or_a_foreign_object_is_refused_never_misread() {
-    let mut value: serde_json::Value = serde_json::from_slice(&encode(&Event::SignedIn { user_id: 1 })).unwrap();
+    let mut value: serde_json::Value = serde_json::from_slice(&encode(&Event::SessionsEnded { user_id: 1 })).unwrap();
     value["v"] = 2.into();
     let newer = serde_json::to_vec(&value).unwrap();
     assert_eq!(decode(&newer), Err(WireError::NewerVersion { found: 2 }));
     for foreign in [
         &b"not json"[..],
-        br#"{"event":"session.signed_in","user_id":1}"#,
+        br#"{"event":"session.ended_all","user_id":1}"#,
         br#"{"v":1,"event":"no.such.event"}"#,
-        br#"{"v":1,"event":"session.signed_in"}"#,
+        br#"{"v":1,"event":"session.ended_all"}"#,
+        br#"{"v":1,"event":"session.signed_out","user_id":1,"token_hash":5}"#,
         br#"[1,2]"#,
     ] {
         assert!(matches!(decode(foreign), Err(WireError::Malformed(_))), "{}", String::from_utf8_lossy(foreign));
@@ -239,6 +277,8 @@ fn a_newer_version_or_a_foreign_object_is_refused_never_misread() {
     // Well-formed JSON with a value the core refuses.
     let bad = br#"{"v":1,"event":"unit.overdue","unit":"U","station":"S","status":"asleep","since":0,"limit_ms":1}"#;
     assert!(matches!(decode(bad), Err(WireError::Invalid { field: "status", .. })));
+    let short = br#"{"v":1,"event":"session.signed_out","user_id":1,"token_hash":"abcd"}"#;
+    assert!(matches!(decode(short), Err(WireError::Invalid { field: "token_hash", .. })));
 }
 
 proptest! {

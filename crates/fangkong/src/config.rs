@@ -21,6 +21,7 @@
 //! audit_retention_days = 730
 //! h3_resolution = 9
 //! position_retention_days = 90
+//! outbox_retention_days = 3           # events kept for other nodes to follow (the tables are the record)
 //! device_offline_minutes = 10         # an alarm point or checkpoint silent this long is offline
 //!
 //! [dispatch]
@@ -126,6 +127,7 @@ struct FileConfig {
     audit_retention_days: Option<u32>,
     h3_resolution: Option<u8>,
     position_retention_days: Option<u32>,
+    outbox_retention_days: Option<u32>,
     device_offline_minutes: Option<u32>,
     dispatch: Option<DispatchFile>,
     registry: Option<RegistryFile>,
@@ -212,6 +214,9 @@ pub struct Policies {
     pub h3_resolution: u8,
     /// Tracker history older than this is purged.
     pub position_retention_days: u32,
+    /// Events older than this leave the outbox (another node that was away longer
+    /// reloads from the tables).
+    pub outbox_retention_days: u32,
     /// A fixed device (alarm point, checkpoint terminal) silent this long is shown offline.
     pub device_offline_minutes: u32,
     pub dispatch: DispatchSettings,
@@ -228,6 +233,7 @@ impl Default for Policies {
             audit_retention_days: 730,
             h3_resolution: 9,
             position_retention_days: 90,
+            outbox_retention_days: 3,
             device_offline_minutes: 10,
             dispatch: DispatchSettings::default(),
             registry: RegistrySettings::default(),
@@ -269,6 +275,7 @@ impl Config {
             audit_retention_days: file.audit_retention_days.unwrap_or(defaults.audit_retention_days),
             h3_resolution: file.h3_resolution.unwrap_or(defaults.h3_resolution),
             position_retention_days: file.position_retention_days.unwrap_or(defaults.position_retention_days),
+            outbox_retention_days: file.outbox_retention_days.unwrap_or(defaults.outbox_retention_days),
             device_offline_minutes: file.device_offline_minutes.unwrap_or(defaults.device_offline_minutes),
             dispatch: {
                 let given = file.dispatch.unwrap_or_default();
@@ -355,6 +362,7 @@ pub fn engine_config(keys: KeyRing, policies: &Policies) -> EngineConfig {
             duration_millis: i64::from(policies.lockout_minutes) * minute,
         },
         audit_retention_days: policies.audit_retention_days,
+        outbox_retention_days: policies.outbox_retention_days,
         h3_resolution: policies.h3_resolution,
         avl: fangkong_engine::avl::AvlConfig {
             retention_days: policies.position_retention_days,

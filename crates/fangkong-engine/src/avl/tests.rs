@@ -268,6 +268,7 @@ async fn the_upkeep_purges_history_older_than_the_retention() {
                 StoredFix { device_id: 1, received_at: T0, h3: None, fix: fix(95 * day, 22.55, 114.05) },
             ],
             Vec::new(),
+            Default::default(),
         )
         .await
         .unwrap();

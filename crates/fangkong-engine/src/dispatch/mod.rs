@@ -31,7 +31,7 @@ use fangkong_core::jurisdiction::{Chain, JurisdictionKind};
 use fangkong_core::keys::hmac_sha256;
 use fangkong_core::time::Timestamp;
 use fangkong_geo::LatLon;
-use fangkong_store::{DispatchChange, Inserted, NewIncident as StoredNewIncident, StoreError};
+use fangkong_store::{DispatchChange, Inserted, NewIncident as StoredNewIncident, Outbox, StoreError};
 use tokio::sync::{Mutex, MutexGuard};
 
 pub(crate) use live::{Board, LiveUnits};
@@ -243,8 +243,8 @@ impl Engine {
     }
 
     /// Takes in a unit saved to the registry (forces).
-    pub(crate) fn dispatch_unit_saved(&self, unit: &Unit) {
-        self.dispatch.units.write().expect("units lock").put_unit(unit.clone(), self.now());
+    pub(crate) fn dispatch_unit_saved(&self, unit: &Unit, at: Timestamp) {
+        self.dispatch.units.write().expect("units lock").put_unit(unit.clone(), at);
     }
 
     /// Takes in the beats (all of them) after some were saved.
@@ -326,15 +326,29 @@ impl Engine {
             .map(|(_, capability)| capability.as_str())
     }
 
-    fn publish_incident(&self, at: Timestamp, incident: &Incident) {
-        // Events carry no personal data, not even the masked phone.
-        let shown = Incident { caller_phone_masked: None, ..incident.clone() };
-        self.publish(at, Event::IncidentChanged(Box::new(shown)));
+    /// The events of a change: each incident's and each unit's new state.
+    fn dispatch_events(&self, change: &DispatchChange) -> Vec<Event> {
+        let units = self.dispatch.units.read().expect("units lock");
+        let incidents = change.incidents.iter().map(|incident| Event::IncidentChanged(Box::new(incident.clone())));
+        let states = change.units.iter().map(|state| {
+            let station = units.get(&state.unit).map(|u| u.unit.station.clone()).unwrap_or_default();
+            Event::UnitStatusChanged { state: state.clone(), station }
+        });
+        incidents.chain(states).collect()
     }
 
-    fn publish_unit(&self, at: Timestamp, state: &UnitState) {
-        let station = self.dispatch.units.read().expect("units lock").get(&state.unit).map(|u| u.unit.station.clone());
-        self.publish(at, Event::UnitStatusChanged { state: state.clone(), station: station.unwrap_or_default() });
+    /// Dispatch's live picture as the events say: the board and the units' statuses.
+    pub(crate) fn apply_dispatch(&self, event: &Event) {
+        match event {
+            Event::IncidentChanged(incident) => {
+                self.dispatch.board.write().expect("board lock").put(Incident::clone(incident));
+            }
+            Event::UnitStatusChanged { state, .. } => {
+                self.dispatch.board.write().expect("board lock").alerted.retain(|(unit, _)| unit != &state.unit);
+                self.dispatch.units.write().expect("units lock").set_state(state.clone());
+            }
+            _ => {}
+        }
     }
 
     fn timeline(
@@ -474,8 +488,9 @@ impl Engine {
                 });
             }
         }
-        self.dispatch.board.write().expect("board lock").put(incident.clone());
-        self.publish_incident(now, &incident);
+        // The store announced it in the outbox, with its id; the same event goes on the board
+        // and the bus.
+        self.publish(now, Event::IncidentChanged(Box::new(incident.clone())));
         let recommendations = self.recommendations_for(caller, &incident, None);
         Ok(Created { incident, replayed: false, recommendations })
     }
@@ -538,8 +553,12 @@ impl Engine {
         Ok((live.unit.clone(), live.state.clone()))
     }
 
-    /// Writes a change, then applies it to the board and the units and announces it.
-    async fn commit(&self, change: DispatchChange) -> Result<(), EngineError> {
+    /// Writes a change with its events (in the outbox, one transaction), then publishes
+    /// them: applied to the board and the units, then announced.
+    async fn commit(&self, mut change: DispatchChange) -> Result<(), EngineError> {
+        let now = self.now();
+        let events = self.dispatch_events(&change);
+        change.outbox = Outbox::new(now, &events);
         if let Err(error) = self.store.write_dispatch(change.clone()).await {
             if matches!(error, StoreError::Stale { .. }) {
                 // Another server changed these records first: take what it stored, so the
@@ -548,27 +567,8 @@ impl Engine {
             }
             return Err(error.into());
         }
-        let now = self.now();
-        {
-            let mut board = self.dispatch.board.write().expect("board lock");
-            for incident in &change.incidents {
-                board.put(incident.clone());
-            }
-            for state in &change.units {
-                board.alerted.retain(|(unit, _)| unit != &state.unit);
-            }
-        }
-        {
-            let mut units = self.dispatch.units.write().expect("units lock");
-            for state in &change.units {
-                units.set_state(state.clone());
-            }
-        }
-        for incident in &change.incidents {
-            self.publish_incident(now, incident);
-        }
-        for state in &change.units {
-            self.publish_unit(now, state);
+        for event in events {
+            self.publish(now, event);
         }
         Ok(())
     }
@@ -844,6 +844,7 @@ impl Engine {
             timeline: vec![self.timeline(caller, id, TimelineKind::DuplicateKept, None, detail)],
             incidents: vec![incident.clone()],
             units: Vec::new(),
+            outbox: Default::default(),
         };
         self.commit(change).await?;
         Ok(incident)
@@ -867,6 +868,7 @@ impl Engine {
             timeline: vec![self.timeline(caller, id, TimelineKind::Note, None, text.trim().to_string())],
             incidents: vec![incident.clone()],
             units: Vec::new(),
+            outbox: Default::default(),
         };
         self.commit(change).await?;
         Ok(incident)

@@ -11,8 +11,8 @@
 
 use fangkong_core::audit::AuditEntry;
 use fangkong_core::auth::account::User;
-use fangkong_core::event::AccountSummary;
-use fangkong_store::StoreError;
+use fangkong_core::event::{AccountSummary, Event};
+use fangkong_store::{Outbox, StoreError};
 
 use crate::{Engine, EngineError};
 
@@ -57,16 +57,22 @@ impl Engine {
             // Strictly later than what was read, so the next compare-and-set sees a change.
             change.user.updated_at = now.max(current.updated_at.plus_millis(1));
             let ended = change.end_sessions.then_some(now);
-            match self.store.update_user(&change.user, current.updated_at, ended, &change.entries).await {
+            let mut events = Vec::new();
+            if change.end_sessions {
+                events.push(Event::SessionsEnded { user_id: change.user.id });
+            }
+            if AccountSummary::from(&current) != AccountSummary::from(&change.user) {
+                events.push(Event::AccountChanged(AccountSummary::from(&change.user)));
+            }
+            let outbox = Outbox::new(now, &events);
+            match self.store.update_user(&change.user, current.updated_at, ended, &change.entries, outbox).await {
                 Ok(()) => {
-                    if change.end_sessions {
-                        self.identity.drop_sessions_of(change.user.id);
-                        self.publish_sessions_ended(change.user.id);
-                    }
-                    if AccountSummary::from(&current) != AccountSummary::from(&change.user) {
-                        self.publish_account(&change.user);
-                    }
+                    // The account itself (with its secrets, which no event carries) is
+                    // memory's copy of the row just written; a follower re-reads it.
                     self.identity.put_user(change.user.clone());
+                    for event in events {
+                        self.publish(now, event);
+                    }
                     return Ok((current, Some(change.user)));
                 }
                 Err(StoreError::Conflict { entity: "user", .. }) if attempt < ATTEMPTS => continue,

@@ -11,6 +11,7 @@ use fangkong_core::event::{DeviceSummary, Event};
 use fangkong_core::keys::hmac_sha256;
 use fangkong_core::time::Timestamp;
 use fangkong_geo::LatLon;
+use fangkong_store::{Audited, Outbox};
 
 use crate::crypto;
 use crate::guard::{Record, Reference};
@@ -118,7 +119,11 @@ impl Engine {
             .entry(now, "device.add", Outcome::Allowed)
             .target("device", &device.unique_id)
             .detail(format!("{} in {}", device.kind, device.jurisdiction));
-        let stored = self.store.insert_device(&device, &entry).await?;
+        let summary = DeviceSummary::from(&device);
+        let outbox = Outbox::of_new_rows(now, move |ids| {
+            vec![Event::DeviceChanged(DeviceSummary { device_id: ids[0], ..summary.clone() })]
+        });
+        let stored = self.store.insert_device(&device, Audited::new(entry, outbox)).await?;
         self.identity.devices.write().expect("devices lock").insert(stored.unique_id.clone(), stored.clone());
         self.publish(now, Event::DeviceChanged(DeviceSummary::from(&stored)));
         Ok((stored, secret))
@@ -142,9 +147,10 @@ impl Engine {
         }
         let updated = Device { revoked_at: Some(now), ..device };
         let entry = caller.entry(now, "device.revoke", Outcome::Allowed).target("device", unique_id);
-        self.store.update_device(&updated, Some(&entry)).await?;
+        let changed = Event::DeviceChanged(DeviceSummary::from(&updated));
+        self.store.update_device(&updated, Some(Audited::new(entry, Outbox::new(now, [&changed])))).await?;
         self.identity.devices.write().expect("devices lock").insert(updated.unique_id.clone(), updated.clone());
-        self.publish(now, Event::DeviceChanged(DeviceSummary::from(&updated)));
+        self.publish(now, changed);
         Ok(updated)
     }
 

@@ -16,8 +16,8 @@ use fangkong_core::auth::session::SessionState;
 use fangkong_core::auth::{Action, Actor, UserActor, totp};
 use fangkong_core::event::Event;
 use fangkong_core::time::Timestamp;
+use fangkong_store::{Audited, Outbox};
 
-use super::LiveSession;
 use super::change::AccountChange;
 use crate::crypto;
 use crate::{Caller, Engine, EngineError};
@@ -288,13 +288,10 @@ impl Engine {
         };
         let mut entry = Caller::new(Actor::User(self.user_actor(&user)?)).entry(now, "auth.login", Outcome::Allowed);
         entry.ip = session.ip.clone();
-        self.store.insert_session(&session, &entry).await?;
-        self.identity.sessions.write().expect("sessions lock").insert(
-            session.token_hash,
-            LiveSession { stored_last_used: session.last_used_at, session: session.clone() },
-        );
+        let signed_in = Event::SignedIn(session.clone());
+        self.store.insert_session(&session, Audited::new(entry, Outbox::new(now, [&signed_in]))).await?;
+        self.publish(now, signed_in);
         drop(held);
-        self.publish(now, Event::SignedIn { user_id: user.id });
         Ok(LoginSuccess {
             token,
             expires_at: now.plus_millis(self.config.sessions.absolute_millis),
@@ -357,12 +354,14 @@ impl Engine {
         // Under the administrative lock, so an account refresh cannot bring it back.
         let held = self.admin_writes.lock().await;
         let now = self.now();
-        self.store.revoke_session(hash, now, &caller.entry(now, "auth.logout", Outcome::Allowed)).await?;
-        let ended = self.identity.sessions.write().expect("sessions lock").remove(&hash);
-        drop(held);
-        if let Some(live) = ended {
-            self.publish(now, Event::SignedOut { user_id: live.session.user_id });
+        let user_id = self.identity.sessions.read().expect("sessions lock").get(&hash).map(|l| l.session.user_id);
+        let signed_out = user_id.map(|user_id| Event::SignedOut { user_id, token_hash: hash });
+        let entry = caller.entry(now, "auth.logout", Outcome::Allowed);
+        self.store.revoke_session(hash, now, Audited::new(entry, Outbox::new(now, &signed_out))).await?;
+        if let Some(event) = signed_out {
+            self.publish(now, event);
         }
+        drop(held);
         Ok(())
     }
 

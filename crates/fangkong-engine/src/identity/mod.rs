@@ -14,7 +14,7 @@ use std::sync::{Mutex, RwLock};
 
 use fangkong_core::auth::account::{Device, Session, User};
 use fangkong_core::auth::lockout::LoginState;
-use fangkong_core::event::{AccountSummary, Event};
+use fangkong_core::event::Event;
 use fangkong_core::time::Timestamp;
 
 pub use devices::{NewDevice, Site};
@@ -71,6 +71,12 @@ impl IdentityState {
         self.sessions.read().expect("sessions lock").len()
     }
 
+    /// Every open session by its token's hash: the user and when it opened.
+    pub(crate) fn session_summaries(&self) -> std::collections::BTreeMap<[u8; 32], (i64, Timestamp)> {
+        let sessions = self.sessions.read().expect("sessions lock");
+        sessions.iter().map(|(hash, live)| (*hash, (live.session.user_id, live.session.created_at))).collect()
+    }
+
     pub(crate) fn device_count(&self) -> usize {
         self.devices.read().expect("devices lock").len()
     }
@@ -96,13 +102,19 @@ impl IdentityState {
 }
 
 impl Engine {
-    /// Announces an account's new state (no personal data: see `AccountSummary`).
-    pub(crate) fn publish_account(&self, user: &User) {
-        self.publish(self.now(), Event::AccountChanged(AccountSummary::from(user)));
-    }
-
-    pub(crate) fn publish_sessions_ended(&self, user_id: i64) {
-        self.publish(self.now(), Event::SessionsEnded { user_id });
+    /// Sessions as the events say: opened, signed out, all of a user's ended.
+    pub(crate) fn apply_session(&self, event: &Event) {
+        match event {
+            Event::SignedIn(session) => {
+                let live = LiveSession { stored_last_used: session.last_used_at, session: session.clone() };
+                self.identity.sessions.write().expect("sessions lock").insert(session.token_hash, live);
+            }
+            Event::SignedOut { token_hash, .. } => {
+                self.identity.sessions.write().expect("sessions lock").remove(token_hash);
+            }
+            Event::SessionsEnded { user_id } => self.identity.drop_sessions_of(*user_id),
+            _ => {}
+        }
     }
 
     pub(crate) async fn load_identity(&self) -> Result<(), EngineError> {

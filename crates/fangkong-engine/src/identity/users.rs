@@ -11,8 +11,10 @@ use fangkong_core::auth::account::{NewUser, User, check_display_name, check_user
 use fangkong_core::auth::lockout::LoginState;
 use fangkong_core::auth::password::check_password;
 use fangkong_core::auth::{Action, Denial, Role, check_account_roles, check_own_account};
+use fangkong_core::event::{AccountSummary, Event};
 use fangkong_core::jurisdiction::Chain;
 use fangkong_core::time::Timestamp;
+use fangkong_store::{Audited, Outbox};
 
 use super::change::AccountChange;
 use crate::{Caller, Engine, EngineError};
@@ -160,9 +162,13 @@ impl Engine {
             .entry(now, "user.create", Outcome::Allowed)
             .target("user", &user.username)
             .detail(format!("role {} in {}", user.role, user.jurisdiction));
-        let stored = self.store.insert_user(&user, &entry).await?;
+        let summary = AccountSummary::from(&user);
+        let outbox = Outbox::of_new_rows(now, move |ids| {
+            vec![Event::AccountChanged(AccountSummary { user_id: ids[0], ..summary.clone() })]
+        });
+        let stored = self.store.insert_user(&user, Audited::new(entry, outbox)).await?;
         self.identity.put_user(stored.clone());
-        self.publish_account(&stored);
+        self.publish(now, Event::AccountChanged(AccountSummary::from(&stored)));
         Ok(stored)
     }
 

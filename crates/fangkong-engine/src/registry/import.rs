@@ -23,8 +23,8 @@ use fangkong_core::registry::{
     Building, BuildingKind, Day, HousingUnit, LandlordKind, Permit, PermitKind, Sex, Tenancy, UnitUse, check_code,
     check_permit_dates, check_tenancy_dates, parse_date,
 };
-use fangkong_store::StoreError;
 use fangkong_store::registry::{ImportFeed, RegistryChange, RegistryRecord};
+use fangkong_store::{Audited, Outbox, StoreError};
 
 use super::{NewLandlord, NewResident, check_building_fields, check_unit_fields, seal_landlord, seal_resident};
 use crate::guard::{Record, stored_place};
@@ -672,7 +672,16 @@ impl Engine {
             actor: caller.actor.name(),
         };
         let entry = caller.entry(now, "registry.import", Outcome::Allowed).target("import", kind.as_str());
-        let stored = self.store.import_registry(receiver, change.clone(), &entry).await;
+        let (entity, community, imported) = ("import".to_string(), change.community.clone(), change.change.clone());
+        let outbox = Outbox::of_new_rows(now, move |rows| {
+            vec![Event::RegistryChanged {
+                entity: entity.clone(),
+                code: kind.as_str().into(),
+                community: community.clone(),
+                change: format!("{imported}:{}", rows[0]),
+            }]
+        });
+        let stored = self.store.import_registry(receiver, change.clone(), Audited::new(entry, outbox)).await;
         let read = reader.await.map_err(|e| EngineError::Invalid { field: "file", message: e.to_string() })?;
         let (mut report, errors, bad_rows) = read;
         if bad_rows > 0 {

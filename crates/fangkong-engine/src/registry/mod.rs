@@ -30,6 +30,7 @@ use fangkong_core::registry::{
 use fangkong_store::registry::{
     BlindIndex, Communities, RegistryChange, RegistryRecord, SealedLandlord, SealedResident,
 };
+use fangkong_store::{Audited, Outbox};
 
 pub use files::{ExportFormat, ResidentWriter, write_residents};
 pub use import::{ImportError, ImportFormat, ImportKind, ImportProgress, ImportReport};
@@ -252,6 +253,19 @@ impl Engine {
         community: &str,
         change: &str,
     ) -> Result<(), EngineError> {
+        self.record_registry_with(authorised, caller, records, community, change, Vec::new()).await
+    }
+
+    /// [`Engine::record_registry`], announcing `also` (people seen) with the change.
+    async fn record_registry_with(
+        &self,
+        authorised: Authorised,
+        caller: &Caller,
+        records: Vec<RegistryRecord>,
+        community: &str,
+        change: &str,
+        also: Vec<Event>,
+    ) -> Result<(), EngineError> {
         let now = self.now();
         let entity = records.first().map_or("registry", RegistryRecord::entity).to_string();
         let row = RegistryChange {
@@ -265,16 +279,17 @@ impl Engine {
         };
         let entry =
             caller.entry(now, &authorised.audit_action, Outcome::Allowed).target(authorised.kind, &authorised.key);
-        self.store.write_registry(records, vec![row], &entry).await?;
-        self.publish(
-            now,
-            Event::RegistryChanged {
-                entity,
-                code: authorised.key,
-                community: community.to_string(),
-                change: change.to_string(),
-            },
-        );
+        let mut events = vec![Event::RegistryChanged {
+            entity,
+            code: authorised.key,
+            community: community.to_string(),
+            change: change.to_string(),
+        }];
+        events.extend(also);
+        self.store.write_registry(records, vec![row], Audited::new(entry, Outbox::new(now, &events))).await?;
+        for event in events {
+            self.publish(now, event);
+        }
         Ok(())
     }
 
@@ -472,23 +487,21 @@ impl Engine {
         let change = if authorised.existed { "updated" } else { "registered" };
         let key = self.config.keys.personal_data();
         let sealed = seal_resident(&key, &self.indexer(), new, grid, community.clone(), self.today())?;
-        self.record_registry(
+        let seen = Event::PersonSeen {
+            person: sealed.id_index,
+            how: SeenHow::ResidentRegistered,
+            record: sealed.code.clone(),
+            community: community.clone(),
+        };
+        self.record_registry_with(
             authorised,
             caller,
             vec![RegistryRecord::Resident(Box::new(sealed.clone()))],
             &community,
             change,
+            vec![seen],
         )
         .await?;
-        self.publish(
-            self.now(),
-            Event::PersonSeen {
-                person: sealed.id_index,
-                how: SeenHow::ResidentRegistered,
-                record: sealed.code.clone(),
-                community: community.clone(),
-            },
-        );
         self.open_resident(caller, sealed)
     }
 
@@ -676,26 +689,27 @@ impl Engine {
             move_out: None,
             community: unit.community.clone(),
         };
-        self.record_registry(
+        // Each person of the tenancy was seen there (by the person index their record holds).
+        let mut seen = Vec::new();
+        for member in &tenancy.members {
+            if let Some(resident) = self.store.resident(member).await? {
+                seen.push(Event::PersonSeen {
+                    person: resident.id_index,
+                    how: SeenHow::TenancyBegan,
+                    record: tenancy.code.clone(),
+                    community: tenancy.community.clone(),
+                });
+            }
+        }
+        self.record_registry_with(
             authorised,
             caller,
             vec![RegistryRecord::Tenancy(tenancy.clone())],
             &unit.community,
             "moved_in",
+            seen,
         )
         .await?;
-        // Each person of the tenancy was seen there (by the person index their record holds).
-        for member in &tenancy.members {
-            if let Some(resident) = self.store.resident(member).await? {
-                let seen = Event::PersonSeen {
-                    person: resident.id_index,
-                    how: SeenHow::TenancyBegan,
-                    record: tenancy.code.clone(),
-                    community: tenancy.community.clone(),
-                };
-                self.publish(self.now(), seen);
-            }
-        }
         Ok(tenancy)
     }
 

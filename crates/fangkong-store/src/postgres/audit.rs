@@ -10,6 +10,7 @@ use tokio_postgres::types::ToSql;
 use super::PgStore;
 use crate::StoreError;
 use crate::audit::{AUDIT_COLUMNS, AuditHead, AuditQuery, AuditRow, hash32};
+use crate::outbox::Audited;
 
 fn audit_row(row: &Row) -> AuditRow {
     AuditRow {
@@ -32,7 +33,7 @@ fn audit_row(row: &Row) -> AuditRow {
 }
 
 /// Chains `entry` after the current head and stores it. Call inside a transaction.
-pub(crate) async fn append_in(
+pub(crate) async fn append_entry(
     tx: &impl GenericClient,
     key: &[u8; 32],
     entry: &AuditEntry,
@@ -77,6 +78,17 @@ pub(crate) async fn append_in(
     Ok(record)
 }
 
+/// Stores an audited write's audit record and its events. Call inside a transaction.
+pub(crate) async fn append_in(
+    tx: &impl GenericClient,
+    key: &[u8; 32],
+    audited: &Audited,
+) -> Result<AuditRecord, StoreError> {
+    let record = append_entry(tx, key, &audited.audit).await?;
+    super::outbox::append_in(tx, &audited.outbox).await?;
+    Ok(record)
+}
+
 async fn latest_seal(client: &impl GenericClient) -> Result<Option<Seal>, StoreError> {
     let row = client
         .query_opt(
@@ -100,7 +112,7 @@ impl PgStore {
     pub async fn append_audit(&self, key: [u8; 32], entry: &AuditEntry) -> Result<AuditRecord, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let record = append_in(&tx, &key, entry).await?;
+        let record = append_entry(&tx, &key, entry).await?;
         tx.commit().await?;
         Ok(record)
     }
@@ -110,7 +122,7 @@ impl PgStore {
         let tx = client.transaction().await?;
         let mut records = Vec::with_capacity(entries.len());
         for entry in entries {
-            records.push(append_in(&tx, &key, entry).await?);
+            records.push(append_entry(&tx, &key, entry).await?);
         }
         tx.commit().await?;
         Ok(records)
@@ -205,7 +217,7 @@ impl PgStore {
         tx.execute("DELETE FROM audit_log WHERE seq <= $1", &[&through_seq]).await?;
         let mut entry = entry.clone();
         entry.detail = Some(format!("sealed through record {through_seq}; removed {purged} records"));
-        append_in(&tx, &key, &entry).await?;
+        append_entry(&tx, &key, &entry).await?;
         tx.commit().await?;
         Ok(Some(seal))
     }

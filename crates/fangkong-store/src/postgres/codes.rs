@@ -3,11 +3,10 @@
 use fangkong_core::codes::{CodeEntry, CodeKind};
 use tokio_postgres::Row;
 
-use fangkong_core::audit::AuditEntry;
-
 use super::PgStore;
 use super::audit::append_in;
 use crate::error::is_postgres_unique_violation;
+use crate::outbox::Audited;
 use crate::{CodeRow, StoreError};
 
 const COLUMNS: &str = "kind, code, name_zh, name_en, priority, active, updated_at";
@@ -46,7 +45,7 @@ impl PgStore {
     pub async fn insert_codes(
         &self,
         entries: &[CodeEntry],
-        audit: Option<([u8; 32], AuditEntry)>,
+        audit: Option<([u8; 32], Audited)>,
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -88,11 +87,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn update_code(
-        &self,
-        entry: &CodeEntry,
-        audit: Option<([u8; 32], AuditEntry)>,
-    ) -> Result<(), StoreError> {
+    pub async fn update_code(&self, entry: &CodeEntry, audit: Option<([u8; 32], Audited)>) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let client = client.transaction().await?;
         let statement = client

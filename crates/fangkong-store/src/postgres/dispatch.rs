@@ -1,7 +1,6 @@
 //! Dispatch on PostgreSQL.
 
 use deadpool_postgres::GenericClient;
-use fangkong_core::audit::AuditEntry;
 use fangkong_core::dispatch::{AreaClass, Incident, TimelineEntry, UnitState};
 use fangkong_core::time::Timestamp;
 use tokio_postgres::Row;
@@ -10,10 +9,11 @@ use super::PgStore;
 use super::audit::append_in;
 use crate::StoreError;
 use crate::dispatch::{
-    AssignmentRow, DispatchChange, INCIDENT_COLUMNS, IncidentRow, Inserted, NewIncident, area_class, attach,
-    chain_codes, history_cell, id_text, timeline_entry, unit_state,
+    AssignmentRow, DispatchChange, INCIDENT_COLUMNS, IncidentRow, Inserted, NewIncident, announce_new, area_class,
+    attach, chain_codes, history_cell, id_text, timeline_entry, unit_state,
 };
 use crate::error::is_postgres_unique_violation;
+use crate::outbox::Audited;
 
 fn incident_row(r: &Row) -> IncidentRow {
     IncidentRow {
@@ -251,6 +251,7 @@ impl PgStore {
             Err(error) => return Err(error.into()),
         };
         insert_timeline(&tx, &new.timeline, Some(id)).await?;
+        super::outbox::append_in(&tx, &announce_new(i, id)).await?;
         tx.commit().await?;
         Ok(Inserted::New(id))
     }
@@ -288,6 +289,7 @@ impl PgStore {
             }
         }
         insert_timeline(&tx, &change.timeline, None).await?;
+        super::outbox::append_in(&tx, &change.outbox).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -435,7 +437,7 @@ impl PgStore {
         code: String,
         class: Option<AreaClass>,
         at: Timestamp,
-        entry: &AuditEntry,
+        entry: &Audited,
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;

@@ -1,6 +1,6 @@
 //! The force registry on PostgreSQL.
 
-use fangkong_core::audit::{AuditEntry, AuditRecord};
+use fangkong_core::audit::AuditRecord;
 use fangkong_core::forces::{Beat, Shift, Unit};
 use fangkong_core::time::Timestamp;
 
@@ -9,6 +9,7 @@ use super::audit::append_in;
 use crate::StoreError;
 use crate::error::is_postgres_unique_violation;
 use crate::forces::{SealedMember, category, equipment_list, equipment_text, mode, shape};
+use crate::outbox::Audited;
 
 impl PgStore {
     pub async fn save_beats(
@@ -16,7 +17,7 @@ impl PgStore {
         key: [u8; 32],
         beats: Vec<Beat>,
         at: Timestamp,
-        entry: &AuditEntry,
+        entry: &Audited,
     ) -> Result<AuditRecord, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -50,7 +51,7 @@ impl PgStore {
         key: [u8; 32],
         units: Vec<Unit>,
         at: Timestamp,
-        entry: &AuditEntry,
+        entry: &Audited,
     ) -> Result<AuditRecord, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -109,7 +110,7 @@ impl PgStore {
         &self,
         key: [u8; 32],
         shifts: Vec<Shift>,
-        entry: &AuditEntry,
+        entry: &Audited,
     ) -> Result<Vec<i64>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -126,7 +127,7 @@ impl PgStore {
                 .await?;
             ids.push(row.get(0));
         }
-        append_in(&tx, &key, entry).await?;
+        append_in(&tx, &key, &entry.with_ids(&ids)).await?;
         tx.commit().await?;
         Ok(ids)
     }
@@ -173,7 +174,7 @@ impl PgStore {
         id: i64,
         active: bool,
         at: Timestamp,
-        entry: &AuditEntry,
+        entry: &Audited,
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -191,7 +192,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn delete_shift(&self, key: [u8; 32], id: i64, entry: &AuditEntry) -> Result<(), StoreError> {
+    pub async fn delete_shift(&self, key: [u8; 32], id: i64, entry: &Audited) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         if tx.execute("DELETE FROM shifts WHERE id = $1", &[&id]).await? == 0 {
@@ -202,12 +203,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn insert_member(
-        &self,
-        key: [u8; 32],
-        member: SealedMember,
-        entry: &AuditEntry,
-    ) -> Result<i64, StoreError> {
+    pub async fn insert_member(&self, key: [u8; 32], member: SealedMember, entry: &Audited) -> Result<i64, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let row = tx
@@ -236,9 +232,10 @@ impl PgStore {
                     e.into()
                 }
             })?;
-        append_in(&tx, &key, entry).await?;
+        let id: i64 = row.get(0);
+        append_in(&tx, &key, &entry.with_ids(&[id])).await?;
         tx.commit().await?;
-        Ok(row.get(0))
+        Ok(id)
     }
 
     pub async fn rekey_members(&self, members: Vec<SealedMember>) -> Result<(), StoreError> {

@@ -1,6 +1,6 @@
 //! Jurisdictions, users, sessions and devices on PostgreSQL.
 
-use fangkong_core::audit::{AuditEntry, AuditRecord};
+use fangkong_core::audit::AuditRecord;
 use fangkong_core::auth::account::{Device, Session, User};
 use fangkong_core::jurisdiction::Jurisdiction;
 use fangkong_core::time::Timestamp;
@@ -13,6 +13,7 @@ use crate::error::is_postgres_unique_violation;
 use crate::identity::{
     DEVICE_COLUMNS, DeviceRow, EncodedNode, JurisdictionRow, SESSION_COLUMNS, SessionRow, USER_COLUMNS, UserRow,
 };
+use crate::outbox::Audited;
 
 fn user_row(row: &Row) -> UserRow {
     UserRow {
@@ -95,7 +96,7 @@ impl PgStore {
         added: Vec<EncodedNode>,
         changed: Vec<EncodedNode>,
         at: Timestamp,
-        entry: &AuditEntry,
+        entry: &Audited,
     ) -> Result<AuditRecord, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -150,7 +151,7 @@ impl PgStore {
         client.query_opt(&statement, &[&username]).await?.map(|row| user_row(&row).into_domain()).transpose()
     }
 
-    pub async fn insert_user(&self, key: [u8; 32], user: &User, entry: &AuditEntry) -> Result<User, StoreError> {
+    pub async fn insert_user(&self, key: [u8; 32], user: &User, entry: &Audited) -> Result<User, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let failed = i32::try_from(user.login.failed_attempts).unwrap_or(i32::MAX);
@@ -179,7 +180,7 @@ impl PgStore {
             .await
             .map_err(|e| conflict(e, "user", &user.username))?;
         let stored = User { id: row.get(0), ..user.clone() };
-        append_in(&tx, &key, entry).await?;
+        append_in(&tx, &key, &entry.with_ids(&[stored.id])).await?;
         tx.commit().await?;
         Ok(stored)
     }
@@ -190,7 +191,7 @@ impl PgStore {
         user: &User,
         expected_updated_at: Timestamp,
         revoke_sessions_at: Option<Timestamp>,
-        entries: &[AuditEntry],
+        entries: &[Audited],
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -251,7 +252,7 @@ impl PgStore {
         rows.iter().map(|row| session_row(row).into_domain()).collect()
     }
 
-    pub async fn insert_session(&self, key: [u8; 32], session: &Session, entry: &AuditEntry) -> Result<(), StoreError> {
+    pub async fn insert_session(&self, key: [u8; 32], session: &Session, entry: &Audited) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         tx.execute(
@@ -289,7 +290,7 @@ impl PgStore {
         key: [u8; 32],
         token_hash: [u8; 32],
         at: Timestamp,
-        entry: &AuditEntry,
+        entry: &Audited,
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -309,12 +310,7 @@ impl PgStore {
         rows.iter().map(|row| device_row(row).into_domain()).collect()
     }
 
-    pub async fn insert_device(
-        &self,
-        key: [u8; 32],
-        device: &Device,
-        entry: &AuditEntry,
-    ) -> Result<Device, StoreError> {
+    pub async fn insert_device(&self, key: [u8; 32], device: &Device, entry: &Audited) -> Result<Device, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let row = tx
@@ -339,7 +335,7 @@ impl PgStore {
             .await
             .map_err(|e| conflict(e, "device", &device.unique_id))?;
         let stored = Device { id: row.get(0), ..device.clone() };
-        append_in(&tx, &key, entry).await?;
+        append_in(&tx, &key, &entry.with_ids(&[stored.id])).await?;
         tx.commit().await?;
         Ok(stored)
     }
@@ -348,7 +344,7 @@ impl PgStore {
         &self,
         key: [u8; 32],
         device: &Device,
-        entry: Option<&AuditEntry>,
+        entry: Option<&Audited>,
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;

@@ -12,6 +12,7 @@ mod codes;
 mod dispatch;
 mod forces;
 mod identity;
+mod outbox;
 mod positions;
 mod registry;
 

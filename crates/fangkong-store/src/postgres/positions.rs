@@ -30,6 +30,7 @@ impl PgStore {
         &self,
         accepted: Vec<StoredFix>,
         rejected: Vec<RejectedFix>,
+        outbox: crate::Outbox,
     ) -> Result<u64, StoreError> {
         let rows: Vec<PositionRow> = accepted.iter().map(PositionRow::from_domain).collect();
         let column = |f: &dyn Fn(&PositionRow) -> Option<f64>| rows.iter().map(f).collect::<Vec<Option<f64>>>();
@@ -87,6 +88,7 @@ impl PgStore {
             )
             .await?;
         }
+        super::outbox::append_in(&tx, &outbox).await?;
         tx.commit().await?;
         Ok(inserted)
     }

@@ -1,7 +1,6 @@
 //! The registry on PostgreSQL. Every record is one statement, so an import can pipeline a
 //! batch of them on one connection inside its transaction.
 
-use fangkong_core::audit::AuditEntry;
 use fangkong_core::registry::{Building, Day, HousingUnit, Permit, Sighting, Tenancy, Visit, Workstation};
 use futures_util::future::join_all;
 use tokio_postgres::Row;
@@ -10,6 +9,7 @@ use tokio_postgres::types::ToSql;
 use super::PgStore;
 use super::audit::append_in;
 use crate::error::{is_postgres_reference_violation, is_postgres_unique_violation};
+use crate::outbox::Audited;
 use crate::registry::{
     BUILDING_COLUMNS, BlindIndex, Communities, ImportCounts, ImportFeed, LANDLORD_COLUMNS, Occupancy, PERMIT_COLUMNS,
     PropertyCard, RESIDENT_COLUMNS, RegistryChange, RegistryRecord, ResidentRow, SIGHTING_COLUMNS, SealedLandlord,
@@ -431,7 +431,7 @@ impl PgStore {
         key: [u8; 32],
         records: Vec<RegistryRecord>,
         changes: Vec<RegistryChange>,
-        entry: &AuditEntry,
+        entry: &Audited,
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -452,7 +452,7 @@ impl PgStore {
         key: [u8; 32],
         mut feed: tokio::sync::mpsc::Receiver<ImportFeed>,
         change: RegistryChange,
-        entry: &AuditEntry,
+        entry: &Audited,
     ) -> Result<ImportCounts, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -482,8 +482,9 @@ impl PgStore {
         let change = RegistryChange { change: format!("{}:{}", change.change, counts.rows), ..change };
         insert_change(&tx, &change).await?;
         let mut entry = entry.clone();
-        entry.detail = Some(format!("{} rows", counts.rows));
-        append_in(&tx, &key, &entry).await?;
+        entry.audit.detail = Some(format!("{} rows", counts.rows));
+        // The import's events are made with the number of rows it stored.
+        append_in(&tx, &key, &entry.with_ids(&[counts.rows as i64])).await?;
         tx.commit().await?;
         Ok(counts)
     }

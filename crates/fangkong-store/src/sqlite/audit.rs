@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::SqliteStore;
 use crate::StoreError;
 use crate::audit::{AUDIT_COLUMNS, AuditHead, AuditQuery, AuditRow, hash32};
+use crate::outbox::Audited;
 
 fn audit_row(row: &Row<'_>) -> rusqlite::Result<AuditRow> {
     Ok(AuditRow {
@@ -37,7 +38,7 @@ fn read_head(conn: &Connection) -> Result<AuditHead, StoreError> {
 }
 
 /// Chains `entry` after the current head and stores it. Call inside a write.
-pub(crate) fn append_in(conn: &Connection, key: &[u8; 32], entry: &AuditEntry) -> Result<AuditRecord, StoreError> {
+pub(crate) fn append_entry(conn: &Connection, key: &[u8; 32], entry: &AuditEntry) -> Result<AuditRecord, StoreError> {
     let head = read_head(conn)?;
     let record = seal_entry(key, head.seq, &head.hash, entry.clone());
     let e = &record.entry;
@@ -70,15 +71,22 @@ pub(crate) fn append_in(conn: &Connection, key: &[u8; 32], entry: &AuditEntry) -
     Ok(record)
 }
 
+/// Stores an audited write's audit record and its events. Call inside a write.
+pub(crate) fn append_in(conn: &Connection, key: &[u8; 32], audited: &Audited) -> Result<AuditRecord, StoreError> {
+    let record = append_entry(conn, key, &audited.audit)?;
+    super::outbox::append_in(conn, &audited.outbox)?;
+    Ok(record)
+}
+
 impl SqliteStore {
     pub async fn append_audit(&self, key: [u8; 32], entry: &AuditEntry) -> Result<AuditRecord, StoreError> {
         let entry = entry.clone();
-        self.write(move |conn| append_in(conn, &key, &entry)).await
+        self.write(move |conn| append_entry(conn, &key, &entry)).await
     }
 
     pub async fn append_audits(&self, key: [u8; 32], entries: &[AuditEntry]) -> Result<Vec<AuditRecord>, StoreError> {
         let entries = entries.to_vec();
-        self.write(move |conn| entries.iter().map(|entry| append_in(conn, &key, entry)).collect()).await
+        self.write(move |conn| entries.iter().map(|entry| append_entry(conn, &key, entry)).collect()).await
     }
 
     pub async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
@@ -168,7 +176,7 @@ impl SqliteStore {
             conn.execute("DELETE FROM audit_log WHERE seq <= ?1", [through_seq])?;
             let mut entry = entry;
             entry.detail = Some(format!("sealed through record {through_seq}; removed {purged} records"));
-            append_in(conn, &key, &entry)?;
+            append_entry(conn, &key, &entry)?;
             Ok(Some(seal))
         })
         .await

@@ -3,11 +3,10 @@
 use fangkong_core::codes::{CodeEntry, CodeKind};
 use rusqlite::{OptionalExtension, Row, params};
 
-use fangkong_core::audit::AuditEntry;
-
 use super::SqliteStore;
 use super::audit::append_in;
 use crate::error::is_sqlite_unique_violation;
+use crate::outbox::Audited;
 use crate::{CodeRow, StoreError};
 
 const COLUMNS: &str = "kind, code, name_zh, name_en, priority, active, updated_at";
@@ -50,7 +49,7 @@ impl SqliteStore {
     pub async fn insert_codes(
         &self,
         entries: &[CodeEntry],
-        audit: Option<([u8; 32], AuditEntry)>,
+        audit: Option<([u8; 32], Audited)>,
     ) -> Result<(), StoreError> {
         let entries = entries.to_vec();
         self.write(move |conn| {
@@ -80,11 +79,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn update_code(
-        &self,
-        entry: &CodeEntry,
-        audit: Option<([u8; 32], AuditEntry)>,
-    ) -> Result<(), StoreError> {
+    pub async fn update_code(&self, entry: &CodeEntry, audit: Option<([u8; 32], Audited)>) -> Result<(), StoreError> {
         let entry = entry.clone();
         self.write(move |conn| {
             let changed = conn

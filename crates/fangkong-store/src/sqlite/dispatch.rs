@@ -1,6 +1,5 @@
 //! Dispatch on SQLite.
 
-use fangkong_core::audit::AuditEntry;
 use fangkong_core::dispatch::{AreaClass, Assignment, Incident, TimelineEntry, UnitState};
 use fangkong_core::time::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -9,10 +8,11 @@ use super::SqliteStore;
 use super::audit::append_in;
 use crate::StoreError;
 use crate::dispatch::{
-    AssignmentRow, DispatchChange, INCIDENT_COLUMNS, IncidentRow, Inserted, NewIncident, area_class, attach,
-    chain_codes, history_cell, id_text, timeline_entry, unit_state,
+    AssignmentRow, DispatchChange, INCIDENT_COLUMNS, IncidentRow, Inserted, NewIncident, announce_new, area_class,
+    attach, chain_codes, history_cell, id_text, timeline_entry, unit_state,
 };
 use crate::error::is_sqlite_unique_violation;
+use crate::outbox::Audited;
 
 fn incident_row(r: &Row<'_>) -> rusqlite::Result<IncidentRow> {
     Ok(IncidentRow {
@@ -225,6 +225,7 @@ impl SqliteStore {
                     }
                 })?;
             insert_timeline(conn, &new.timeline, Some(id))?;
+            super::outbox::append_in(conn, &announce_new(i, id))?;
             Ok(Inserted::New(id))
         })
         .await
@@ -255,7 +256,8 @@ impl SqliteStore {
                     return Err(StoreError::Stale { entity: "unit", key: u.unit.clone() });
                 }
             }
-            insert_timeline(conn, &change.timeline, None)
+            insert_timeline(conn, &change.timeline, None)?;
+            super::outbox::append_in(conn, &change.outbox)
         })
         .await
     }
@@ -439,7 +441,7 @@ impl SqliteStore {
         code: String,
         class: Option<AreaClass>,
         at: Timestamp,
-        entry: &AuditEntry,
+        entry: &Audited,
     ) -> Result<(), StoreError> {
         let entry = entry.clone();
         self.write(move |conn| {

@@ -1,6 +1,6 @@
 //! The force registry on SQLite.
 
-use fangkong_core::audit::{AuditEntry, AuditRecord};
+use fangkong_core::audit::AuditRecord;
 use fangkong_core::forces::{Beat, Shift, Unit};
 use fangkong_core::time::Timestamp;
 use rusqlite::{OptionalExtension, params};
@@ -10,6 +10,7 @@ use super::audit::append_in;
 use crate::StoreError;
 use crate::error::is_sqlite_unique_violation;
 use crate::forces::{SealedMember, category, equipment_list, equipment_text, mode, shape};
+use crate::outbox::Audited;
 
 impl SqliteStore {
     pub async fn save_beats(
@@ -17,7 +18,7 @@ impl SqliteStore {
         key: [u8; 32],
         beats: Vec<Beat>,
         at: Timestamp,
-        entry: &AuditEntry,
+        entry: &Audited,
     ) -> Result<AuditRecord, StoreError> {
         let entry = entry.clone();
         self.write(move |conn| {
@@ -58,7 +59,7 @@ impl SqliteStore {
         key: [u8; 32],
         units: Vec<Unit>,
         at: Timestamp,
-        entry: &AuditEntry,
+        entry: &Audited,
     ) -> Result<AuditRecord, StoreError> {
         let entry = entry.clone();
         self.write(move |conn| {
@@ -130,7 +131,7 @@ impl SqliteStore {
         &self,
         key: [u8; 32],
         shifts: Vec<Shift>,
-        entry: &AuditEntry,
+        entry: &Audited,
     ) -> Result<Vec<i64>, StoreError> {
         let entry = entry.clone();
         self.write(move |conn| {
@@ -144,7 +145,7 @@ impl SqliteStore {
                     |r| r.get(0),
                 )?);
             }
-            append_in(conn, &key, &entry)?;
+            append_in(conn, &key, &entry.with_ids(&ids))?;
             Ok(ids)
         })
         .await
@@ -199,7 +200,7 @@ impl SqliteStore {
         id: i64,
         active: bool,
         at: Timestamp,
-        entry: &AuditEntry,
+        entry: &Audited,
     ) -> Result<(), StoreError> {
         let entry = entry.clone();
         self.write(move |conn| {
@@ -215,7 +216,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn delete_shift(&self, key: [u8; 32], id: i64, entry: &AuditEntry) -> Result<(), StoreError> {
+    pub async fn delete_shift(&self, key: [u8; 32], id: i64, entry: &Audited) -> Result<(), StoreError> {
         let entry = entry.clone();
         self.write(move |conn| {
             if conn.prepare_cached("DELETE FROM shifts WHERE id = ?1")?.execute(params![id])? == 0 {
@@ -227,12 +228,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn insert_member(
-        &self,
-        key: [u8; 32],
-        member: SealedMember,
-        entry: &AuditEntry,
-    ) -> Result<i64, StoreError> {
+    pub async fn insert_member(&self, key: [u8; 32], member: SealedMember, entry: &Audited) -> Result<i64, StoreError> {
         let entry = entry.clone();
         self.write(move |conn| {
             let id: i64 = conn
@@ -263,7 +259,7 @@ impl SqliteStore {
                         e.into()
                     }
                 })?;
-            append_in(conn, &key, &entry)?;
+            append_in(conn, &key, &entry.with_ids(&[id]))?;
             Ok(id)
         })
         .await

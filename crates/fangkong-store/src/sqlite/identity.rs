@@ -1,6 +1,6 @@
 //! Jurisdictions, users, sessions and devices on SQLite.
 
-use fangkong_core::audit::{AuditEntry, AuditRecord};
+use fangkong_core::audit::AuditRecord;
 use fangkong_core::auth::account::{Device, Session, User};
 use fangkong_core::jurisdiction::Jurisdiction;
 use fangkong_core::time::Timestamp;
@@ -13,6 +13,7 @@ use crate::error::is_sqlite_unique_violation;
 use crate::identity::{
     DEVICE_COLUMNS, DeviceRow, EncodedNode, JurisdictionRow, SESSION_COLUMNS, SessionRow, USER_COLUMNS, UserRow,
 };
+use crate::outbox::Audited;
 
 fn user_row(row: &Row<'_>) -> rusqlite::Result<UserRow> {
     Ok(UserRow {
@@ -123,7 +124,7 @@ impl SqliteStore {
         added: Vec<EncodedNode>,
         changed: Vec<EncodedNode>,
         at: Timestamp,
-        entry: &AuditEntry,
+        entry: &Audited,
     ) -> Result<AuditRecord, StoreError> {
         let entry = entry.clone();
         self.write(move |conn| {
@@ -189,7 +190,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn insert_user(&self, key: [u8; 32], user: &User, entry: &AuditEntry) -> Result<User, StoreError> {
+    pub async fn insert_user(&self, key: [u8; 32], user: &User, entry: &Audited) -> Result<User, StoreError> {
         let (user, entry) = (user.clone(), entry.clone());
         self.write(move |conn| {
             conn.prepare_cached(
@@ -215,7 +216,7 @@ impl SqliteStore {
             ])
             .map_err(|e| conflict(e, "user", &user.username))?;
             let stored = User { id: conn.last_insert_rowid(), ..user };
-            append_in(conn, &key, &entry)?;
+            append_in(conn, &key, &entry.with_ids(&[stored.id]))?;
             Ok(stored)
         })
         .await
@@ -227,7 +228,7 @@ impl SqliteStore {
         user: &User,
         expected_updated_at: Timestamp,
         revoke_sessions_at: Option<Timestamp>,
-        entries: &[AuditEntry],
+        entries: &[Audited],
     ) -> Result<(), StoreError> {
         let (user, entries) = (user.clone(), entries.to_vec());
         self.write(move |conn| {
@@ -261,7 +262,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn insert_session(&self, key: [u8; 32], session: &Session, entry: &AuditEntry) -> Result<(), StoreError> {
+    pub async fn insert_session(&self, key: [u8; 32], session: &Session, entry: &Audited) -> Result<(), StoreError> {
         let (session, entry) = (session.clone(), entry.clone());
         self.write(move |conn| {
             conn.prepare_cached(&format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"))?
@@ -297,7 +298,7 @@ impl SqliteStore {
         key: [u8; 32],
         token_hash: [u8; 32],
         at: Timestamp,
-        entry: &AuditEntry,
+        entry: &Audited,
     ) -> Result<(), StoreError> {
         let entry = entry.clone();
         self.write(move |conn| {
@@ -318,12 +319,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn insert_device(
-        &self,
-        key: [u8; 32],
-        device: &Device,
-        entry: &AuditEntry,
-    ) -> Result<Device, StoreError> {
+    pub async fn insert_device(&self, key: [u8; 32], device: &Device, entry: &Audited) -> Result<Device, StoreError> {
         let (device, entry) = (device.clone(), entry.clone());
         self.write(move |conn| {
             conn.prepare_cached(
@@ -346,7 +342,7 @@ impl SqliteStore {
             ])
             .map_err(|e| conflict(e, "device", &device.unique_id))?;
             let stored = Device { id: conn.last_insert_rowid(), ..device };
-            append_in(conn, &key, &entry)?;
+            append_in(conn, &key, &entry.with_ids(&[stored.id]))?;
             Ok(stored)
         })
         .await
@@ -356,7 +352,7 @@ impl SqliteStore {
         &self,
         key: [u8; 32],
         device: &Device,
-        entry: Option<&AuditEntry>,
+        entry: Option<&Audited>,
     ) -> Result<(), StoreError> {
         let (device, entry) = (device.clone(), entry.cloned());
         self.write(move |conn| {

@@ -19,6 +19,7 @@ mod forces;
 #[allow(unsafe_code)]
 mod gather;
 mod identity;
+mod outbox;
 mod positions;
 mod registry;
 mod registry_keys;

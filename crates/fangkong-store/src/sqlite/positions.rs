@@ -13,6 +13,7 @@ impl SqliteStore {
         &self,
         mut accepted: Vec<StoredFix>,
         rejected: Vec<RejectedFix>,
+        outbox: crate::Outbox,
     ) -> Result<u64, StoreError> {
         // In key order, each insert lands next to the previous one: the B-tree descends
         // through pages already in hand instead of jumping across the table.
@@ -54,6 +55,7 @@ impl SqliteStore {
                     r.reason.as_str()
                 ])?;
             }
+            super::outbox::append_in(conn, &outbox)?;
             Ok(inserted)
         })
         .await

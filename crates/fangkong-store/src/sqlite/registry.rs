@@ -1,6 +1,5 @@
 //! The registry on SQLite.
 
-use fangkong_core::audit::AuditEntry;
 use fangkong_core::registry::{Building, Day, HousingUnit, Permit, Sighting, Tenancy, Visit, Workstation};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -8,6 +7,7 @@ use super::audit::append_in;
 use super::registry_keys::{self, KeyKind, PendingKeys, ResidentKeys};
 use super::{SqliteStore, WRITER_CACHE_KIB};
 use crate::error::{is_sqlite_reference_violation, is_sqlite_unique_violation};
+use crate::outbox::Audited;
 use crate::registry::{
     BUILDING_COLUMNS, BlindIndex, Communities, ImportCounts, ImportFeed, LANDLORD_COLUMNS, Occupancy, PropertyCard,
     RESIDENT_COLUMNS, RegistryChange, RegistryRecord, ResidentRow, SIGHTING_COLUMNS, SealedLandlord, SealedResident,
@@ -951,7 +951,7 @@ impl SqliteStore {
         key: [u8; 32],
         records: Vec<RegistryRecord>,
         changes: Vec<RegistryChange>,
-        entry: &AuditEntry,
+        entry: &Audited,
     ) -> Result<(), StoreError> {
         let entry = entry.clone();
         self.write(move |conn| {
@@ -993,7 +993,7 @@ impl SqliteStore {
         key: [u8; 32],
         mut feed: tokio::sync::mpsc::Receiver<ImportFeed>,
         change: RegistryChange,
-        entry: &AuditEntry,
+        entry: &Audited,
     ) -> Result<ImportCounts, StoreError> {
         let mut entry = entry.clone();
         self.write_alone(move |conn| {
@@ -1033,8 +1033,9 @@ impl SqliteStore {
                 let filing_s = filing.elapsed().as_secs_f64();
                 let change = RegistryChange { change: format!("{}:{}", change.change, counts.rows), ..change };
                 insert_change(conn, &change)?;
-                entry.detail = Some(format!("{} rows", counts.rows));
-                append_in(conn, &key, &entry)?;
+                entry.audit.detail = Some(format!("{} rows", counts.rows));
+                // The import's events are made with the number of rows it stored.
+                append_in(conn, &key, &entry.with_ids(&[counts.rows as i64]))?;
                 tracing::info!(
                     records = counts.rows,
                     applying_s = (started.elapsed() - waited).as_secs_f64(),

@@ -165,7 +165,12 @@ async fn dispatch_changes_write_incidents_assignments_units_and_timeline_togethe
         unit: Some("U1".into()),
         detail: String::new(),
     };
-    let change = DispatchChange { incidents: vec![changed.clone()], units: units.clone(), timeline: vec![sent] };
+    let change = DispatchChange {
+        incidents: vec![changed.clone()],
+        units: units.clone(),
+        timeline: vec![sent],
+        outbox: Default::default(),
+    };
     db.store.write_dispatch(change).await.unwrap();
     assert_eq!(db.store.incident(id).await.unwrap().unwrap(), changed);
     let listed = db.store.incidents_between(T0, T0.plus_seconds(60), 10, true).await.unwrap();
@@ -182,7 +187,12 @@ async fn dispatch_changes_write_incidents_assignments_units_and_timeline_togethe
     changed.closed_at = Some(t1.plus_seconds(700));
     changed.revision = 3;
     let freed = UnitState { unit: "U1".into(), status: UnitStatus::Available, since: t1, incident: None, revision: 2 };
-    let change = DispatchChange { incidents: vec![changed.clone()], units: vec![freed.clone()], timeline: Vec::new() };
+    let change = DispatchChange {
+        incidents: vec![changed.clone()],
+        units: vec![freed.clone()],
+        timeline: Vec::new(),
+        outbox: Default::default(),
+    };
     db.store.write_dispatch(change).await.unwrap();
     assert_eq!(db.store.incident(id).await.unwrap().unwrap(), changed);
     assert_eq!(db.store.unit_statuses().await.unwrap()[0], freed);
@@ -203,7 +213,12 @@ async fn a_failed_dispatch_change_leaves_nothing_behind(db: &TestDb) {
         incident: None,
         revision: 1,
     };
-    let change = DispatchChange { incidents: vec![changed], units: vec![ghost], timeline: Vec::new() };
+    let change = DispatchChange {
+        incidents: vec![changed],
+        units: vec![ghost],
+        timeline: Vec::new(),
+        outbox: Default::default(),
+    };
     assert!(db.store.write_dispatch(change).await.is_err());
     let stored = db.store.incident(id).await.unwrap().unwrap();
     assert_eq!((stored.status, stored.assignments.len()), (IncidentStatus::New, 0));
@@ -229,7 +244,12 @@ async fn a_change_from_a_stale_revision_is_refused(db: &TestDb) {
     let mut first = read.clone();
     first.revision += 1;
     first.status = IncidentStatus::Dispatched;
-    let change = DispatchChange { incidents: vec![first.clone()], units: vec![sent("U1", 1)], timeline: Vec::new() };
+    let change = DispatchChange {
+        incidents: vec![first.clone()],
+        units: vec![sent("U1", 1)],
+        timeline: Vec::new(),
+        outbox: Default::default(),
+    };
     db.store.write_dispatch(change).await.unwrap();
     // Another writer read the same revision of the incident.
     let mut second = read.clone();
@@ -241,17 +261,32 @@ async fn a_change_from_a_stale_revision_is_refused(db: &TestDb) {
     // …or the unit's status before the first one was stored.
     let mut third = first.clone();
     third.revision += 1;
-    let change = DispatchChange { incidents: vec![third.clone()], units: vec![sent("U1", 1)], timeline: Vec::new() };
+    let change = DispatchChange {
+        incidents: vec![third.clone()],
+        units: vec![sent("U1", 1)],
+        timeline: Vec::new(),
+        outbox: Default::default(),
+    };
     let refused = db.store.write_dispatch(change).await;
     assert!(matches!(refused, Err(StoreError::Stale { entity: "unit", .. })), "{refused:?}");
     // …or at an older revision of it.
-    let change = DispatchChange { incidents: vec![third.clone()], units: vec![sent("U1", 3)], timeline: Vec::new() };
+    let change = DispatchChange {
+        incidents: vec![third.clone()],
+        units: vec![sent("U1", 3)],
+        timeline: Vec::new(),
+        outbox: Default::default(),
+    };
     assert!(matches!(db.store.write_dispatch(change).await, Err(StoreError::Stale { entity: "unit", .. })));
     // Nothing of the refused changes was stored (the incident's update went back too).
     assert_eq!(db.store.incident(id).await.unwrap().unwrap(), first);
     assert_eq!(db.store.unit_statuses().await.unwrap(), [sent("U1", 1)]);
     // The next revision is taken.
-    let change = DispatchChange { incidents: vec![third.clone()], units: vec![sent("U1", 2)], timeline: Vec::new() };
+    let change = DispatchChange {
+        incidents: vec![third.clone()],
+        units: vec![sent("U1", 2)],
+        timeline: Vec::new(),
+        outbox: Default::default(),
+    };
     db.store.write_dispatch(change).await.unwrap();
     assert_eq!(db.store.unit_statuses().await.unwrap(), [sent("U1", 2)]);
 }

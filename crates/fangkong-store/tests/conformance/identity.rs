@@ -188,14 +188,14 @@ async fn users_round_trip_every_field(db: &TestDb) {
         updated_at: T0.plus_seconds(1),
         ..stored.clone()
     };
-    db.store.update_user(&changed, stored.updated_at, None, &[]).await.unwrap();
+    db.store.update_user(&changed, stored.updated_at, None, &[], Default::default()).await.unwrap();
     assert_eq!(db.store.list_users().await.unwrap(), vec![changed.clone()]);
 
     // A change decided on the row as it was before is refused, not applied over the newer one,
     // and leaves no audit record.
     let before = audit_count(db).await;
     let stale = User { display_name: "旧数据".into(), updated_at: T0.plus_seconds(2), ..stored };
-    let result = db.store.update_user(&stale, T0, None, &[system_entry("user.update")]).await;
+    let result = db.store.update_user(&stale, T0, None, &[system_entry("user.update")], Default::default()).await;
     assert!(matches!(result, Err(StoreError::Conflict { entity: "user", .. })), "{result:?}");
     assert_eq!(db.store.list_users().await.unwrap(), vec![changed]);
     assert_eq!(audit_count(db).await, before);
@@ -209,7 +209,10 @@ async fn a_taken_username_is_a_conflict_and_audits_nothing(db: &TestDb) {
     assert!(matches!(result, Err(StoreError::Conflict { entity: "user", ref key }) if key == "li.na"), "{result:?}");
     assert_eq!(audit_count(db).await, before);
     let missing = User { id: 9_999, ..user("ghost") };
-    assert!(matches!(db.store.update_user(&missing, T0, None, &[]).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        db.store.update_user(&missing, T0, None, &[], Default::default()).await,
+        Err(StoreError::NotFound { .. })
+    ));
 }
 
 fn session(n: u8, user_id: i64, created_at: Timestamp) -> Session {
@@ -234,7 +237,10 @@ async fn updating_a_user_can_end_their_sessions(db: &TestDb) {
         updated_at: T0.plus_seconds(1),
         ..stored
     };
-    db.store.update_user(&locked, T0, Some(T0.plus_seconds(1)), &[system_entry("user.lock")]).await.unwrap();
+    db.store
+        .update_user(&locked, T0, Some(T0.plus_seconds(1)), &[system_entry("user.lock")], Default::default())
+        .await
+        .unwrap();
     assert!(db.store.list_live_sessions(Timestamp::UNIX_EPOCH).await.unwrap().is_empty());
 }
 
@@ -288,7 +294,7 @@ async fn devices_round_trip_and_conflict(db: &TestDb) {
     db.store.update_device(&moved, None).await.unwrap();
     assert_eq!(db.store.list_devices().await.unwrap()[0], moved);
     let revoked = Device { revoked_at: Some(T0.plus_seconds(5)), last_seen_at: Some(T0.plus_seconds(4)), ..moved };
-    db.store.update_device(&revoked, Some(&system_entry("device.revoke"))).await.unwrap();
+    db.store.update_device(&revoked, Some(system_entry("device.revoke").into())).await.unwrap();
     assert_eq!(db.store.list_devices().await.unwrap(), vec![revoked.clone(), tracker]);
     // A touch moves only the last-seen time, and only forward.
     db.store.touch_device(revoked.id, T0.plus_seconds(9)).await.unwrap();

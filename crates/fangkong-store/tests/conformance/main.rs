@@ -42,5 +42,6 @@ mod identity;
 mod lifecycle;
 mod meta;
 mod migrations;
+mod outbox;
 mod positions;
 mod registry;

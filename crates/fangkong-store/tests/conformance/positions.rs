@@ -46,14 +46,14 @@ fn full(device_id: i64, seconds: i64) -> StoredFix {
 
 async fn fixes_round_trip_every_field_in_time_order(db: &TestDb) {
     let batch = vec![full(7, 30), fix(7, 10), fix(7, 20), fix(8, 15)];
-    assert_eq!(db.store.write_positions(batch, Vec::new()).await.unwrap(), 4);
+    assert_eq!(db.store.write_positions(batch, Vec::new(), Default::default()).await.unwrap(), 4);
     let track = db.store.track(7, T0, T0.plus_seconds(3_600), 100).await.unwrap();
     assert_eq!(track, vec![fix(7, 10), fix(7, 20), full(7, 30)]);
 }
 
 async fn track_queries_take_a_half_open_range_and_a_limit(db: &TestDb) {
     let batch: Vec<StoredFix> = (0..100).map(|s| fix(3, s * 10)).collect();
-    assert_eq!(db.store.write_positions(batch, Vec::new()).await.unwrap(), 100);
+    assert_eq!(db.store.write_positions(batch, Vec::new(), Default::default()).await.unwrap(), 100);
     let range = db.store.track(3, T0.plus_seconds(100), T0.plus_seconds(200), 1_000).await.unwrap();
     let seconds: Vec<i64> = range.iter().map(|f| (f.fix.fixed_at.as_millis() - T0.as_millis()) / 1000).collect();
     assert_eq!(seconds, (10..20).map(|s| s * 10).collect::<Vec<_>>());
@@ -62,8 +62,8 @@ async fn track_queries_take_a_half_open_range_and_a_limit(db: &TestDb) {
 }
 
 async fn a_fix_stored_twice_is_kept_once(db: &TestDb) {
-    assert_eq!(db.store.write_positions(vec![fix(1, 0), fix(1, 1)], Vec::new()).await.unwrap(), 2);
-    assert_eq!(db.store.write_positions(vec![fix(1, 1), fix(1, 2)], Vec::new()).await.unwrap(), 1);
+    assert_eq!(db.store.write_positions(vec![fix(1, 0), fix(1, 1)], Vec::new(), Default::default()).await.unwrap(), 2);
+    assert_eq!(db.store.write_positions(vec![fix(1, 1), fix(1, 2)], Vec::new(), Default::default()).await.unwrap(), 1);
     assert_eq!(db.store.track(1, T0, T0.plus_seconds(60), 100).await.unwrap().len(), 3);
 }
 
@@ -83,7 +83,7 @@ async fn refused_fixes_come_back_newest_first_with_their_reasons(db: &TestDb) {
         refused(20, Rejection::ImpossibleSpeed),
         refused(30, Rejection::OutOfOrder),
     ];
-    db.store.write_positions(vec![fix(9, 1)], batch).await.unwrap();
+    db.store.write_positions(vec![fix(9, 1)], batch, Default::default()).await.unwrap();
     let back = db.store.rejections(9, T0, T0.plus_seconds(60), 10).await.unwrap();
     let reasons: Vec<Rejection> = back.iter().map(|r| r.reason).collect();
     assert_eq!(reasons, [Rejection::OutOfOrder, Rejection::ImpossibleSpeed, Rejection::NullIsland]);
@@ -92,7 +92,7 @@ async fn refused_fixes_come_back_newest_first_with_their_reasons(db: &TestDb) {
 
 async fn retention_deletes_only_older_fixes_of_the_device(db: &TestDb) {
     let batch: Vec<StoredFix> = (0..10).map(|s| fix(5, s)).chain((0..10).map(|s| fix(6, s))).collect();
-    db.store.write_positions(batch, vec![refused(2, Rejection::Duplicate)]).await.unwrap();
+    db.store.write_positions(batch, vec![refused(2, Rejection::Duplicate)], Default::default()).await.unwrap();
     assert_eq!(db.store.purge_positions(5, T0.plus_seconds(4)).await.unwrap(), 4);
     assert_eq!(db.store.track(5, T0, T0.plus_seconds(60), 100).await.unwrap().len(), 6);
     assert_eq!(db.store.track(6, T0, T0.plus_seconds(60), 100).await.unwrap().len(), 10, "other devices keep theirs");
