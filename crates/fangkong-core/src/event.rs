@@ -152,9 +152,10 @@ pub enum Event {
     /// A member of the force was registered or marked serving or not: who and where by
     /// category, station and unit only (never a name or a number).
     MemberChanged { id: i64, category: ForceCategory, station: String, unit: Option<String>, active: bool },
-    /// Tracker fixes were accepted and stored (one event per stored batch). Telemetry: the
-    /// live board has its own feed of positions, so the bus does not carry these; the
-    /// outbox does, so that another node or a replay knows every tracker's last fix.
+    /// Tracker fixes were accepted and stored: each tracker's newest fix of a stored batch
+    /// (the whole history is in the positions table). Telemetry: the live board has its own
+    /// feed of positions, so the bus does not carry these; the outbox does, so that another
+    /// node or a replay knows every tracker's last fix.
     FixesAccepted(Vec<AcceptedFix>),
     /// A person was seen at a place (a resident registered, a tenancy began; later a hotel
     /// guest, a checkpoint inspection): the person index, how, the record (by code) and its

@@ -13,7 +13,7 @@ use fangkong_core::jurisdiction::Chain;
 use fangkong_core::time::Timestamp;
 use fangkong_store::AuditQuery;
 
-use crate::{Caller, Engine, EngineError};
+use crate::{Caller, EngineError, Kernel};
 
 /// Records read per round trip when verifying.
 const VERIFY_PAGE: u32 = 5_000;
@@ -34,7 +34,7 @@ pub struct AuditVerification {
     pub broken: Option<Broken>,
 }
 
-impl Engine {
+impl Kernel {
     /// Checks that the caller may take `action` (on a record at `place`, if given). A
     /// refusal is written to the audit trail as `audit_action` with the target.
     pub(crate) async fn authorize(

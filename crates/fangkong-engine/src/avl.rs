@@ -14,8 +14,9 @@
 //! (subscribers that fall behind skip to the newest), and a fix is applied to the live
 //! picture when it is accepted, before it is stored — the board shows the newest fix at
 //! once. The history writer stores each batch with one `FixesAccepted` event in the
-//! outbox (its transaction), from which another node or a replay applies the same fixes
-//! ([`Engine::apply_fix`]: placed, indexed and handed to dispatch as ingest does). A fix with an alarm
+//! outbox (its transaction: each tracker's newest fix of the batch), from which another
+//! node or a replay applies them
+//! (`Feature::apply` of `AvlState` and of dispatch: placed where ingest placed them). A fix with an alarm
 //! (`sos`) is the exception: the writer stores its `PanicAlarm` event with the batch and
 //! publishes it on the bus once the batch is stored, and only then does the alarm become an
 //! incident (a reaction, see `reactions`).
@@ -34,6 +35,7 @@ use fangkong_store::{Outbox, RejectedFix, Store, StoreError, StoredFix};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::bus::EventBus;
+use crate::feature::Feature;
 use crate::forces::PresenceState;
 use crate::{Caller, Engine, EngineError};
 
@@ -186,6 +188,36 @@ impl AvlState {
     }
 }
 
+/// Positions as the outbox says (another node's fixes, or a replay): each stored fix, placed
+/// where ingest placed it, becomes its tracker's position unless a newer one is there; and
+/// the beats, for marking time in them. (This node's own fixes are applied at ingest.)
+impl Feature for AvlState {
+    fn apply(&self, _at: Timestamp, event: &Event) {
+        match event {
+            Event::FixesAccepted(fixes) => {
+                for accepted in fixes {
+                    let mut shard = self.shard(accepted.device_id).lock().expect("live shard");
+                    if shard.get(&accepted.device_id).is_some_and(|known| known.fix.fixed_at >= accepted.fix.fixed_at) {
+                        continue;
+                    }
+                    let live = LivePosition {
+                        device_id: accepted.device_id,
+                        unique_id: accepted.unique_id.clone(),
+                        unit: accepted.unit.clone(),
+                        fix: accepted.fix.clone(),
+                        received_at: accepted.received_at,
+                        chain: accepted.chain.clone(),
+                        h3: accepted.h3,
+                    };
+                    shard.insert(accepted.device_id, live);
+                }
+            }
+            Event::BeatsSaved(beats) => self.presence.put_beats(beats),
+            _ => {}
+        }
+    }
+}
+
 /// The bus event of a fix with an alarm.
 fn panic_alarm(live: &LivePosition) -> Event {
     Event::PanicAlarm {
@@ -212,7 +244,11 @@ async fn write_history(
 ) {
     let mut items = Vec::with_capacity(batch);
     while queue.recv_many(&mut items, batch).await > 0 {
-        let (mut accepted, mut rejected, mut waiting, mut fixes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut accepted, mut rejected, mut waiting) = (Vec::new(), Vec::new(), Vec::new());
+        // Each tracker's newest fix of the batch: what a follower's live picture needs (the
+        // whole history is in the positions table). A batch of a busy minute holds many
+        // fixes of each tracker; the event stays as small as the fleet.
+        let mut newest: HashMap<i64, Arc<LivePosition>> = HashMap::new();
         let mut at = Timestamp::from_millis(0);
         for item in items.drain(..) {
             match item {
@@ -225,21 +261,28 @@ async fn write_history(
                         h3: live.h3,
                         fix: live.fix.clone(),
                     });
-                    let live = Arc::unwrap_or_clone(live);
-                    fixes.push(AcceptedFix {
-                        device_id: live.device_id,
-                        unique_id: live.unique_id,
-                        unit: live.unit,
-                        received_at: live.received_at,
-                        fix: live.fix,
-                        chain: live.chain,
-                        h3: live.h3,
-                    });
+                    newest.insert(live.device_id, live);
                 }
                 HistoryItem::Rejected(fix) => rejected.push(fix),
             }
         }
         // The batch's events, stored with it: the fixes, then the alarms they raise.
+        let mut fixes: Vec<AcceptedFix> = newest
+            .into_values()
+            .map(|live| {
+                let live = Arc::unwrap_or_clone(live);
+                AcceptedFix {
+                    device_id: live.device_id,
+                    unique_id: live.unique_id,
+                    unit: live.unit,
+                    received_at: live.received_at,
+                    fix: live.fix,
+                    chain: live.chain,
+                    h3: live.h3,
+                }
+            })
+            .collect();
+        fixes.sort_unstable_by_key(|fix| fix.device_id);
         let mut outbox = Outbox::default();
         if !fixes.is_empty() {
             outbox.push(at, &Event::FixesAccepted(fixes));
@@ -381,29 +424,6 @@ impl Engine {
             published.await.map_err(|_| StoreError::Closed)?;
         }
         Ok(Ingested::Accepted)
-    }
-
-    /// Applies a stored fix from the outbox (another node's, or a replay) to the live
-    /// picture, placed where ingest placed it: it becomes the tracker's position unless a
-    /// newer one is already there.
-    pub(crate) fn apply_fix(&self, accepted: &AcceptedFix) {
-        let live = LivePosition {
-            device_id: accepted.device_id,
-            unique_id: accepted.unique_id.clone(),
-            unit: accepted.unit.clone(),
-            fix: accepted.fix.clone(),
-            received_at: accepted.received_at,
-            chain: accepted.chain.clone(),
-            h3: accepted.h3,
-        };
-        {
-            let mut shard = self.avl.shard(live.device_id).lock().expect("live shard");
-            if shard.get(&live.device_id).is_some_and(|known| known.fix.fixed_at >= live.fix.fixed_at) {
-                return;
-            }
-            shard.insert(live.device_id, live.clone());
-        }
-        self.apply_position(&live);
     }
 
     fn refuse(

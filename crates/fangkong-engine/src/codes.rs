@@ -7,7 +7,7 @@ use fangkong_core::codes::{CodeEntry, CodeError, CodeKind, CodeTable};
 use fangkong_core::event::Event;
 use fangkong_store::{Audited, Outbox};
 
-use crate::{Caller, Engine, EngineError};
+use crate::{Caller, Engine, EngineError, Kernel};
 
 /// A code to add.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,7 +28,7 @@ pub struct CodeChange {
     pub active: Option<bool>,
 }
 
-impl Engine {
+impl Kernel {
     pub(crate) async fn load_codes(&self) -> Result<(), EngineError> {
         let table = CodeTable::from_entries(self.store.list_codes().await?)?;
         *self.codes.write().expect("codes lock") = table;
@@ -51,7 +51,9 @@ impl Engine {
     pub fn code_entry(&self, kind: CodeKind, code: &str) -> Option<CodeEntry> {
         self.codes.read().expect("codes lock").get(kind, code).cloned()
     }
+}
 
+impl Engine {
     /// Adds a code. Refused if it exists, breaks a rule or lacks its parent.
     pub async fn create_code(&self, caller: &Caller, new: NewCode) -> Result<CodeEntry, EngineError> {
         let target = format!("{}/{}", new.kind, new.code);

@@ -9,6 +9,7 @@
 //! with its purpose.
 
 use std::collections::BTreeMap;
+use std::sync::RwLock;
 
 use fangkong_core::audit::Outcome;
 use fangkong_core::auth::Action;
@@ -20,6 +21,7 @@ use fangkong_geo::Area;
 use fangkong_store::{Audited, Outbox, SealedMember};
 use geo::BooleanOps;
 
+use crate::feature::Feature;
 use crate::guard::{Record, Reference, Write};
 
 mod presence;
@@ -133,15 +135,27 @@ impl ForceState {
     pub(crate) fn unit_station(&self, code: &str) -> Option<String> {
         self.units.get(code).map(|u| u.station.clone())
     }
+}
 
-    /// Applies a saved unit (see `reactions`).
-    pub(crate) fn put_unit(&mut self, unit: Unit) {
-        self.units.insert(unit.code.clone(), unit);
-    }
-
-    /// Applies a saved beat (see `reactions`).
-    pub(crate) fn put_beat(&mut self, beat: Beat) {
-        self.beats.insert(beat.code.clone(), beat);
+/// The registry's units and beats as the events say (the roster and the members are read
+/// from the store, not held).
+impl Feature for RwLock<ForceState> {
+    fn apply(&self, _at: Timestamp, event: &Event) {
+        match event {
+            Event::UnitsSaved(units) => {
+                let mut state = self.write().expect("forces lock");
+                for unit in units {
+                    state.units.insert(unit.code.clone(), unit.clone());
+                }
+            }
+            Event::BeatsSaved(beats) => {
+                let mut state = self.write().expect("forces lock");
+                for beat in beats {
+                    state.beats.insert(beat.code.clone(), beat.clone());
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -149,7 +163,7 @@ impl Engine {
     pub(crate) async fn load_forces(&self) -> Result<(), EngineError> {
         let beats = self.store.list_beats().await?;
         let units = self.store.list_units().await?;
-        self.avl.presence.set_beats(&beats);
+        self.avl.presence.put_beats(&beats);
         let mut state = self.forces.write().expect("forces lock");
         state.beats = beats.into_iter().map(|b| (b.code.clone(), b)).collect();
         state.units = units.into_iter().map(|u| (u.code.clone(), u)).collect();

@@ -14,7 +14,7 @@ use fangkong_geo::{Area, LatLon};
 use fangkong_store::{Audited, NodeWrite, Outbox};
 
 use crate::boundaries::{self, BoundaryImport};
-use crate::{Caller, Engine, EngineError};
+use crate::{Caller, Engine, EngineError, Kernel};
 
 /// Where a point is: its chain in both hierarchies and its H3 cell.
 #[derive(Clone, PartialEq, Debug)]
@@ -42,7 +42,7 @@ pub struct ImportSummary {
     pub vertices: usize,
 }
 
-impl Engine {
+impl Kernel {
     pub(crate) async fn load_jurisdictions(&self) -> Result<(), EngineError> {
         let tree = JurisdictionTree::from_nodes(self.store.list_jurisdictions().await?)?;
         let shapes: HashMap<String, Area> = self.store.list_jurisdiction_shapes().await?.into_iter().collect();
@@ -140,7 +140,9 @@ impl Engine {
         self.authorize(caller, Action::ReadJurisdictions, None, "jurisdiction.lookup", None).await?;
         self.place(point).ok_or(EngineError::OutsideCity { point })
     }
+}
 
+impl Engine {
     /// Adds nodes to the tree, all or none. Each node's parent must lie in the caller's
     /// jurisdiction; the city itself, which has no parent, only the system can create.
     pub async fn import_jurisdictions(&self, caller: &Caller, nodes: Vec<Jurisdiction>) -> Result<usize, EngineError> {

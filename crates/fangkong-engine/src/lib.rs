@@ -1,10 +1,12 @@
 //! Fangkong's engine: every use case of the system, over live state in memory, the store
 //! as the record and the event bus as the announcement.
 //!
-//! The pattern of every command is the same: authorise the caller (role and jurisdiction,
-//! refusals audited), check the command against the core's rules and the live state, write
-//! it durably to the store together with its audit record, update the live state, publish
-//! the event. Queries are answered from memory where the live picture lives (SYSTEM.md:
+//! The engine is a kernel (`kernel.rs`: store, bus, clock, keys, authorisation and audit,
+//! code tables, the jurisdiction atlas, the report pool) and features beside it, each with
+//! its own live state (`feature.rs`). The pattern of every command is the same: authorise
+//! the caller (role and jurisdiction, refusals audited), check the command against the
+//! core's rules and the live state, write it durably to the store together with its audit
+//! record and its events (the outbox), apply the events to the live state, publish them. Queries are answered from memory where the live picture lives (SYSTEM.md:
 //! "the live picture is served from memory; the store is the record"); reads of personal
 //! data are audited with their stated purpose before anything is returned.
 //!
@@ -21,10 +23,12 @@ mod codes;
 pub mod crypto;
 mod defaults;
 pub mod dispatch;
+mod feature;
 mod forces;
 mod guard;
 mod identity;
 mod jurisdictions;
+mod kernel;
 pub mod keys;
 mod person;
 mod reactions;
@@ -40,8 +44,8 @@ use fangkong_core::auth::account::AccountError;
 use fangkong_core::auth::lockout::LockoutPolicy;
 use fangkong_core::auth::password::PasswordError;
 use fangkong_core::auth::session::SessionPolicy;
-use fangkong_core::codes::{CodeError, CodeKind, CodeTable};
-use fangkong_core::jurisdiction::{Atlas, JurisdictionError, JurisdictionTree};
+use fangkong_core::codes::{CodeError, CodeKind};
+use fangkong_core::jurisdiction::JurisdictionError;
 use fangkong_core::time::Timestamp;
 use fangkong_geo::LatLon;
 pub use fangkong_store::{AuditQuery, Backend, MigrationReport, RejectedFix, Store, StoreError, StoredFix};
@@ -63,6 +67,7 @@ pub use fangkong_store::NodeWrite;
 pub use forces::{BeatCoverage, HotspotCoverage, NewBeat, NewMember, OnDuty};
 pub use identity::{Authenticated, LoginSuccess, NewDevice, Site, TotpSetup, UserChange};
 pub use jurisdictions::{ImportSummary, Location, Placed};
+pub use kernel::Kernel;
 pub use replay::LivePicture;
 pub use reports::{Budget, ReportConfig, ReportCounters};
 pub use stream::{BoardSnapshot, BoardView};
@@ -214,31 +219,26 @@ pub struct EngineStats {
     pub bus: bus::BusStats,
 }
 
+/// The engine: the kernel every feature shares, and the features, each with its own live
+/// state (see `feature.rs` for how a feature is registered). `Engine` derefs to its
+/// [`Kernel`], so a feature's commands reach the store, the clock, authorisation and the
+/// atlas as `self.store`, `self.now()`, `self.authorize(…)`, `self.place(…)`.
 #[derive(Debug)]
 pub struct Engine {
-    store: Arc<Store>,
-    bus: Arc<dyn EventBus>,
-    clock: Arc<dyn Clock>,
-    config: EngineConfig,
-    started_at: Timestamp,
-    /// Names this run of the bus: sequence numbers restart with the process, so a client
-    /// resuming from a sequence must name the epoch it came from.
-    epoch: String,
-    schema_version: u32,
-    codes: RwLock<CodeTable>,
-    /// Serialises administrative changes (codes, jurisdictions, accounts, devices): each is
-    /// checked against the live state as the previous change left it. They are rare acts;
-    /// serialising them costs nothing and rules out lost updates.
-    admin_writes: tokio::sync::Mutex<()>,
-    jurisdictions: RwLock<JurisdictionTree>,
-    /// The shapes and the point lookup, swapped whole when an import changes them.
-    atlas: RwLock<Arc<Atlas>>,
+    kernel: Kernel,
     identity: identity::IdentityState,
     avl: avl::AvlState,
     forces: RwLock<forces::ForceState>,
     dispatch: dispatch::DispatchState,
-    reports: reports::ReportState,
     reactions: reactions::ReactionState,
+}
+
+impl std::ops::Deref for Engine {
+    type Target = Kernel;
+
+    fn deref(&self) -> &Kernel {
+        &self.kernel
+    }
 }
 
 const KEY_CHECK: &str = "key.check";
@@ -273,7 +273,7 @@ impl Engine {
         let store = Arc::new(store);
         let avl = avl::AvlState::start(Arc::clone(&store), Arc::clone(&bus), &config.avl);
         let reports = reports::ReportState::new(&config.reports);
-        let engine = Engine {
+        let kernel = Kernel {
             store,
             bus,
             clock,
@@ -285,11 +285,14 @@ impl Engine {
             admin_writes: tokio::sync::Mutex::new(()),
             jurisdictions: RwLock::default(),
             atlas: RwLock::default(),
+            reports,
+        };
+        let engine = Engine {
+            kernel,
             identity,
             avl,
             forces: RwLock::default(),
             dispatch: dispatch::DispatchState::default(),
-            reports,
             reactions: reactions::ReactionState::default(),
         };
         engine.seed_defaults().await?;
@@ -308,35 +311,6 @@ impl Engine {
         let engine = Arc::new(engine);
         reactions::spawn(&engine);
         Ok(engine)
-    }
-
-    pub fn backend(&self) -> Backend {
-        self.store.backend()
-    }
-
-    pub fn schema_version(&self) -> u32 {
-        self.schema_version
-    }
-
-    pub fn started_at(&self) -> Timestamp {
-        self.started_at
-    }
-
-    /// The bus epoch (see [`bus`]): changes with every start.
-    pub fn epoch(&self) -> &str {
-        &self.epoch
-    }
-
-    pub fn now(&self) -> Timestamp {
-        self.clock.now()
-    }
-
-    pub fn config(&self) -> &EngineConfig {
-        &self.config
-    }
-
-    pub fn bus(&self) -> &Arc<dyn EventBus> {
-        &self.bus
     }
 
     /// Whether the store answers.

@@ -1,30 +1,34 @@
 //! Who reacts to what: the one place where a change in one feature reaches another.
 //!
-//! Features do not call each other. A command stores its change and hands the event to
-//! [`Engine::publish`], which first applies it to the live state of every feature that
-//! keeps a picture of it ([`Engine::apply`], in memory, at once, in publishing order) and
-//! then puts it on the bus. Positions are telemetry, not events: each accepted fix is
-//! applied the same way ([`Engine::apply_position`]). A reaction that is another feature's
-//! *command* (it stores something) runs on the engine's reaction task, a subscriber of the
-//! bus, so that it never runs inside the command that caused it.
+//! Features do not call each other. A command stores its change with its events and hands
+//! each event to [`Engine::publish`], which first applies it to the live state — the
+//! kernel's code tables and every registered feature ([`Engine::features`], each applying
+//! the kinds it follows, see `feature.rs`) — in memory, at once, in publishing order, and
+//! then puts it on the bus. Positions are telemetry: each accepted fix is applied the same
+//! way when it is accepted ([`Engine::apply_position`]), and stored fixes come back as
+//! `FixesAccepted` only from the outbox (another node, a replay). A reaction that is
+//! another feature's *command* (it stores something) runs on the engine's reaction task, a
+//! subscriber of the bus, so that it never runs inside the command that caused it.
 //!
 //! | what happened | who follows | how |
 //! |---|---|---|
+//! | `SignedIn`, `SignedOut`, `SessionsEnded` | identity (open sessions) | applied |
+//! | `CodeCreated`, `CodeUpdated` | the kernel (code tables) | applied |
 //! | `UnitsSaved` | forces (the registry), dispatch (the units it ranks) | applied |
 //! | `BeatsSaved` | forces, dispatch (beat lookup), positions (beat presence) | applied |
-//! | a tracker's position | dispatch (the unit's point in its index) | applied |
+//! | `IncidentChanged`, `UnitStatusChanged` | dispatch (the board, statuses) | applied |
+//! | a tracker's position; `FixesAccepted` | positions (live index), dispatch (the unit's point) | applied |
 //! | `PanicAlarm` (its fix stored) | dispatch: an incident, or a note on the open one | reaction task |
 //!
 //! The reaction task keeps its place in the bus by sequence number: when it falls behind
 //! it resumes from the bus's replay buffer. If even that has moved past it, the alarms
-//! it missed are logged and counted (`reactions_lost`); the outbox (issue 25, next part)
-//! will let it resume from the store instead.
+//! it missed are logged and counted (`reactions_lost`); a follower of the outbox (issue
+//! 27) will let it resume from the store instead.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use fangkong_core::event::Event;
-use fangkong_core::forces::Beat;
 use fangkong_core::time::Timestamp;
 use fangkong_geo::LatLon;
 use tokio::sync::{broadcast, watch};
@@ -52,43 +56,16 @@ impl Engine {
     /// the one way live state changes, the same for this node's commands, another node's
     /// events and a replay of the outbox (see the table above for what each kind touches).
     pub(crate) fn apply(&self, at: Timestamp, event: &Event) {
-        match event {
-            Event::SignedIn(_) | Event::SignedOut { .. } | Event::SessionsEnded { .. } => self.apply_session(event),
-            Event::CodeCreated(entry) | Event::CodeUpdated(entry) => {
-                self.codes.write().expect("codes lock").apply(entry.clone());
-            }
-            Event::IncidentChanged(_) | Event::UnitStatusChanged { .. } => self.apply_dispatch(event),
-            Event::FixesAccepted(fixes) => {
-                for fix in fixes {
-                    self.apply_fix(fix);
-                }
-            }
-            Event::UnitsSaved(units) => {
-                let mut forces = self.forces.write().expect("forces lock");
-                for unit in units {
-                    forces.put_unit(unit.clone());
-                    self.dispatch_unit_saved(unit, at);
-                }
-            }
-            Event::BeatsSaved(beats) => {
-                let all: Vec<Beat> = {
-                    let mut forces = self.forces.write().expect("forces lock");
-                    for beat in beats {
-                        forces.put_beat(beat.clone());
-                    }
-                    forces.beats().cloned().collect()
-                };
-                self.avl.presence.set_beats(&all);
-                self.dispatch_beats(&all);
-            }
-            _ => {}
+        self.kernel.apply(event);
+        for feature in self.features() {
+            feature.apply(at, event);
         }
     }
 
     /// Applies an accepted fix to the features that follow positions.
     pub(crate) fn apply_position(&self, live: &LivePosition) {
-        if let Some(unit) = &live.unit {
-            self.dispatch_position(unit, live.fix.point, live.fix.fixed_at);
+        for feature in self.features() {
+            feature.apply_position(live);
         }
     }
 

@@ -4,7 +4,7 @@
 //! Only units that can be sent now (available or returning) and whose position is known
 //! sit in the point grids; the search skips those whose last fix has gone stale.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use fangkong_core::dispatch::{Incident, Mobility, Recommendation, TravelModel, UnitState, UnitStatus};
 use fangkong_core::forces::{Beat, Unit};
@@ -101,6 +101,8 @@ pub(crate) struct LiveUnits {
     by_capability: HashMap<String, PointGrid<Hot>>,
     /// Capabilities by bit (the first 64 seen; others are still searched by their grid).
     capability_bits: HashMap<String, u32>,
+    /// Every beat, as saved, and their lookup.
+    beat_records: BTreeMap<String, Beat>,
     beats: BeatIndex,
 }
 
@@ -112,6 +114,7 @@ impl Default for LiveUnits {
             all: PointGrid::new(ALL_CELL_DEG),
             by_capability: HashMap::new(),
             capability_bits: HashMap::new(),
+            beat_records: BTreeMap::new(),
             beats: BeatIndex::default(),
         }
     }
@@ -149,8 +152,13 @@ impl LiveUnits {
         self.units.iter()
     }
 
-    pub fn set_beats(&mut self, beats: &[Beat]) {
-        self.beats = BeatIndex::new(beats);
+    /// Takes in beats saved (new or changed), and indexes them with the others.
+    pub fn put_beats(&mut self, saved: &[Beat]) {
+        for beat in saved {
+            self.beat_records.insert(beat.code.clone(), beat.clone());
+        }
+        let all: Vec<Beat> = self.beat_records.values().cloned().collect();
+        self.beats = BeatIndex::new(&all);
         for i in 0..self.units.len() as u32 {
             self.refresh(i);
         }

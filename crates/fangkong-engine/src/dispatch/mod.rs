@@ -36,6 +36,8 @@ use tokio::sync::{Mutex, MutexGuard};
 
 pub(crate) use live::{Board, LiveUnits};
 
+use crate::avl::LivePosition;
+use crate::feature::Feature;
 use crate::{Caller, Engine, EngineError, crypto};
 
 /// How dispatch runs; every figure is a setting.
@@ -235,26 +237,11 @@ impl Engine {
         for unit in units {
             live.put_unit(unit, now);
         }
-        live.set_beats(&beats);
+        live.put_beats(&beats);
         for state in states {
             live.set_state(state);
         }
         Ok(())
-    }
-
-    /// Takes in a unit saved to the registry (forces).
-    pub(crate) fn dispatch_unit_saved(&self, unit: &Unit, at: Timestamp) {
-        self.dispatch.units.write().expect("units lock").put_unit(unit.clone(), at);
-    }
-
-    /// Takes in the beats (all of them) after some were saved.
-    pub(crate) fn dispatch_beats(&self, beats: &[fangkong_core::forces::Beat]) {
-        self.dispatch.units.write().expect("units lock").set_beats(beats);
-    }
-
-    /// Takes in a unit's newest position (from the AVL pipeline).
-    pub(crate) fn dispatch_position(&self, unit: &str, point: LatLon, fixed_at: Timestamp) {
-        self.dispatch.units.write().expect("units lock").set_position(unit, point, fixed_at);
     }
 
     async fn lock(&self, keys: &[Key<'_>]) -> Vec<MutexGuard<'_, ()>> {
@@ -336,21 +323,45 @@ impl Engine {
         });
         incidents.chain(states).collect()
     }
+}
 
-    /// Dispatch's live picture as the events say: the board and the units' statuses.
-    pub(crate) fn apply_dispatch(&self, event: &Event) {
+/// Dispatch's live picture as the events say: the board, the units it ranks with their
+/// statuses and points, the beats.
+impl Feature for DispatchState {
+    fn apply(&self, at: Timestamp, event: &Event) {
         match event {
-            Event::IncidentChanged(incident) => {
-                self.dispatch.board.write().expect("board lock").put(Incident::clone(incident));
-            }
+            Event::IncidentChanged(incident) => self.board.write().expect("board lock").put(Incident::clone(incident)),
             Event::UnitStatusChanged { state, .. } => {
-                self.dispatch.board.write().expect("board lock").alerted.retain(|(unit, _)| unit != &state.unit);
-                self.dispatch.units.write().expect("units lock").set_state(state.clone());
+                self.board.write().expect("board lock").alerted.retain(|(unit, _)| unit != &state.unit);
+                self.units.write().expect("units lock").set_state(state.clone());
+            }
+            Event::UnitsSaved(units) => {
+                let mut live = self.units.write().expect("units lock");
+                for unit in units {
+                    live.put_unit(unit.clone(), at);
+                }
+            }
+            Event::BeatsSaved(beats) => self.units.write().expect("units lock").put_beats(beats),
+            Event::FixesAccepted(fixes) => {
+                let mut live = self.units.write().expect("units lock");
+                for accepted in fixes {
+                    if let Some(unit) = &accepted.unit {
+                        live.set_position(unit, accepted.fix.point, accepted.fix.fixed_at);
+                    }
+                }
             }
             _ => {}
         }
     }
 
+    fn apply_position(&self, live: &LivePosition) {
+        if let Some(unit) = &live.unit {
+            self.units.write().expect("units lock").set_position(unit, live.fix.point, live.fix.fixed_at);
+        }
+    }
+}
+
+impl Engine {
     fn timeline(
         &self,
         caller: &Caller,

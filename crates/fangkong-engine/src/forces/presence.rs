@@ -15,7 +15,7 @@
 //! only ever adds minutes). A beat drawn anew counts from then on; the last fix a device
 //! sent before a restart is not counted.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 use fangkong_core::forces::{Beat, FIX_HOLD_MS};
@@ -101,13 +101,21 @@ type Marks = HashMap<(String, String, i64), u64>;
 /// The beats' lookup and the marks waiting for the store.
 #[derive(Debug, Default)]
 pub(crate) struct PresenceState {
+    /// Every beat, as saved (the index is rebuilt from them when some change).
+    beats: Mutex<BTreeMap<String, Beat>>,
     index: RwLock<Arc<BeatIndex>>,
     marks: Mutex<Marks>,
 }
 
 impl PresenceState {
-    pub(crate) fn set_beats(&self, beats: &[Beat]) {
-        *self.index.write().expect("presence index lock") = Arc::new(BeatIndex::new(beats));
+    /// Takes in beats saved (new or changed), and indexes them with the others.
+    pub(crate) fn put_beats(&self, saved: &[Beat]) {
+        let mut beats = self.beats.lock().expect("presence beats lock");
+        for beat in saved {
+            beats.insert(beat.code.clone(), beat.clone());
+        }
+        let all: Vec<Beat> = beats.values().cloned().collect();
+        *self.index.write().expect("presence index lock") = Arc::new(BeatIndex::new(&all));
     }
 
     /// Marks where a fix of `unit` at `point`, taken at `from`, held it until `until`.

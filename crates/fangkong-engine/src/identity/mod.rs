@@ -22,6 +22,7 @@ pub use login::{Authenticated, LoginSuccess, TotpSetup};
 pub use users::UserChange;
 
 use crate::crypto::{self, PasswordCost};
+use crate::feature::Feature;
 use crate::{Engine, EngineError};
 
 /// Failed-login counters kept for usernames that do not exist, so that they lock exactly
@@ -101,22 +102,25 @@ impl IdentityState {
     }
 }
 
-impl Engine {
-    /// Sessions as the events say: opened, signed out, all of a user's ended.
-    pub(crate) fn apply_session(&self, event: &Event) {
+/// Sessions as the events say: opened, signed out, all of a user's ended. (Accounts and
+/// devices hold secrets no event carries: their commands install the row they stored.)
+impl Feature for IdentityState {
+    fn apply(&self, _at: Timestamp, event: &Event) {
         match event {
             Event::SignedIn(session) => {
                 let live = LiveSession { stored_last_used: session.last_used_at, session: session.clone() };
-                self.identity.sessions.write().expect("sessions lock").insert(session.token_hash, live);
+                self.sessions.write().expect("sessions lock").insert(session.token_hash, live);
             }
             Event::SignedOut { token_hash, .. } => {
-                self.identity.sessions.write().expect("sessions lock").remove(token_hash);
+                self.sessions.write().expect("sessions lock").remove(token_hash);
             }
-            Event::SessionsEnded { user_id } => self.identity.drop_sessions_of(*user_id),
+            Event::SessionsEnded { user_id } => self.drop_sessions_of(*user_id),
             _ => {}
         }
     }
+}
 
+impl Engine {
     pub(crate) async fn load_identity(&self) -> Result<(), EngineError> {
         let users = self.store.list_users().await?;
         // Sessions older than the absolute lifetime can never be used again.
