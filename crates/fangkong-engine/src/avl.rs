@@ -133,7 +133,9 @@ struct Alarm {
 const SHARDS: usize = 64;
 
 pub(crate) struct AvlState {
-    shards: Vec<Mutex<HashMap<i64, LivePosition>>>,
+    /// Each tracker's newest fix, shared with the history queue and the feed (one
+    /// allocation a fix, never a copy on the ingest path).
+    shards: Vec<Mutex<HashMap<i64, Arc<LivePosition>>>>,
     /// Minutes units spent in beats, marked as fixes arrive (for the coverage report).
     pub(crate) presence: Arc<PresenceState>,
     history: RwLock<Option<mpsc::Sender<HistoryItem>>>,
@@ -172,7 +174,7 @@ impl AvlState {
         }
     }
 
-    fn shard(&self, device_id: i64) -> &Mutex<HashMap<i64, LivePosition>> {
+    fn shard(&self, device_id: i64) -> &Mutex<HashMap<i64, Arc<LivePosition>>> {
         &self.shards[device_id.rem_euclid(SHARDS as i64) as usize]
     }
 
@@ -209,7 +211,7 @@ impl Feature for AvlState {
                         chain: accepted.chain.clone(),
                         h3: accepted.h3,
                     };
-                    shard.insert(accepted.device_id, live);
+                    shard.insert(accepted.device_id, Arc::new(live));
                 }
             }
             Event::BeatsSaved(beats) => self.presence.put_beats(beats),
@@ -249,6 +251,9 @@ async fn write_history(
         // whole history is in the positions table). A batch of a busy minute holds many
         // fixes of each tracker; the event stays as small as the fleet.
         let mut newest: HashMap<i64, Arc<LivePosition>> = HashMap::new();
+        // Fixes superseded in the batch, usually the last holders of their positions: freed
+        // while the store writes the batch, not before it.
+        let mut spent = Vec::new();
         let mut at = Timestamp::from_millis(0);
         for item in items.drain(..) {
             match item {
@@ -261,7 +266,9 @@ async fn write_history(
                         h3: live.h3,
                         fix: live.fix.clone(),
                     });
-                    newest.insert(live.device_id, live);
+                    if let Some(superseded) = newest.insert(live.device_id, live) {
+                        spent.push(superseded);
+                    }
                 }
                 HistoryItem::Rejected(fix) => rejected.push(fix),
             }
@@ -291,8 +298,15 @@ async fn write_history(
             outbox.push(*received_at, &alarm.event);
         }
         let mut pause = Duration::from_millis(100);
+        let mut spent = Some(spent);
         loop {
-            match store.write_positions(accepted.clone(), rejected.clone(), outbox.clone()).await {
+            let write = store.write_positions(accepted.clone(), rejected.clone(), outbox.clone());
+            let written = match spent.take() {
+                // The write is handed to the store on its first poll; the frees run meanwhile.
+                Some(spent) => tokio::join!(write, async move { drop(spent) }).0,
+                None => write.await,
+            };
+            match written {
                 Ok(stored) => {
                     counters.stored.fetch_add(stored, Ordering::Relaxed);
                     // Announced only now that the fixes are durable: a subscriber never hears
@@ -397,7 +411,7 @@ impl Engine {
                 chain,
                 h3,
             });
-            let previous = shard.insert(device_id, LivePosition::clone(&live));
+            let previous = shard.insert(device_id, Arc::clone(&live));
             let (alarm, published) = match live.fix.is_panic() {
                 true => {
                     let (tell, published) = oneshot::channel();
@@ -468,7 +482,7 @@ impl Engine {
                     .values()
                     .filter(|live| caller.actor.check_in(Action::ReadPositions, &live.chain).is_ok())
                     .filter(|live| within.as_ref().is_none_or(|scope| scope.covers(&live.chain)))
-                    .cloned(),
+                    .map(|live| LivePosition::clone(live)),
             );
         }
         positions.sort_by_key(|live| live.device_id);
@@ -480,14 +494,16 @@ impl Engine {
         self.avl
             .shards
             .iter()
-            .flat_map(|shard| shard.lock().expect("live shard").values().cloned().collect::<Vec<_>>())
+            .flat_map(|shard| {
+                shard.lock().expect("live shard").values().map(|live| LivePosition::clone(live)).collect::<Vec<_>>()
+            })
             .collect()
     }
 
     /// A tracker's latest position, if the caller may see it.
     pub fn live_position_of(&self, caller: &Caller, unique_id: &str) -> Option<LivePosition> {
         let device_id = self.identity.devices.read().expect("devices lock").get(unique_id)?.id;
-        let live = self.avl.shard(device_id).lock().expect("live shard").get(&device_id).cloned()?;
+        let live = LivePosition::clone(self.avl.shard(device_id).lock().expect("live shard").get(&device_id)?);
         caller.actor.check_in(Action::ReadPositions, &live.chain).is_ok().then_some(live)
     }
 

@@ -9,10 +9,10 @@ use crate::outbox::{Audited, Outbox};
 use fangkong_core::dispatch::{
     AreaClass, Assignment, Incident, IncidentStatus, TimelineEntry, TimelineKind, UnitState, UnitStatus,
 };
-use fangkong_core::event::Event;
 use fangkong_core::jurisdiction::{Chain, JurisdictionKind};
 use fangkong_core::time::Timestamp;
 use fangkong_geo::LatLon;
+use fangkong_wire::NewIncidentEvent;
 
 use crate::{Store, StoreError};
 
@@ -32,9 +32,10 @@ pub struct NewIncident {
 }
 
 /// How a new incident is announced in the outbox: `incident.changed` with the id the
-/// store gave it (the engine publishes the same event once the insert has committed).
-pub(crate) fn announce_new(incident: &Incident, id: i64) -> Outbox {
-    Outbox::new(incident.updated_at, [&Event::IncidentChanged(Box::new(Incident { id, ..incident.clone() }))])
+/// store gave it (the engine publishes the same event once the insert has committed),
+/// encoded before the write and given its id in it.
+pub(crate) fn announce_new(incident: &Incident, event: &NewIncidentEvent, id: i64) -> Outbox {
+    Outbox::encoded(incident.updated_at, "incident.changed", event.with_id(id))
 }
 
 /// What became of an insert.
@@ -272,7 +273,8 @@ impl Store {
     /// Stores a new incident with its first timeline entries, or — when its creator used
     /// the idempotency key before — stores nothing and says which incident the key made.
     pub async fn insert_incident(&self, new: NewIncident) -> Result<Inserted, StoreError> {
-        dispatch!(self.insert_incident(new))
+        let announced = NewIncidentEvent::new(&new.incident);
+        dispatch!(self.insert_incident(new, announced))
     }
 
     /// Writes what a dispatch command changed, in one transaction.

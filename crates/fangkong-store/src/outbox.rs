@@ -55,6 +55,12 @@ impl Outbox {
         outbox
     }
 
+    /// One event already in its serialised form.
+    pub(crate) fn encoded(at: Timestamp, kind: &'static str, body: Vec<u8>) -> Outbox {
+        let body = String::from_utf8(body).expect("the wire form is JSON, hence UTF-8");
+        Outbox { rows: vec![OutboxRow { at: at.as_millis(), kind, body }], of_new_rows: None }
+    }
+
     pub fn push(&mut self, at: Timestamp, event: &Event) {
         let body = String::from_utf8(fangkong_wire::encode(event)).expect("the wire form is JSON, hence UTF-8");
         self.rows.push(OutboxRow { at: at.as_millis(), kind: event.name(), body });

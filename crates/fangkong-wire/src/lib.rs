@@ -46,11 +46,47 @@ pub enum WireError {
 
 /// The event in its serialised form (UTF-8 JSON).
 pub fn encode(event: &Event) -> Vec<u8> {
-    let mut value = serde_json::to_value(WireEvent::from(event)).expect("wire events always serialise");
-    if let serde_json::Value::Object(fields) = &mut value {
-        fields.insert("v".into(), VERSION.into());
+    // Written straight from the wire types (no intermediate JSON value), with the version
+    // put first: the event is an object (internally tagged), so its text starts with `{`.
+    let body = serde_json::to_vec(&WireEvent::from(event)).expect("wire events always serialise");
+    let version = format!("{{\"v\":{VERSION},");
+    let mut bytes = Vec::with_capacity(body.len() + version.len());
+    bytes.extend_from_slice(version.as_bytes());
+    bytes.extend_from_slice(&body[1..]);
+    bytes
+}
+
+/// A new incident's `incident.changed` event, encoded before the store gives the incident
+/// its id: the id is written in last ([`NewIncidentEvent::with_id`]), so the encoding is
+/// done by the caller and not on a single database writer's path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewIncidentEvent {
+    /// Everything before the id's digits, and everything after them.
+    head: Vec<u8>,
+    tail: Vec<u8>,
+}
+
+impl NewIncidentEvent {
+    pub fn new(incident: &Incident) -> NewIncidentEvent {
+        let bytes = encode(&Event::IncidentChanged(Box::new(Incident { id: 0, ..incident.clone() })));
+        // The wire types serialise in their declared order: the version, the kind, then the
+        // incident, whose first field is its id.
+        let head = format!("{{\"v\":{VERSION},\"event\":\"incident.changed\",\"incident\":{{\"id\":");
+        assert!(bytes.starts_with(head.as_bytes()), "the incident's id leads its wire form");
+        let digits = head.len();
+        assert_eq!(bytes[digits], b'0', "encoded with id 0");
+        NewIncidentEvent { head: bytes[..digits].to_vec(), tail: bytes[digits + 1..].to_vec() }
     }
-    serde_json::to_vec(&value).expect("a JSON value always serialises")
+
+    /// The event's serialised form with the incident's id.
+    pub fn with_id(&self, id: i64) -> Vec<u8> {
+        let id = id.to_string();
+        let mut bytes = Vec::with_capacity(self.head.len() + id.len() + self.tail.len());
+        bytes.extend_from_slice(&self.head);
+        bytes.extend_from_slice(id.as_bytes());
+        bytes.extend_from_slice(&self.tail);
+        bytes
+    }
 }
 
 /// An event from its serialised form, of this version or an older one.

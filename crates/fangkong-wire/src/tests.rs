@@ -282,6 +282,17 @@ fn a_newer_version_or_a_foreign_object_is_refused_never_misread() {
 }
 
 proptest! {
+    /// A new incident encoded before its id is known reads back as the incident with it.
+    #[test]
+    fn a_new_incident_gets_its_id_written_in(
+        description in any::<String>(),
+        id in 1i64..i64::MAX,
+    ) {
+        let new = incident(&description, Some("*******5678".into()));
+        let bytes = NewIncidentEvent::new(&new).with_id(id);
+        prop_assert_eq!(decode(&bytes), Ok(Event::IncidentChanged(Box::new(Incident { id, ..new }))));
+    }
+
     /// Whatever people typed (any text, any phone mask), an incident comes back whole.
     #[test]
     fn any_incident_comes_back_whole(

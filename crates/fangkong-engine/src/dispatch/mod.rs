@@ -145,6 +145,10 @@ pub struct NewIncident {
     pub caller_phone: Option<String>,
     /// Makes a retried request return the first incident instead of a second one.
     pub idempotency_key: Option<String>,
+    /// Rank the free units for the new incident and return them with it (a call-taker's
+    /// screen shows them at once). Off for callers that do not show them (a panic alarm's
+    /// reaction, the simulator), which would pay for a ranking nobody reads.
+    pub recommend: bool,
 }
 
 /// What creating an incident did.
@@ -423,7 +427,7 @@ impl Engine {
         let created_by = caller.actor.name();
         let idempotency = new.idempotency_key.as_ref().map(|key| (key.clone(), self.request_hash(&new)));
         if let Some((key, hash)) = &idempotency
-            && let Some(found) = self.replay(caller, key, hash).await?
+            && let Some(found) = self.replay(caller, key, hash, new.recommend).await?
         {
             return Ok(found);
         }
@@ -494,7 +498,7 @@ impl Engine {
             Inserted::Existing { .. } => {
                 // A concurrent retry with the same key got there first.
                 let (key, hash) = idempotency.expect("only keyed inserts meet an existing key");
-                return self.replay(caller, &key, &hash).await?.ok_or_else(|| {
+                return self.replay(caller, &key, &hash, new.recommend).await?.ok_or_else(|| {
                     EngineError::Store(StoreError::Corrupt("an idempotency key without its incident".into()))
                 });
             }
@@ -502,7 +506,8 @@ impl Engine {
         // The store announced it in the outbox, with its id; the same event goes on the board
         // and the bus.
         self.publish(now, Event::IncidentChanged(Box::new(incident.clone())));
-        let recommendations = self.recommendations_for(caller, &incident, None);
+        let recommendations =
+            if new.recommend { self.recommendations_for(caller, &incident, None) } else { Vec::new() };
         Ok(Created { incident, replayed: false, recommendations })
     }
 
@@ -516,12 +521,19 @@ impl Engine {
         hmac_sha256(&self.config.keys.blind_index(), text.as_bytes())
     }
 
-    async fn replay(&self, caller: &Caller, key: &str, hash: &[u8; 32]) -> Result<Option<Created>, EngineError> {
+    async fn replay(
+        &self,
+        caller: &Caller,
+        key: &str,
+        hash: &[u8; 32],
+        recommend: bool,
+    ) -> Result<Option<Created>, EngineError> {
         match self.store.incident_by_idempotency(&caller.actor.name(), key).await? {
             None => Ok(None),
             Some((id, request_hash)) if request_hash == hash.as_slice() => {
                 let incident = self.load_incident(id).await?;
-                let recommendations = self.recommendations_for(caller, &incident, None);
+                let recommendations =
+                    if recommend { self.recommendations_for(caller, &incident, None) } else { Vec::new() };
                 Ok(Some(Created { incident, replayed: true, recommendations }))
             }
             Some(_) => Err(EngineError::IdempotencyKeyReused { key: key.to_string() }),

@@ -280,6 +280,7 @@ pub async fn create_incident(
         caller_name: body.caller_name,
         caller_phone: body.caller_phone,
         idempotency_key,
+        recommend: true,
     };
     let created = state.engine.create_incident(&session.caller, new).await?;
     let recommendations = created.recommendations.iter().map(recommendation_body).collect();

@@ -7,6 +7,8 @@ use tokio_postgres::Row;
 
 use super::PgStore;
 use super::audit::append_in;
+use fangkong_wire::NewIncidentEvent;
+
 use crate::StoreError;
 use crate::dispatch::{
     AssignmentRow, DispatchChange, INCIDENT_COLUMNS, IncidentRow, Inserted, NewIncident, announce_new, area_class,
@@ -170,7 +172,7 @@ async fn by_key(
 }
 
 impl PgStore {
-    pub async fn insert_incident(&self, new: NewIncident) -> Result<Inserted, StoreError> {
+    pub async fn insert_incident(&self, new: NewIncident, announced: NewIncidentEvent) -> Result<Inserted, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let i = &new.incident;
@@ -251,7 +253,7 @@ impl PgStore {
             Err(error) => return Err(error.into()),
         };
         insert_timeline(&tx, &new.timeline, Some(id)).await?;
-        super::outbox::append_in(&tx, &announce_new(i, id)).await?;
+        super::outbox::append_in(&tx, &announce_new(i, &announced, id)).await?;
         tx.commit().await?;
         Ok(Inserted::New(id))
     }

@@ -6,6 +6,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::SqliteStore;
 use super::audit::append_in;
+use fangkong_wire::NewIncidentEvent;
+
 use crate::StoreError;
 use crate::dispatch::{
     AssignmentRow, DispatchChange, INCIDENT_COLUMNS, IncidentRow, Inserted, NewIncident, announce_new, area_class,
@@ -151,7 +153,7 @@ fn assignments_of(conn: &Connection, ids: &[i64]) -> Result<Vec<(i64, Assignment
 }
 
 impl SqliteStore {
-    pub async fn insert_incident(&self, new: NewIncident) -> Result<Inserted, StoreError> {
+    pub async fn insert_incident(&self, new: NewIncident, announced: NewIncidentEvent) -> Result<Inserted, StoreError> {
         self.write(move |conn| {
             let i = &new.incident;
             let (key, hash) = match &new.idempotency {
@@ -225,7 +227,7 @@ impl SqliteStore {
                     }
                 })?;
             insert_timeline(conn, &new.timeline, Some(id))?;
-            super::outbox::append_in(conn, &announce_new(i, id))?;
+            super::outbox::append_in(conn, &announce_new(i, &announced, id))?;
             Ok(Inserted::New(id))
         })
         .await
