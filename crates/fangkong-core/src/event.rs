@@ -17,7 +17,7 @@ use crate::auth::account::{Device, Session, User};
 use crate::auth::{DeviceKind, Role};
 use crate::avl::AcceptedFix;
 use crate::codes::CodeEntry;
-use crate::dispatch::{Incident, UnitState, UnitStatus};
+use crate::dispatch::{AreaClass, Incident, UnitState, UnitStatus};
 use crate::forces::{Beat, ForceCategory, Shift, Unit};
 use crate::jurisdiction::{Chain, Jurisdiction};
 use crate::time::Timestamp;
@@ -137,6 +137,8 @@ pub enum Event {
     },
     /// An incident was created or changed: its new state (the caller: the masked phone only).
     IncidentChanged(Box<Incident>),
+    /// A node's area class was set (`Some`) or cleared to inherit its parent's (`None`).
+    AreaClassChanged { code: String, class: Option<AreaClass> },
     /// A unit's dispatch status changed.
     UnitStatusChanged { state: UnitState, station: String },
     /// A unit has been in its status longer than the configured limit.
@@ -193,6 +195,7 @@ impl Event {
             Event::MemberChanged { .. } => "member.changed",
             Event::PersonSeen { .. } => "person.seen",
             Event::FixesAccepted(_) => "position.accepted",
+            Event::AreaClassChanged { .. } => "area_class.changed",
         }
     }
 
@@ -220,6 +223,7 @@ impl Event {
             Event::MemberChanged { id, .. } => format!("member/{id}"),
             Event::PersonSeen { record, .. } => format!("registry/{record}"),
             Event::FixesAccepted(fixes) => format!("device/{}", fixes.first().map_or("", |f| f.unique_id.as_str())),
+            Event::AreaClassChanged { code, .. } => format!("jurisdiction/{code}"),
         }
     }
 }

@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 
 use fangkong_core::avl::Fix;
-use fangkong_core::dispatch::{Incident, UnitState};
+use fangkong_core::dispatch::{AreaClass, Incident, UnitState};
 use fangkong_core::forces::{Beat, Unit};
 use fangkong_core::jurisdiction::Chain;
 use fangkong_core::time::Timestamp;
@@ -36,6 +36,8 @@ pub struct LivePicture {
     /// Dispatch's units: the record it ranks, the status and the last known point.
     pub dispatch_units: BTreeMap<String, DispatchUnit>,
     pub open_incidents: BTreeMap<i64, Incident>,
+    /// The area classes set on nodes (the rest inherit).
+    pub area_classes: BTreeMap<String, AreaClass>,
     /// By device id: the tracker, its unit, the fix and where it was placed.
     pub last_fixes: BTreeMap<i64, (String, Option<String>, Fix, Chain)>,
 }
@@ -77,7 +79,8 @@ impl Engine {
             .into_iter()
             .map(|live| (live.device_id, (live.unique_id, live.unit, live.fix, live.chain)))
             .collect();
-        LivePicture { sessions, units, beats, dispatch_units, open_incidents, last_fixes }
+        let area_classes = self.dispatch.area_classes.read().expect("area classes lock").clone();
+        LivePicture { sessions, units, beats, dispatch_units, open_incidents, area_classes, last_fixes }
     }
 }
 

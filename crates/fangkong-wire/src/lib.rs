@@ -162,6 +162,8 @@ enum WireEvent {
     RegistryChanged { entity: String, code: String, community: String, change: String },
     #[serde(rename = "position.accepted")]
     FixesAccepted { fixes: Vec<WireFix> },
+    #[serde(rename = "area_class.changed")]
+    AreaClassChanged { code: String, class: Option<String> },
 }
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -468,6 +470,9 @@ impl From<&Event> for WireEvent {
             Event::SignedOut { user_id, token_hash } => {
                 WireEvent::SignedOut { user_id: *user_id, token_hash: hex::encode(token_hash) }
             }
+            Event::AreaClassChanged { code, class } => {
+                WireEvent::AreaClassChanged { code: code.clone(), class: class.map(|c| c.as_str().to_string()) }
+            }
             Event::FixesAccepted(fixes) => WireEvent::FixesAccepted {
                 fixes: fixes
                     .iter()
@@ -720,6 +725,10 @@ impl TryFrom<WireEvent> for Event {
             WireEvent::SignedOut { user_id, token_hash } => {
                 Event::SignedOut { user_id, token_hash: hash32("token_hash", &token_hash)? }
             }
+            WireEvent::AreaClassChanged { code, class } => Event::AreaClassChanged {
+                code,
+                class: class.map(|c| parsed("class", &c, AreaClass::parse)).transpose()?,
+            },
             WireEvent::FixesAccepted { fixes } => Event::FixesAccepted(
                 fixes
                     .into_iter()

@@ -184,6 +184,7 @@ fn every_kind() -> Vec<Event> {
             community: "440304001001".into(),
             change: "moved_in".into(),
         },
+        Event::AreaClassChanged { code: "440304001".into(), class: Some(AreaClass::Suburban) },
         Event::FixesAccepted(vec![
             AcceptedFix {
                 device_id: 9,
@@ -239,7 +240,8 @@ fn kind_of(event: &Event) -> usize {
         Event::MemberChanged { .. } => 18,
         Event::PersonSeen { .. } => 19,
         Event::RegistryChanged { .. } => 20,
-        Event::FixesAccepted(_) => 21,
+        Event::AreaClassChanged { .. } => 21,
+        Event::FixesAccepted(_) => 22,
     }
 }
 
@@ -248,7 +250,7 @@ fn every_kind_of_event_comes_back_as_it_went() {
     let events = every_kind();
     let mut kinds: Vec<usize> = events.iter().map(kind_of).collect();
     kinds.dedup();
-    assert_eq!(kinds, (0..=21).collect::<Vec<_>>(), "one event of every kind, in order");
+    assert_eq!(kinds, (0..=22).collect::<Vec<_>>(), "one event of every kind, in order");
     for event in events {
         let bytes = encode(&event);
         let text = std::str::from_utf8(&bytes).unwrap();

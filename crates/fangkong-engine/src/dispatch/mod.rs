@@ -31,7 +31,7 @@ use fangkong_core::jurisdiction::{Chain, JurisdictionKind};
 use fangkong_core::keys::hmac_sha256;
 use fangkong_core::time::Timestamp;
 use fangkong_geo::LatLon;
-use fangkong_store::{DispatchChange, Inserted, NewIncident as StoredNewIncident, Outbox, StoreError};
+use fangkong_store::{Audited, DispatchChange, Inserted, NewIncident as StoredNewIncident, Outbox, StoreError};
 use tokio::sync::{Mutex, MutexGuard};
 
 pub(crate) use live::{Board, LiveUnits};
@@ -297,12 +297,10 @@ impl Engine {
             .entry(self.now(), "area_class.set", fangkong_core::audit::Outcome::Allowed)
             .target("jurisdiction", code)
             .detail(class.map_or("inherited", AreaClass::as_str).to_string());
-        self.store.save_area_class(code, class, self.now(), &entry).await?;
-        let mut classes = self.dispatch.area_classes.write().expect("area classes lock");
-        match class {
-            Some(class) => classes.insert(code.to_string(), class),
-            None => classes.remove(code),
-        };
+        let now = self.now();
+        let changed = Event::AreaClassChanged { code: code.to_string(), class };
+        self.store.save_area_class(code, class, now, Audited::new(entry, Outbox::new(now, [&changed]))).await?;
+        self.publish(now, changed);
         Ok(())
     }
 
@@ -346,6 +344,13 @@ impl Feature for DispatchState {
                 }
             }
             Event::BeatsSaved(beats) => self.units.write().expect("units lock").put_beats(beats),
+            Event::AreaClassChanged { code, class } => {
+                let mut classes = self.area_classes.write().expect("area classes lock");
+                match class {
+                    Some(class) => classes.insert(code.clone(), *class),
+                    None => classes.remove(code),
+                };
+            }
             Event::FixesAccepted(fixes) => {
                 let mut live = self.units.write().expect("units lock");
                 for accepted in fixes {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use fangkong_core::auth::account::NewUser;
 use fangkong_core::auth::{DeviceKind, Role};
 use fangkong_core::avl::Fix;
-use fangkong_core::dispatch::{IncidentAction, UnitStatus};
+use fangkong_core::dispatch::{AreaClass, IncidentAction, UnitStatus};
 use fangkong_core::forces::{ForceCategory, PatrolMode, Unit};
 use fangkong_core::jurisdiction::{Jurisdiction, JurisdictionKind};
 use fangkong_geo::{Area, Crs, LatLon};
@@ -97,6 +97,9 @@ async fn a_shift_of_work(engine: &Arc<Engine>, clock: &ManualClock) {
         grids: Vec::new(),
     });
     engine.save_beats(&system(), beats.to_vec()).await.unwrap();
+    engine.set_area_class(&system(), LUOHU, Some(AreaClass::Suburban)).await.unwrap();
+    engine.set_area_class(&system(), FUTIAN, Some(AreaClass::Suburban)).await.unwrap();
+    engine.set_area_class(&system(), FUTIAN, None).await.unwrap();
     let unit = |code: &str, mode, beat: Option<&str>| Unit {
         code: code.into(),
         call_sign: format!("呼号{code}"),
@@ -196,6 +199,7 @@ async fn a_fresh_engine_fed_the_outbox_alone_holds_the_live_picture_of_the_engin
         assert_eq!((picture.units.len(), picture.beats.len(), picture.dispatch_units.len()), (4, 2, 4));
         assert_eq!(picture.open_incidents.len(), 3, "{backend:?}: two calls and the panic; one cancelled");
         assert_eq!(picture.last_fixes.len(), 4);
+        assert_eq!(picture.area_classes.iter().collect::<Vec<_>>(), [(&LUOHU.to_string(), &AreaClass::Suburban)]);
         assert!(picture.last_fixes.values().any(|(_, _, _, chain)| *chain == Default::default()), "one placed nowhere");
         assert_eq!(picture.dispatch_units["CAR1"].1.status, UnitStatus::OnScene);
         assert_eq!(picture.units["FOOT1"].mode, PatrolMode::Bicycle, "the re-saved record");
