@@ -16,8 +16,6 @@ mod audit;
 mod codes;
 mod dispatch;
 mod forces;
-#[allow(unsafe_code)]
-mod gather;
 mod identity;
 mod outbox;
 mod positions;
@@ -221,28 +219,8 @@ impl SqliteStore {
 
 /// Opens a connection with the settings every connection of ours uses.
 fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
-    open_on(path, flags, None)
-}
-
-/// The writer's connection: through the VFS that gathers the WAL's writes during bulk
-/// writes ([`gather`]), or SQLite's default one if that could not be registered.
-fn open_writer_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
-    let vfs = gather::register()
-        .inspect_err(|error| {
-            tracing::warn!(%error, "the WAL-gathering VFS is not available; bulk writes use SQLite's own");
-        })
-        .ok()
-        .map(|()| gather::NAME);
-    open_on(path, flags, vfs)
-}
-
-/// A connection on `vfs` (SQLite's default one if `None`).
-fn open_on(path: &Path, flags: OpenFlags, vfs: Option<&std::ffi::CStr>) -> Result<Connection, StoreError> {
-    let conn = match vfs {
-        Some(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs),
-        None => Connection::open_with_flags(path, flags),
-    }
-    .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA cache_size = -16000;")?;
     Ok(conn)
@@ -325,7 +303,7 @@ impl Writer {
         }
         let read_write =
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = open_writer_connection(path, read_write)?;
+        let conn = open_connection(path, read_write)?;
         // A new database gets PAGE_SIZE pages (an existing one keeps its own: in WAL mode
         // the size is fixed once the file has content).
         conn.execute_batch(&format!("PRAGMA page_size = {PAGE_SIZE};"))?;
@@ -406,13 +384,6 @@ fn run_alone(conn: &Connection, job: Box<dyn Job>, autocheckpoint: i64) {
         job.abort(error.into());
         return;
     }
-    // The WAL is open now (BEGIN IMMEDIATE read the database): its writes are gathered
-    // until the job's end.
-    match gather::gather(conn, true) {
-        Ok(true) => {}
-        Ok(false) => tracing::warn!("the writer's WAL was not found: its writes are not gathered"),
-        Err(error) => tracing::warn!(%error, "could not gather the WAL's writes"),
-    }
     let (ok, completion) = job.run(conn);
     if ok {
         let started = std::time::Instant::now();
@@ -424,21 +395,10 @@ fn run_alone(conn: &Connection, job: Box<dyn Job>, autocheckpoint: i64) {
         if commit.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
-        stop_gathering(conn);
         completion.complete(commit);
     } else {
         let _ = conn.execute_batch("ROLLBACK");
-        stop_gathering(conn);
         completion.complete(Ok(()));
-    }
-}
-
-/// Ends a bulk job's gathering of WAL writes. A commit's sync has written everything out
-/// already; this releases the buffer, and writes out the frames of a transaction rolled
-/// back (worth nothing, but the file then holds what SQLite wrote).
-fn stop_gathering(conn: &Connection) {
-    if let Err(error) = gather::gather(conn, false) {
-        tracing::warn!(%error, "could not write out the gathered WAL");
     }
 }
 
