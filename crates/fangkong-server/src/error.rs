@@ -149,6 +149,8 @@ impl From<StoreError> for ApiError {
             StoreError::Closed => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down; retry")
             }
+            StoreError::Busy => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", error.to_string())
+                .with_header(RETRY_AFTER, 1),
             StoreError::Unavailable(_) => {
                 tracing::error!(%error, "store unavailable");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the database is unavailable")
@@ -298,5 +300,24 @@ pub(crate) fn code_for_status(status: StatusCode) -> Cow<'static, str> {
         StatusCode::SERVICE_UNAVAILABLE => "unavailable".into(),
         StatusCode::INTERNAL_SERVER_ERROR => "internal".into(),
         other => format!("http_{}", other.as_u16()).into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    /// A store whose writer's queue stayed full answers 503 with a retry time, in the one
+    /// error shape.
+    #[tokio::test]
+    async fn a_busy_store_is_a_503_with_retry_after() {
+        let response = ApiError::from(EngineError::Store(StoreError::Busy)).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers().get(RETRY_AFTER).unwrap(), "1");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "overloaded");
     }
 }

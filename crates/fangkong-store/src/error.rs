@@ -31,6 +31,9 @@ pub enum StoreError {
     /// A stored row does not decode into a valid domain value.
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// The writer's queue stayed full for the whole wait: nothing was stored; retry shortly.
+    #[error("the database is busy; nothing was stored, retry shortly")]
+    Busy,
     /// The store was closed (the server is shutting down).
     #[error("the store is closed")]
     Closed,

@@ -34,12 +34,22 @@ use crate::{StoreError, wall_clock_millis};
 
 /// Most writes committed together; bounds the latency one commit adds to the first writer.
 const MAX_GROUP: usize = 512;
+/// Writes that may wait for the writer thread at once; one more waits up to
+/// [`WRITER_QUEUE_WAIT`] for a place and is then refused ([`StoreError::Busy`], `503` on the
+/// API), so memory stays bounded when the disk cannot keep up.
+const WRITER_QUEUE: usize = 16_384;
+const WRITER_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Read-only connections kept open.
 const READERS: usize = 4;
 
 #[derive(Debug)]
 pub struct SqliteStore {
     writer: Mutex<Option<Writer>>,
+    /// Room in the writer's queue: a write takes a place before it is queued and gives it
+    /// back once the writer has run it, so at most [`WRITER_QUEUE`] writes wait.
+    queue: Arc<tokio::sync::Semaphore>,
+    /// How long a write waits for a place before it is refused with [`StoreError::Busy`].
+    queue_wait: std::time::Duration,
     readers: Arc<ReaderPool>,
     /// Checkpoints asked for and done, for [`SqliteStore::checkpoint_settled`].
     checkpoints: Arc<CheckpointCount>,
@@ -55,7 +65,13 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))??;
-        Ok(SqliteStore { readers: Arc::new(ReaderPool::new(path)), writer: Mutex::new(Some(writer)), checkpoints })
+        Ok(SqliteStore {
+            readers: Arc::new(ReaderPool::new(path)),
+            writer: Mutex::new(Some(writer)),
+            queue: Arc::new(tokio::sync::Semaphore::new(WRITER_QUEUE)),
+            queue_wait: WRITER_QUEUE_WAIT,
+            checkpoints,
+        })
     }
 
     /// Waits until no background checkpoint is running (one follows every bulk write; see
@@ -96,8 +112,13 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        let place = match tokio::time::timeout(self.queue_wait, Arc::clone(&self.queue).acquire_owned()).await {
+            Ok(Ok(place)) => place,
+            Ok(Err(_)) => return Err(StoreError::Closed),
+            Err(_) => return Err(StoreError::Busy),
+        };
         let (reply, result) = oneshot::channel();
-        let job = Box::new(WriteJob { operation, reply, alone });
+        let job = Box::new(WriteJob { operation, reply, alone, _place: place });
         {
             let writer = self.writer.lock().expect("writer lock");
             let writer = writer.as_ref().ok_or(StoreError::Closed)?;
@@ -253,6 +274,8 @@ struct WriteJob<F, T> {
     operation: F,
     reply: oneshot::Sender<Result<T, StoreError>>,
     alone: bool,
+    /// Its place in the queue, given back when the job has run (or is aborted).
+    _place: tokio::sync::OwnedSemaphorePermit,
 }
 
 struct Finished<T> {
@@ -714,6 +737,33 @@ fn apply_migration(conn: &Connection, migration: &Migration) -> Result<(), Store
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_that_finds_the_queue_full_for_its_whole_wait_is_refused_as_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&dir.path().join("fk.db")).await.unwrap();
+        store.queue = Arc::new(tokio::sync::Semaphore::new(1));
+        store.queue_wait = std::time::Duration::from_millis(100);
+        let store = Arc::new(store);
+        // One write holds the only place while the writer runs it for 600 ms.
+        let slow = tokio::spawn({
+            let store = Arc::clone(&store);
+            async move {
+                store
+                    .write(|_conn| {
+                        std::thread::sleep(std::time::Duration::from_millis(600));
+                        Ok(1)
+                    })
+                    .await
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let refused = store.write(|_conn| Ok(2)).await;
+        assert!(matches!(refused, Err(StoreError::Busy)), "{refused:?}");
+        assert_eq!(slow.await.unwrap().unwrap(), 1);
+        // The place is given back once the slow write has run.
+        assert_eq!(store.write(|_conn| Ok(3)).await.unwrap(), 3);
+    }
 
     /// A store whose schema is as migration `version` left it, then `sql` run on it.
     async fn store_left_by_migration(path: &Path, version: u32, sql: &'static str) -> SqliteStore {
