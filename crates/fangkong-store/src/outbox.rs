@@ -1,5 +1,8 @@
 //! The outbox: every event, in its one serialised form ([`fangkong_wire`]), stored in the
-//! transaction of the change it announces, numbered in commit order without gaps.
+//! transaction of the change it announces, numbered: on SQLite in commit order without gaps
+//! (one writer); on PostgreSQL by an identity column, increasing in the order writers store
+//! their events, with a gap where a transaction rolled back (a follower waits a moment at a
+//! gap before passing it: the transaction holding that number may not have committed yet).
 //!
 //! A command hands the store its rows, its audit record and its events together
 //! ([`Audited`], or the `outbox` field of the dispatch and position writes); the store

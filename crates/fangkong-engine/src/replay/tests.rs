@@ -206,7 +206,7 @@ async fn a_fresh_engine_fed_the_outbox_alone_holds_the_live_picture_of_the_engin
 
         let store = Store::open(&written.url).await.unwrap();
         let outbox = store.outbox_after(0, 1_000_000).await.unwrap();
-        assert!(outbox.windows(2).all(|w| w[1].seq == w[0].seq + 1), "{backend:?}: numbered without gaps");
+        assert!(outbox.windows(2).all(|w| w[1].seq > w[0].seq), "{backend:?}: numbered in order");
         store.close().await;
 
         let fresh = match backend {

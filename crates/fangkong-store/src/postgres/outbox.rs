@@ -1,5 +1,5 @@
-//! The outbox on PostgreSQL: numbers from `outbox_head`, held by the writing transaction
-//! until it commits, so they are given in commit order and without gaps.
+//! The outbox on PostgreSQL: numbers from an identity column, increasing in the order
+//! writers store their events (see migration 0013 for why not in commit order).
 
 use deadpool_postgres::GenericClient;
 use fangkong_core::time::Timestamp;
@@ -8,33 +8,28 @@ use super::PgStore;
 use crate::StoreError;
 use crate::outbox::{Outbox, OutboxRecord, record};
 
-/// Stores `outbox` after the last event. Call inside a transaction.
+/// Stores `outbox` after the events stored before it. Call inside a transaction.
 pub(crate) async fn append_in(tx: &impl GenericClient, outbox: &Outbox) -> Result<(), StoreError> {
     debug_assert!(!outbox.awaits_ids(), "the events of new rows are made with their ids (`with_ids`)");
     if outbox.rows.is_empty() {
         return Ok(());
     }
-    let count = outbox.rows.len() as i64;
-    let last: i64 =
-        tx.query_one("UPDATE outbox_head SET seq = seq + $1 WHERE id = 1 RETURNING seq", &[&count]).await?.get(0);
-    let first = last - count + 1;
-    let (seqs, ats, kinds, bodies): (Vec<i64>, Vec<i64>, Vec<&str>, Vec<&str>) = outbox.rows.iter().enumerate().fold(
-        Default::default(),
-        |(mut seqs, mut ats, mut kinds, mut bodies), (i, row)| {
-            seqs.push(first + i as i64);
+    let (ats, kinds, bodies): (Vec<i64>, Vec<&str>, Vec<&str>) =
+        outbox.rows.iter().fold(Default::default(), |(mut ats, mut kinds, mut bodies), row| {
             ats.push(row.at);
             kinds.push(row.kind);
             bodies.push(row.body.as_str());
-            (seqs, ats, kinds, bodies)
-        },
-    );
+            (ats, kinds, bodies)
+        });
+    // One statement; the identity column numbers the rows in the arrays' order.
     let insert = tx
         .prepare_cached(
-            "INSERT INTO outbox (seq, at, kind, body)
-             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[]::jsonb[])",
+            "INSERT INTO outbox (at, kind, body)
+             SELECT at, kind, body FROM unnest($1::bigint[], $2::text[], $3::text[]) WITH ORDINALITY
+                 AS e(at, kind, body, n) ORDER BY n",
         )
         .await?;
-    tx.execute(&insert, &[&seqs, &ats, &kinds, &bodies]).await?;
+    tx.execute(&insert, &[&ats, &kinds, &bodies]).await?;
     Ok(())
 }
 
@@ -43,7 +38,7 @@ impl PgStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT seq, at, kind, body::text FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
+                "SELECT seq, at, kind, body FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
                 &[&after, &i64::from(limit)],
             )
             .await?;
@@ -52,7 +47,7 @@ impl PgStore {
 
     pub async fn outbox_head(&self) -> Result<i64, StoreError> {
         let client = self.client().await?;
-        Ok(client.query_one("SELECT seq FROM outbox_head WHERE id = 1", &[]).await?.get(0))
+        Ok(client.query_one("SELECT COALESCE(MAX(seq), 0) FROM outbox", &[]).await?.get(0))
     }
 
     pub async fn purge_outbox(&self, before: Timestamp) -> Result<u64, StoreError> {

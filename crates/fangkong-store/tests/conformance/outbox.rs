@@ -1,5 +1,5 @@
 //! The outbox: a change's events are stored with it, in its transaction, numbered in
-//! commit order without gaps; a refused change stores none.
+//! increasing order; a refused change stores none.
 
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ conformance!(
     a_changes_events_are_stored_with_it_in_order_and_read_back_as_written,
     a_refused_change_stores_none_of_its_events,
     the_events_of_an_insert_name_the_id_the_store_gave,
-    concurrent_writers_get_numbers_in_commit_order_without_gaps,
+    concurrent_writers_each_store_their_events_once_numbered_in_order,
     old_events_are_purged_and_numbers_are_never_given_twice,
 );
 
@@ -121,7 +121,7 @@ async fn the_events_of_an_insert_name_the_id_the_store_gave(db: &TestDb) {
     assert!(matches!(stored[0].event, Event::MemberChanged { id: named, .. } if named == id));
 }
 
-async fn concurrent_writers_get_numbers_in_commit_order_without_gaps(db: &TestDb) {
+async fn concurrent_writers_each_store_their_events_once_numbered_in_order(db: &TestDb) {
     station(db).await;
     let writers: Vec<_> = (0..24)
         .map(|n| {
@@ -149,8 +149,6 @@ async fn concurrent_writers_get_numbers_in_commit_order_without_gaps(db: &TestDb
     codes.sort();
     codes.dedup();
     assert_eq!(codes.len(), 24, "every writer's event once");
-    // Commit order: the audit chain (numbered under the same serialisation) agrees with
-    // the outbox on which write came when.
     let audit = db.store.audit_page(0, 100).await.unwrap();
     assert_eq!(audit.iter().filter(|r| r.entry.action == "unit.save").count(), 24);
 }
