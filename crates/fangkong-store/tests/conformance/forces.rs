@@ -3,12 +3,11 @@
 use fangkong_core::audit::{AuditEntry, Outcome};
 use fangkong_core::auth::Actor;
 use fangkong_core::forces::{Beat, ForceCategory, PatrolMode, Shift, Unit};
-use fangkong_core::jurisdiction::{Jurisdiction, JurisdictionKind};
 use fangkong_core::time::Timestamp;
 use fangkong_geo::Area;
 use fangkong_store::{SealedMember, StoreError};
 
-use crate::support::TestDb;
+use crate::support::{TestDb, station};
 
 conformance!(
     beats_and_units_round_trip_and_update_in_place,
@@ -53,22 +52,6 @@ const T0: Timestamp = Timestamp::from_millis(1_764_288_000_000);
 
 fn entry(action: &str) -> AuditEntry {
     AuditEntry::new(T0, &Actor::System { name: "test".into() }, action, Outcome::Allowed)
-}
-
-async fn station(db: &TestDb) {
-    let node = |code: &str, kind, parent: Option<&str>| Jurisdiction {
-        code: code.into(),
-        kind,
-        parent: parent.map(Into::into),
-        name_zh: code.into(),
-        name_en: None,
-    };
-    let nodes = [
-        node("440300", JurisdictionKind::City, None),
-        node("440304", JurisdictionKind::District, Some("440300")),
-        node("440304501", JurisdictionKind::PoliceStation, Some("440304")),
-    ];
-    db.store.insert_jurisdictions(&nodes, T0, &entry("jurisdiction.import")).await.unwrap();
 }
 
 fn beat(code: &str, x: f64) -> Beat {

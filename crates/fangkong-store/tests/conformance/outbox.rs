@@ -7,11 +7,10 @@ use fangkong_core::audit::{AuditEntry, Outcome};
 use fangkong_core::auth::Actor;
 use fangkong_core::event::Event;
 use fangkong_core::forces::{ForceCategory, PatrolMode, Unit};
-use fangkong_core::jurisdiction::{Jurisdiction, JurisdictionKind};
 use fangkong_core::time::Timestamp;
 use fangkong_store::{Audited, Backend, Outbox, StoreError};
 
-use crate::support::TestDb;
+use crate::support::{TestDb, station};
 
 conformance!(
     a_changes_events_are_stored_with_it_in_order_and_read_back_as_written,
@@ -38,22 +37,6 @@ fn unit(code: &str) -> Unit {
         beat: None,
         capabilities: Vec::new(),
     }
-}
-
-async fn station(db: &TestDb) {
-    let node = |code: &str, kind, parent: Option<&str>| Jurisdiction {
-        code: code.into(),
-        kind,
-        parent: parent.map(Into::into),
-        name_zh: code.into(),
-        name_en: None,
-    };
-    let nodes = [
-        node("440300", JurisdictionKind::City, None),
-        node("440304", JurisdictionKind::District, Some("440300")),
-        node("440304501", JurisdictionKind::PoliceStation, Some("440304")),
-    ];
-    db.store.insert_jurisdictions(&nodes, T0, &entry("jurisdiction.import")).await.unwrap();
 }
 
 /// Saves units with their `unit.saved` event.

@@ -3,6 +3,10 @@
 
 use std::sync::Arc;
 
+use fangkong_core::audit::{AuditEntry, Outcome};
+use fangkong_core::auth::Actor;
+use fangkong_core::jurisdiction::{Jurisdiction, JurisdictionKind};
+use fangkong_core::time::Timestamp;
 use fangkong_store::testing::TestDatabase;
 use fangkong_store::{Backend, Store};
 
@@ -45,4 +49,28 @@ impl TestDb {
     pub async fn try_execute_raw(&self, sql: &str) -> Result<(), String> {
         self.database.try_execute_raw(sql).await
     }
+}
+
+/// The city, a district and its police station `440304501`, for records kept at a station
+/// (beats, units, members).
+pub async fn station(db: &TestDb) {
+    let node = |code: &str, kind, parent: Option<&str>| Jurisdiction {
+        code: code.into(),
+        kind,
+        parent: parent.map(Into::into),
+        name_zh: code.into(),
+        name_en: None,
+    };
+    let nodes = [
+        node("440300", JurisdictionKind::City, None),
+        node("440304", JurisdictionKind::District, Some("440300")),
+        node("440304501", JurisdictionKind::PoliceStation, Some("440304")),
+    ];
+    let entry = AuditEntry::new(
+        Timestamp::from_millis(1_764_288_000_000),
+        &Actor::System { name: "test".into() },
+        "jurisdiction.import",
+        Outcome::Allowed,
+    );
+    db.store.insert_jurisdictions(&nodes, entry.at, &entry).await.unwrap();
 }
